@@ -1,0 +1,608 @@
+#!/usr/bin/env bash
+# Run a real single-node Apache Kafka 4.x broker (KRaft, combined broker+controller)
+# from Maven Central artifacts, with the machine's Java 17+. No Docker, no tarballs.
+#
+#   scripts/kafka.sh fetch            resolve the jars into the cache (once; later runs are instant)
+#   scripts/kafka.sh start            format storage once, start in the background, wait until ready
+#   scripts/kafka.sh stop             SIGTERM, wait up to 30s, then SIGKILL
+#   scripts/kafka.sh status           exit 0 if running and answering, 1 if not
+#   scripts/kafka.sh reset            stop and delete the state dir (fresh cluster next start)
+#   scripts/kafka.sh logs [-f]        last lines of the broker log (-f to follow)
+#   scripts/kafka.sh tool CLASS ARGS  run a Kafka CLI main class on the same classpath, e.g.
+#       scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+#   scripts/kafka.sh env              print the effective settings
+#
+# Env knobs:
+#   KAFKA_VERSION          (default 4.4.0)   org.apache.kafka:kafka_2.13 version
+#   KAFKA_TOOLS_VERSION    (default = KAFKA_VERSION, falling back to 4.3.1 / 4.2.0 when that
+#                           kafka-tools release is not on Maven Central; CLI tools only, not the broker)
+#   KAFKA_PORT             (default 9092)    PLAINTEXT listener on 127.0.0.1
+#   KAFKA_CONTROLLER_PORT  (default KAFKA_PORT+1, i.e. 9093)
+#   KAFKA_HEAP_OPTS        (default "-Xmx1g -Xms512m")
+#   KAFKA_OPTS             extra JVM options for the broker
+#   KAFKA_START_TIMEOUT    (default 90)      seconds to wait for readiness
+#   HOOKLINE_CACHE_DIR     (default <repo>/.cache)
+#   KAFKA_STATE_DIR        (default $HOOKLINE_CACHE_DIR/kafka-state/<port>)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
+
+KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+KAFKA_TOOLS_VERSION="${KAFKA_TOOLS_VERSION:-}"
+LOG4J_VERSION="${KAFKA_LOG4J_VERSION:-2.24.3}"
+DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms512m}"
+KAFKA_OPTS="${KAFKA_OPTS:-}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+HOST=127.0.0.1
+
+CACHE_DIR="${HOOKLINE_CACHE_DIR:-$REPO_DIR/.cache}"
+M2_DIR="$CACHE_DIR/m2"
+VERSION_DIR="$CACHE_DIR/kafka/$KAFKA_VERSION"
+LIBS_DIR="$VERSION_DIR/libs"
+FETCH_MARKER="$VERSION_DIR/.fetched"
+STATE_DIR="${KAFKA_STATE_DIR:-$CACHE_DIR/kafka-state/$KAFKA_PORT}"
+DATA_DIR="$STATE_DIR/data"
+LOG_DIR="$STATE_DIR/logs"
+CONF_DIR="$STATE_DIR/config"
+PID_FILE="$STATE_DIR/kafka.pid"
+SERVER_LOG="$LOG_DIR/server.log"
+CONSOLE_LOG="$LOG_DIR/kafka.out"
+
+BROKER_MAIN=kafka.Kafka
+STORAGE_MAIN=kafka.tools.StorageTool
+PROBE_MAIN=HooklineKafkaProbe
+
+say() { echo "kafka: $*" >&2; }
+die() { echo "kafka: error: $*" >&2; exit 1; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found on PATH (Kafka 4.x needs Java 17+)"
+  local major
+  major="$(java -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')"
+  [[ -n "$major" && "$major" -ge 17 ]] || die "Kafka 4.x broker needs Java 17+, found: $(java -version 2>&1 | head -n1)"
+}
+
+# Serialise concurrent invocations on one lock file (fetch per cache, start/stop per state dir).
+with_lock() {
+  local lockfile="$1"; shift
+  mkdir -p "$(dirname "$lockfile")"
+  if command -v flock >/dev/null 2>&1; then
+    local fd
+    exec {fd}>"$lockfile"
+    flock "$fd"
+    "$@"
+    local rc=$?
+    exec {fd}>&-
+    return $rc
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# fetch
+# ---------------------------------------------------------------------------------------------
+write_pom() {
+  local pom="$1" tools_version="$2"
+  local tools_dep=""
+  if [[ -n "$tools_version" ]]; then
+    tools_dep="<dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$tools_version</version></dependency>"
+  fi
+  # kafka_2.13 is declared first so that, at equal depth, its versions of the shared
+  # org.apache.kafka modules (server, metadata, raft, clients, ...) win over kafka-tools' ones.
+  cat >"$pom" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>hookline.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-server</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-storage</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
+    $tools_dep
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>$3</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+}
+
+# mvn copy-dependencies of the generated pom into $out. Args: tools_version slf4j_binding out
+mvn_copy() {
+  local tools_version="$1" binding="$2" out="$3" work
+  work="$(mktemp -d "$VERSION_DIR/.pom.XXXXXX")"
+  write_pom "$work/pom.xml" "$tools_version" "$binding"
+  local rc=0
+  (cd "$work" && mvn -q -B -f pom.xml -Dmaven.repo.local="$M2_DIR" \
+      "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$out") \
+      >"$VERSION_DIR/mvn.log" 2>&1 || rc=$?
+  rm -rf "$work"
+  return $rc
+}
+
+do_fetch() {
+  if [[ -f "$FETCH_MARKER" && -d "$LIBS_DIR" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch Kafka from Maven Central)"
+  mkdir -p "$VERSION_DIR" "$M2_DIR"
+  say "fetching $KAFKA_VERSION (org.apache.kafka:kafka_2.13 + runtime deps, log4j2) into $LIBS_DIR ..."
+  local t0=$SECONDS tmp candidates=() tv used_tools="" ok=0 binding=log4j-slf4j-impl
+  if [[ -n "$KAFKA_TOOLS_VERSION" ]]; then
+    candidates=("$KAFKA_TOOLS_VERSION")
+  else
+    candidates=("$KAFKA_VERSION")
+    for tv in 4.3.1 4.2.0; do
+      if [[ "$tv" != "$KAFKA_VERSION" ]]; then candidates+=("$tv"); fi
+    done
+  fi
+  candidates+=("")   # last resort: broker only, without the CLI tools
+  tmp="$VERSION_DIR/libs.tmp"
+  for tv in "${candidates[@]}"; do
+    rm -rf "$tmp"
+    if mvn_copy "$tv" "$binding" "$tmp"; then
+      used_tools="$tv"; ok=1; break
+    fi
+    if grep -q "org.apache.kafka:kafka-tools:jar:$tv" "$VERSION_DIR/mvn.log" 2>/dev/null && [[ -n "$tv" ]]; then
+      say "note: org.apache.kafka:kafka-tools:$tv is not on Maven Central, trying an older kafka-tools for the CLI classes"
+      continue
+    fi
+    # Any other failure (network, missing broker artifact) is fatal.
+    tail -n 30 "$VERSION_DIR/mvn.log" >&2 || true
+    die "maven could not resolve Kafka $KAFKA_VERSION (full log: $VERSION_DIR/mvn.log)"
+  done
+  [[ $ok == 1 ]] || { tail -n 30 "$VERSION_DIR/mvn.log" >&2; die "maven could not resolve Kafka $KAFKA_VERSION"; }
+
+  # Kafka 4.x still uses slf4j-api 1.7 (binding: log4j-slf4j-impl). If a future release moves to
+  # slf4j 2.x the binding must be log4j-slf4j2-impl instead: redo the copy with that one.
+  if compgen -G "$tmp/slf4j-api-2.*.jar" >/dev/null; then
+    binding=log4j-slf4j2-impl
+    rm -rf "$tmp"
+    mvn_copy "$used_tools" "$binding" "$tmp" || { tail -n 30 "$VERSION_DIR/mvn.log" >&2; die "maven failed (slf4j2 binding)"; }
+  fi
+
+  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" && -f "$tmp/kafka-clients-$KAFKA_VERSION.jar" ]] \
+    || die "resolution did not produce kafka_2.13-$KAFKA_VERSION.jar / kafka-clients-$KAFKA_VERSION.jar"
+  if [[ -z "$used_tools" ]]; then
+    say "warning: no org.apache.kafka:kafka-tools found; the broker works but CLI classes (TopicCommand, console producer/consumer) are missing"
+  elif [[ "$used_tools" != "$KAFKA_VERSION" ]]; then
+    say "note: CLI classes come from kafka-tools $used_tools (kafka-tools $KAFKA_VERSION is not published); the broker itself is $KAFKA_VERSION"
+  fi
+  rm -rf "$LIBS_DIR"
+  mv "$tmp" "$LIBS_DIR"
+  {
+    echo "kafka_version=$KAFKA_VERSION"
+    echo "kafka_tools_version=${used_tools:-none}"
+    echo "log4j_version=$LOG4J_VERSION"
+    echo "slf4j_binding=$binding"
+    echo "fetched_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } >"$FETCH_MARKER"
+  say "fetched $(ls "$LIBS_DIR" | wc -l) jars ($(du -sh "$LIBS_DIR" | cut -f1)) in $((SECONDS - t0))s"
+}
+
+fetch() { with_lock "$CACHE_DIR/kafka/.fetch.lock" do_fetch; }
+
+# ---------------------------------------------------------------------------------------------
+# support files: tool logging config and the readiness probe (compiled once per source hash)
+# ---------------------------------------------------------------------------------------------
+TOOLS_LOG4J="$VERSION_DIR/tools-log4j2.properties"
+
+write_tools_log4j() {
+  [[ -f "$TOOLS_LOG4J" ]] && return 0
+  cat >"$TOOLS_LOG4J.tmp" <<'EOF'
+# Logging for CLI tools run by scripts/kafka.sh: warnings and errors to stderr only.
+status = error
+name = kafka-tools
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = STDERR
+# connection-refused chatter while the broker is still starting
+logger.netclient.name = org.apache.kafka.clients.NetworkClient
+logger.netclient.level = error
+logger.adminmeta.name = org.apache.kafka.clients.admin.internals
+logger.adminmeta.level = error
+EOF
+  mv "$TOOLS_LOG4J.tmp" "$TOOLS_LOG4J"
+}
+
+probe_source() {
+  cat <<'EOF'
+import java.util.Collection;
+import java.util.Properties;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.ListTopicsOptions;
+import org.apache.kafka.common.Node;
+
+/** Waits until a broker answers DescribeCluster + Metadata (ListTopics). Exit 0 ready, 1 timeout, 2 broker died. */
+public class HooklineKafkaProbe {
+    public static void main(String[] args) throws Exception {
+        String bootstrap = args[0];
+        long deadline = System.nanoTime() + (long) (Double.parseDouble(args[1]) * 1e9);
+        long pid = args.length > 2 ? Long.parseLong(args[2]) : -1L;
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("client.id", "hookline-kafka-probe");
+        p.put("request.timeout.ms", "3000");
+        p.put("default.api.timeout.ms", "4000");
+        p.put("reconnect.backoff.ms", "100");
+        p.put("reconnect.backoff.max.ms", "500");
+        p.put("retry.backoff.ms", "100");
+        p.put("retry.backoff.max.ms", "500");
+        String last = "no attempt";
+        try (Admin admin = Admin.create(p)) {
+            while (true) {
+                if (pid > 0 && !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                    System.err.println("broker process " + pid + " exited");
+                    System.exit(2);
+                }
+                try {
+                    DescribeClusterResult r = admin.describeCluster(new DescribeClusterOptions().timeoutMs(3000));
+                    Collection<Node> nodes = r.nodes().get();
+                    String clusterId = r.clusterId().get();
+                    int topics = admin.listTopics(new ListTopicsOptions().listInternal(true).timeoutMs(3000)).names().get().size();
+                    if (!nodes.isEmpty()) {
+                        System.out.println("cluster=" + clusterId + " brokers=" + nodes.size() + " topics=" + topics);
+                        System.exit(0);
+                    }
+                    last = "no live brokers in metadata yet";
+                } catch (Exception e) {
+                    last = String.valueOf(e.getCause() != null ? e.getCause() : e);
+                }
+                if (System.nanoTime() > deadline) {
+                    System.err.println("not ready: " + last);
+                    System.exit(1);
+                }
+                Thread.sleep(250);
+            }
+        }
+    }
+}
+EOF
+}
+
+PROBE_DIR=""
+ensure_probe() {
+  local hash
+  hash="$(probe_source | sha1sum | cut -c1-12)"
+  PROBE_DIR="$VERSION_DIR/probe-$hash"
+  [[ -f "$PROBE_DIR/$PROBE_MAIN.class" ]] && return 0
+  local tmp
+  tmp="$(mktemp -d "$VERSION_DIR/.probe.XXXXXX")"
+  probe_source >"$tmp/$PROBE_MAIN.java"
+  command -v javac >/dev/null 2>&1 || die "javac not found (needs a JDK 17, e.g. apt-get install openjdk-17-jdk-headless)"
+  javac -nowarn -d "$tmp" -cp "$LIBS_DIR/*" "$tmp/$PROBE_MAIN.java" >&2 || die "could not compile the readiness probe"
+  rm -f "$tmp/$PROBE_MAIN.java"
+  rm -rf "$PROBE_DIR"
+  mv "$tmp" "$PROBE_DIR"
+}
+
+# Run a Java main class on libs/* with quiet tool logging.
+run_tool() {
+  local main="$1"; shift
+  java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$TOOLS_LOG4J" \
+    -cp "$LIBS_DIR/*${PROBE_DIR:+:$PROBE_DIR}" "$main" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# broker process helpers
+# ---------------------------------------------------------------------------------------------
+read_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid
+  pid="$(tr -dc '0-9' <"$PID_FILE")"
+  [[ -n "$pid" ]] || return 1
+  echo "$pid"
+}
+
+# True if $1 is alive and is *our* broker (guards against PID reuse).
+is_our_broker() {
+  local pid="$1"
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [[ -r "/proc/$pid/cmdline" ]]; then
+    local cmd
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+    [[ "$cmd" == *"$BROKER_MAIN"* && "$cmd" == *"$CONF_DIR/server.properties"* ]] || return 1
+  fi
+  return 0
+}
+
+running_pid() {
+  local pid
+  pid="$(read_pid)" || return 1
+  if is_our_broker "$pid"; then echo "$pid"; return 0; fi
+  return 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+write_log4j_config() {
+  cat >"$CONF_DIR/log4j2.properties" <<'EOF'
+# Broker logging written by scripts/kafka.sh (same layout as Kafka's config/log4j2.yaml, one file).
+status = error
+name = kafka-broker
+property.logPattern = [%d] %p %m (%c)%n
+
+appender.server.type = RollingFile
+appender.server.name = ServerLog
+appender.server.fileName = ${sys:kafka.logs.dir}/server.log
+appender.server.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.server.layout.type = PatternLayout
+appender.server.layout.pattern = ${logPattern}
+appender.server.policies.type = Policies
+appender.server.policies.size.type = SizeBasedTriggeringPolicy
+appender.server.policies.size.size = 50MB
+appender.server.strategy.type = DefaultRolloverStrategy
+appender.server.strategy.max = 3
+
+rootLogger.level = info
+rootLogger.appenderRef.server.ref = ServerLog
+
+# noisy loggers
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.requestchannel.name = kafka.network.RequestChannel$
+logger.requestchannel.level = warn
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+logger.cleaner.name = org.apache.kafka.storage.internals.log.LogCleaner
+logger.cleaner.level = warn
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = warn
+logger.netclient.name = org.apache.kafka.clients.NetworkClient
+logger.netclient.level = warn
+logger.appinfo.name = org.apache.kafka.common.utils.AppInfoParser
+logger.appinfo.level = warn
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = warn
+EOF
+}
+
+write_server_properties() {
+  cat >"$CONF_DIR/server.properties" <<EOF
+# Written by scripts/kafka.sh: single-node KRaft (combined broker + controller) for local tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+
+log.dirs=$DATA_DIR
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+delete.topic.enable=true
+
+# internal topics: one replica, few partitions (fast first consumer group / transaction)
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.num.partitions=1
+group.initial.rebalance.delay.ms=0
+
+# small box (2 cores), tests run beside it
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=24
+log.segment.bytes=104857600
+EOF
+}
+
+new_cluster_id() {
+  # Same format as org.apache.kafka.common.Uuid (16 random bytes, base64url, no padding), not starting with '-'.
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ "$id" != -* && ${#id} -eq 22 ]] && { echo "$id"; return; }
+  done
+}
+
+format_storage_if_needed() {
+  [[ -f "$DATA_DIR/meta.properties" ]] && return 0
+  local cid
+  cid="$(new_cluster_id)"
+  say "formatting storage in $DATA_DIR (cluster id $cid, standalone KRaft quorum)"
+  if ! run_tool "$STORAGE_MAIN" format --standalone --cluster-id "$cid" \
+        --config "$CONF_DIR/server.properties" >"$LOG_DIR/format.log" 2>&1; then
+    cat "$LOG_DIR/format.log" >&2
+    die "storage format failed"
+  fi
+  echo "$KAFKA_CONTROLLER_PORT" >"$STATE_DIR/controller.port"
+}
+
+print_failure_logs() {
+  say "---- last lines of $SERVER_LOG ----"
+  tail -n 40 "$SERVER_LOG" >&2 2>/dev/null || true
+  if [[ -s "$CONSOLE_LOG" ]]; then
+    say "---- last lines of $CONSOLE_LOG ----"
+    tail -n 20 "$CONSOLE_LOG" >&2 || true
+  fi
+}
+
+kill_and_wait() {
+  local pid="$1" waited=0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( waited >= 300 )); then
+      say "pid $pid still alive after 30s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# start / stop / status
+# ---------------------------------------------------------------------------------------------
+do_start() {
+  local t0=$SECONDS pid started=0 probe_out rc
+  need_java
+  fetch
+  write_tools_log4j
+  ensure_probe
+  mkdir -p "$DATA_DIR" "$LOG_DIR" "$CONF_DIR"
+
+  if pid="$(running_pid)"; then
+    say "already running (pid $pid), checking 127.0.0.1:$KAFKA_PORT ..."
+  else
+    rm -f "$PID_FILE"
+    if [[ -f "$STATE_DIR/controller.port" && "$(cat "$STATE_DIR/controller.port")" != "$KAFKA_CONTROLLER_PORT" ]]; then
+      die "state dir $STATE_DIR was formatted for controller port $(cat "$STATE_DIR/controller.port"), not $KAFKA_CONTROLLER_PORT; run '$0 reset' first"
+    fi
+    local p
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+      port_open "$p" && die "port $HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+    done
+    write_server_properties
+    write_log4j_config
+    format_storage_if_needed
+    say "starting Kafka $KAFKA_VERSION on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, state $STATE_DIR)"
+    # Same JVM flags as Kafka's bin/kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
+    # shellcheck disable=SC2086
+    nohup java $KAFKA_HEAP_OPTS \
+      -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$LOG_DIR" \
+      -Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
+      $KAFKA_OPTS \
+      -cp "$LIBS_DIR/*" "$BROKER_MAIN" "$CONF_DIR/server.properties" \
+      >"$CONSOLE_LOG" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    started=1
+  fi
+
+  local remaining=$(( START_TIMEOUT - (SECONDS - t0) ))
+  (( remaining < 5 )) && remaining=5
+  rc=0
+  probe_out="$(run_tool "$PROBE_MAIN" "$HOST:$KAFKA_PORT" "$remaining" "$pid" 2>"$LOG_DIR/probe.err")" || rc=$?
+  if (( rc != 0 )); then
+    if (( rc == 2 )); then
+      say "broker process $pid exited during startup"
+    else
+      say "broker not ready after ${START_TIMEOUT}s: $(tail -n 1 "$LOG_DIR/probe.err" 2>/dev/null)"
+    fi
+    print_failure_logs
+    if (( started )); then
+      kill_and_wait "$pid"
+      rm -f "$PID_FILE"
+    fi
+    exit 1
+  fi
+  say "ready on $HOST:$KAFKA_PORT (pid $pid) in $((SECONDS - t0))s [$probe_out]"
+}
+
+do_stop() {
+  local pid
+  if ! pid="$(read_pid)"; then
+    say "not running (no pidfile)"
+    return 0
+  fi
+  if ! is_our_broker "$pid"; then
+    say "not running (stale pidfile for pid $pid removed)"
+    rm -f "$PID_FILE"
+    return 0
+  fi
+  local t0=$SECONDS
+  say "stopping pid $pid ..."
+  kill_and_wait "$pid"
+  rm -f "$PID_FILE"
+  say "stopped in $((SECONDS - t0))s"
+}
+
+do_status() {
+  local pid
+  if pid="$(running_pid)"; then
+    if port_open "$KAFKA_PORT"; then
+      say "running on $HOST:$KAFKA_PORT (pid $pid, version $KAFKA_VERSION, state $STATE_DIR)"
+      return 0
+    fi
+    say "process $pid is alive but $HOST:$KAFKA_PORT is not accepting connections (starting or stuck)"
+    return 1
+  fi
+  say "not running ($HOST:$KAFKA_PORT)"
+  return 1
+}
+
+do_reset() {
+  do_stop
+  [[ -n "$STATE_DIR" && "$STATE_DIR" != "/" && "$STATE_DIR" != "$REPO_DIR" && "$STATE_DIR" != "$CACHE_DIR" ]] \
+    || die "refusing to delete suspicious state dir '$STATE_DIR'"
+  rm -rf "$STATE_DIR"
+  say "state dir $STATE_DIR deleted (next start formats a fresh cluster)"
+}
+
+do_logs() {
+  [[ -f "$SERVER_LOG" ]] || die "no log yet at $SERVER_LOG"
+  if [[ "${1:-}" == "-f" ]]; then
+    exec tail -n 50 -F "$SERVER_LOG"
+  fi
+  tail -n "${KAFKA_LOG_LINES:-100}" "$SERVER_LOG"
+}
+
+do_tool() {
+  [[ $# -ge 1 ]] || die "usage: $0 tool MAIN_CLASS [args...]"
+  need_java
+  fetch
+  write_tools_log4j
+  run_tool "$@"
+}
+
+do_env() {
+  cat <<EOF
+KAFKA_VERSION=$KAFKA_VERSION
+KAFKA_PORT=$KAFKA_PORT
+KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT
+KAFKA_HEAP_OPTS=$KAFKA_HEAP_OPTS
+HOOKLINE_CACHE_DIR=$CACHE_DIR
+KAFKA_STATE_DIR=$STATE_DIR
+KAFKA_LIBS=$LIBS_DIR
+KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT
+EOF
+}
+
+usage() {
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  fetch)  need_java; fetch; write_tools_log4j; ensure_probe ;;
+  start)  with_lock "$STATE_DIR.lock" do_start ;;
+  stop)   with_lock "$STATE_DIR.lock" do_stop ;;
+  status) do_status ;;
+  reset)  with_lock "$STATE_DIR.lock" do_reset ;;
+  logs)   do_logs "$@" ;;
+  tool)   do_tool "$@" ;;
+  env)    do_env ;;
+  -h|--help|help) usage ;;
+  *) usage; exit 2 ;;
+esac

@@ -1,0 +1,313 @@
+//! Typed configuration with embedded defaults, and its validation.
+//!
+//! Loading (file, then `HOOKLINE_*` variables) happens in `hookline-runtime`; this module
+//! only says what a valid configuration is, so every rule is testable without IO.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub router: RouterConfig,
+    pub sender: SenderConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            router: RouterConfig::default(),
+            sender: SenderConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    /// Every topic and consumer group name starts with this, so several installations (or
+    /// tests) can share one cluster.
+    pub topic_prefix: String,
+    pub replication_factor: i16,
+    pub min_insync_replicas: u16,
+    pub partitions: PartitionConfig,
+    /// Retention of the events topic (replay by time range reads it).
+    pub events_retention_ms: i64,
+    pub deliveries_retention_ms: i64,
+    pub attempts_retention_ms: i64,
+    pub dlq_retention_ms: i64,
+    /// Producer compression for deliveries, attempts and the DLQ.
+    pub compression: String,
+    /// Extra librdkafka properties applied to every client (for TLS/SASL, tuning).
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            topic_prefix: "hookline".into(),
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            partitions: PartitionConfig::default(),
+            events_retention_ms: 7 * DAY_MS,
+            deliveries_retention_ms: 7 * DAY_MS,
+            attempts_retention_ms: 7 * DAY_MS,
+            dlq_retention_ms: 30 * DAY_MS,
+            compression: "lz4".into(),
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartitionConfig {
+    pub events: i32,
+    pub deliveries: i32,
+    pub attempts: i32,
+    pub dlq: i32,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        Self { events: 6, deliveries: 12, attempts: 6, dlq: 3 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Events taken but not yet fully fanned out; past it the router stops reading.
+    pub max_in_flight_events: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self { max_in_flight_events: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderConfig {
+    pub connect_timeout_ms: u64,
+    /// Whole request, connect to last body byte, unless the endpoint sets its own.
+    pub request_timeout_ms: u64,
+    /// Requests in flight across all endpoints of one sender.
+    pub max_in_flight: usize,
+    /// Requests in flight to one endpoint, unless the endpoint sets its own.
+    pub max_in_flight_per_endpoint: usize,
+    /// Idle keep-alive connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
+    pub allow_loopback: bool,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            max_in_flight: 2_000,
+            max_in_flight_per_endpoint: 64,
+            pool_max_idle_per_host: 256,
+            allow_loopback: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` (default, for machines) or `text` (for a terminal).
+    pub format: String,
+    /// A tracing `EnvFilter` directive, e.g. `info,hookline_sender=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "json".into(), level: "info".into() }
+    }
+}
+
+/// One broken rule: the dotted field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl Config {
+    /// Every problem at once, so a user fixes the file in one go.
+    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, field: &str, problem: String| {
+            if !ok {
+                errors.push(ConfigError { field: field.into(), problem });
+            }
+        };
+        let k = &self.kafka;
+        check(
+            !k.bootstrap_servers.trim().is_empty(),
+            "kafka.bootstrap_servers",
+            "must name at least one host:port".into(),
+        );
+        check(
+            is_topic_safe(&k.topic_prefix),
+            "kafka.topic_prefix",
+            format!(
+                "{:?} must be 1-100 chars of letters, digits, '.', '_' or '-'",
+                k.topic_prefix
+            ),
+        );
+        check(k.replication_factor >= 1, "kafka.replication_factor", "must be at least 1".into());
+        check(
+            k.min_insync_replicas >= 1 && i32::from(k.min_insync_replicas) <= i32::from(k.replication_factor),
+            "kafka.min_insync_replicas",
+            format!("must be between 1 and replication_factor ({})", k.replication_factor),
+        );
+        for (name, n) in [
+            ("events", k.partitions.events),
+            ("deliveries", k.partitions.deliveries),
+            ("attempts", k.partitions.attempts),
+            ("dlq", k.partitions.dlq),
+        ] {
+            check(n >= 1, &format!("kafka.partitions.{name}"), format!("is {n}; must be at least 1"));
+        }
+        for (name, ms) in [
+            ("events_retention_ms", k.events_retention_ms),
+            ("deliveries_retention_ms", k.deliveries_retention_ms),
+            ("attempts_retention_ms", k.attempts_retention_ms),
+            ("dlq_retention_ms", k.dlq_retention_ms),
+        ] {
+            check(ms == -1 || ms >= 60_000, &format!("kafka.{name}"), format!("is {ms}; use -1 (forever) or at least 60000"));
+        }
+        check(
+            ["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()),
+            "kafka.compression",
+            format!("{:?} is not one of none, gzip, snappy, lz4, zstd", k.compression),
+        );
+        check(
+            self.router.max_in_flight_events >= 1,
+            "router.max_in_flight_events",
+            "must be at least 1".into(),
+        );
+        let s = &self.sender;
+        check(s.connect_timeout_ms >= 1, "sender.connect_timeout_ms", "must be at least 1".into());
+        check(
+            s.request_timeout_ms >= s.connect_timeout_ms,
+            "sender.request_timeout_ms",
+            format!("must be at least sender.connect_timeout_ms ({})", s.connect_timeout_ms),
+        );
+        check(s.max_in_flight >= 1, "sender.max_in_flight", "must be at least 1".into());
+        check(
+            (1..=s.max_in_flight.max(1)).contains(&s.max_in_flight_per_endpoint),
+            "sender.max_in_flight_per_endpoint",
+            format!("must be between 1 and sender.max_in_flight ({})", s.max_in_flight),
+        );
+        check(
+            ["json", "text"].contains(&self.log.format.as_str()),
+            "log.format",
+            format!("{:?} is not one of json, text", self.log.format),
+        );
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    pub fn topics(&self) -> Topics {
+        Topics::new(&self.kafka.topic_prefix)
+    }
+}
+
+fn is_topic_safe(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Names of every topic and consumer group of one installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub prefix: String,
+    pub events: String,
+    pub endpoints: String,
+    pub deliveries: String,
+    pub attempts: String,
+    pub dlq: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            events: format!("{prefix}.events"),
+            endpoints: format!("{prefix}.endpoints"),
+            deliveries: format!("{prefix}.deliveries"),
+            attempts: format!("{prefix}.attempts"),
+            dlq: format!("{prefix}.dlq"),
+        }
+    }
+
+    /// Consumer group of a role, e.g. `hookline.router`.
+    pub fn group(&self, role: &str) -> String {
+        format!("{}.{role}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let mut c = Config::default();
+        c.kafka.topic_prefix = "bad prefix!".into();
+        c.kafka.min_insync_replicas = 2;
+        c.kafka.partitions.deliveries = 0;
+        c.kafka.compression = "brotli".into();
+        c.sender.request_timeout_ms = 10;
+        c.log.format = "xml".into();
+        let errors = c.validate().expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "kafka.topic_prefix",
+                "kafka.min_insync_replicas",
+                "kafka.partitions.deliveries",
+                "kafka.compression",
+                "sender.request_timeout_ms",
+                "log.format"
+            ]
+        );
+        assert!(errors[0].to_string().starts_with("kafka.topic_prefix: \"bad prefix!\""));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let parsed: Result<Config, _> =
+            serde_json::from_str(r#"{"kafka": {"bootstrap_server": "x:9092"}}"#);
+        let message = parsed.expect_err("unknown field").to_string();
+        assert!(message.contains("bootstrap_server"), "{message}");
+    }
+
+    #[test]
+    fn topic_names_share_the_prefix() {
+        let t = Topics::new("t1");
+        assert_eq!(t.events, "t1.events");
+        assert_eq!(t.endpoints, "t1.endpoints");
+        assert_eq!(t.group("router"), "t1.router");
+    }
+}

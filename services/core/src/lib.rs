@@ -1,0 +1,14 @@
+//! Pure domain logic of Hookline. Nothing here does IO, reads a clock or draws randomness:
+//! callers pass time and entropy in, so every rule is testable on its own.
+//!
+//! - [`matching`]: event-type patterns and the subscription index the router consults.
+//! - [`signing`]: Standard Webhooks signatures (sign for the sender, verify for the sink).
+//! - [`watermark`]: the committable low-water mark of a partition's out-of-order work.
+//! - [`config`]: typed configuration, its defaults and its validation; topic names.
+//! - [`event`]: the rules a published event must follow.
+
+pub mod config;
+pub mod event;
+pub mod matching;
+pub mod signing;
+pub mod watermark;

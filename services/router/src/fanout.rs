@@ -1,0 +1,154 @@
+//! What the router does with one record, apart from Kafka IO: decide where it goes, and
+//! build the records to produce.
+
+use hookline_core::event;
+use hookline_core::matching::EventKey;
+use hookline_proto::v1::{self, DeadLetterReason};
+use hookline_proto::Message as _;
+use hookline_runtime::kafka::OwnedRecord;
+use hookline_runtime::registry::EndpointRegistry;
+
+/// Where one events-topic record goes.
+#[derive(Debug)]
+pub enum Routed {
+    /// A valid event and the endpoints subscribed to it (possibly none).
+    Deliveries { event_id: String, endpoints: Vec<String> },
+    /// Garbage or an invalid event, quarantined.
+    Dead(v1::DeadLetter),
+}
+
+pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, now_ms: i64) -> Routed {
+    let raw = record.value.as_deref().unwrap_or_default();
+    let dead = |reason: DeadLetterReason, detail: String| {
+        Routed::Dead(v1::DeadLetter {
+            reason: reason as i32,
+            detail,
+            source: Some(source(record, true)),
+            dead_at_ms: now_ms,
+            ..Default::default()
+        })
+    };
+    let event = match v1::Event::decode(raw) {
+        Ok(e) => e,
+        Err(error) => {
+            return dead(DeadLetterReason::UndecodableEvent, format!("not a hookline.v1.Event: {error}"));
+        }
+    };
+    if let Err(error) = event::validate(&event.id, &event.r#type) {
+        return dead(DeadLetterReason::InvalidEvent, error.to_string());
+    }
+    let endpoints = registry.matches(EventKey {
+        tenant: &event.tenant,
+        event_type: &event.r#type,
+        attributes: &event.attributes,
+    });
+    Routed::Deliveries { event_id: event.id, endpoints }
+}
+
+/// The coordinates of `record`, with its raw value when it could not be decoded.
+pub fn source(record: &OwnedRecord, keep_value: bool) -> v1::SourceRecord {
+    v1::SourceRecord {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp_ms: record.timestamp_ms,
+        key: record.key.clone(),
+        raw_value: if keep_value { record.value.clone().unwrap_or_default() } else { Vec::new() },
+    }
+}
+
+/// Encodes a first-attempt `Delivery` around the event's bytes exactly as published.
+///
+/// Field 1 (`event`) is written as the raw record value, so the payload is neither decoded
+/// nor re-encoded: `Delivery { event: <raw>, endpoint_id, attempt: 1, created_at_ms }`.
+/// Protobuf allows fields in any order, so this decodes like any other `Delivery`.
+pub fn delivery_record(event_bytes: &[u8], endpoint_id: &str, now_ms: i64) -> Vec<u8> {
+    let rest = v1::Delivery {
+        event: None,
+        endpoint_id: endpoint_id.to_owned(),
+        attempt: 1,
+        created_at_ms: now_ms,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(event_bytes.len() + 16 + rest.encoded_len());
+    prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut out);
+    prost::encoding::encode_varint(event_bytes.len() as u64, &mut out);
+    out.extend_from_slice(event_bytes);
+    rest.encode(&mut out).expect("a Vec grows as needed");
+    out
+}
+
+pub fn dead_letter_record(dead: &v1::DeadLetter) -> Vec<u8> {
+    dead.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> v1::Event {
+        v1::Event {
+            id: "evt_1".into(),
+            r#type: "order.created".into(),
+            payload: bytes::Bytes::from_static(br#"{"amount": 1.10, "note": "kept as is"}"#),
+            attributes: [("region".to_owned(), "eu".to_owned())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn delivery_embeds_the_event_bytes_unchanged() {
+        let raw = event().encode_to_vec();
+        let bytes = delivery_record(&raw, "ep1", 42);
+        let d = v1::Delivery::decode(bytes.as_slice()).expect("decodes");
+        assert_eq!(d.event.as_ref().expect("event").encode_to_vec(), raw);
+        assert_eq!(d.event, Some(event()));
+        assert_eq!((d.endpoint_id.as_str(), d.attempt, d.created_at_ms), ("ep1", 1, 42));
+    }
+
+    fn record(value: Option<Vec<u8>>) -> OwnedRecord {
+        OwnedRecord {
+            topic: "t.events".into(),
+            partition: 2,
+            offset: 7,
+            timestamp_ms: 1,
+            key: b"k".to_vec(),
+            value,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn garbage_and_invalid_events_are_dead_lettered_with_a_reason() {
+        let registry = EndpointRegistry::default();
+        let Routed::Dead(dead) = route(&record(Some(b"\xff\xfe garbage".to_vec())), &registry, 9) else {
+            panic!("garbage must be dead-lettered");
+        };
+        assert_eq!(dead.reason(), DeadLetterReason::UndecodableEvent);
+        let source = dead.source.expect("source");
+        assert_eq!((source.partition, source.offset), (2, 7));
+        assert_eq!(source.raw_value, b"\xff\xfe garbage");
+
+        let mut bad = event();
+        bad.r#type = "order..created".into();
+        let Routed::Dead(dead) = route(&record(Some(bad.encode_to_vec())), &registry, 9) else {
+            panic!("invalid event must be dead-lettered");
+        };
+        assert_eq!(dead.reason(), DeadLetterReason::InvalidEvent);
+        assert!(dead.detail.starts_with("type: "), "{}", dead.detail);
+
+        let Routed::Dead(dead) = route(&record(None), &registry, 9) else { panic!("empty value") };
+        assert_eq!(dead.reason(), DeadLetterReason::InvalidEvent);
+    }
+
+    #[test]
+    fn a_valid_event_with_no_subscriber_routes_nowhere() {
+        let registry = EndpointRegistry::default();
+        let Routed::Deliveries { event_id, endpoints } = route(&record(Some(event().encode_to_vec())), &registry, 9)
+        else {
+            panic!("valid event");
+        };
+        assert_eq!(event_id, "evt_1");
+        assert!(endpoints.is_empty());
+    }
+}

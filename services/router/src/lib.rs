@@ -1,0 +1,173 @@
+//! The router: reads `hookline.v1.Event` records from the events topic, matches each against
+//! the endpoint registry and produces one `Delivery` per matched endpoint to the deliveries
+//! topic, keyed by endpoint id so all of an endpoint's work shares a partition.
+//!
+//! An event's offset is stored only after every one of its produces is acknowledged. A
+//! record that does not decode, or breaks the event rules, is dead-lettered with the reason
+//! and the partition moves on. The event's bytes are forwarded exactly as published: the
+//! `Delivery` embeds them without decoding and re-encoding the payload (see [`fanout`]).
+
+pub mod fanout;
+
+use fanout::{dead_letter_record, delivery_record, Routed};
+use futures::future::try_join_all;
+use hookline_core::config::Config;
+use hookline_runtime::kafka::{self, OwnedRecord};
+use hookline_runtime::offsets::OffsetTracker;
+use hookline_runtime::registry::EndpointRegistry;
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::time::now_ms;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::message::OwnedHeaders;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("kafka client setup: {0}")]
+    Setup(#[from] KafkaError),
+    #[error("a produce failed after librdkafka's retries; stopping so the event is read again: {0}")]
+    Produce(KafkaError),
+}
+
+/// How long shutdown waits for in-flight produces before giving up on them (they are read
+/// again by the next owner of the partition).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs the router until `shutdown`. The registry must be fed by
+/// [`hookline_runtime::registry::follow`]; routing starts once it is ready.
+pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdown) -> Result<(), RouterError> {
+    let topics = cfg.topics();
+    let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("router"), "hookline-router")?);
+    let producer = kafka::producer(&cfg.kafka, "hookline-router")?;
+    let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
+    let window = Arc::new(Semaphore::new(cfg.router.max_in_flight_events));
+    let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
+
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = registry.wait_ready() => {}
+    }
+    consumer.subscribe(&[&topics.events])?;
+    tracing::info!(topic = %topics.events, "router started");
+
+    let result = loop {
+        tracker.forget_revoked();
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
+            permit = Arc::clone(&window).acquire_owned() => permit.expect("semaphore never closed"),
+        };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
+            message = consumer.recv() => message,
+        };
+        let record = match message {
+            Ok(m) => OwnedRecord::from_message(&m),
+            Err(error) => {
+                tracing::warn!(%error, "consume error");
+                continue;
+            }
+        };
+        tracker.begin(&record.topic, record.partition, record.offset);
+        let acks = match route(&record, &registry, &producer, &topics).await {
+            Ok(acks) => acks,
+            Err(error) => break Err(RouterError::Produce(error)),
+        };
+        let tracker = Arc::clone(&tracker);
+        let fatal_tx = fatal_tx.clone();
+        tokio::spawn(async move {
+            match try_join_all(acks).await {
+                Ok(_) => tracker.complete(&record.topic, record.partition, record.offset),
+                Err(error) => {
+                    tracing::error!(%error, partition = record.partition, offset = record.offset, "produce failed");
+                    let _ = fatal_tx.try_send(error);
+                }
+            }
+            drop(permit);
+        });
+    };
+
+    // Stop taking work; let in-flight produces finish so their offsets are stored.
+    let all = u32::try_from(cfg.router.max_in_flight_events).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, window.acquire_many(all)).await.is_err() {
+        tracing::warn!(in_flight = tracker.in_flight(), "shutdown: produces still in flight; they will be read again");
+    }
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(%error, "final commit");
+    }
+    tracing::info!("router stopped");
+    result
+}
+
+/// Enqueues every produce of one event (deliveries, or a dead letter) and returns their
+/// acknowledgements. `QueueFull` is back-pressure: wait for librdkafka to drain, then retry.
+async fn route(
+    record: &OwnedRecord,
+    registry: &EndpointRegistry,
+    producer: &FutureProducer,
+    topics: &hookline_core::config::Topics,
+) -> Result<Vec<impl std::future::Future<Output = Result<(), KafkaError>>>, KafkaError> {
+    let routed = fanout::route(record, registry, now_ms());
+    let headers = record.traceparent.as_ref().map(|tp| {
+        OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp.as_str()) })
+    });
+    let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();
+    match routed {
+        Routed::Deliveries { event_id, endpoints } => {
+            tracing::debug!(event_id, matched = endpoints.len(), "event routed");
+            for endpoint_id in endpoints {
+                let value = delivery_record(record.value.as_deref().unwrap_or_default(), &endpoint_id, now_ms());
+                outgoing.push((endpoint_id, topics.deliveries.as_str(), value));
+            }
+        }
+        Routed::Dead(dead) => {
+            tracing::warn!(
+                partition = record.partition, offset = record.offset, reason = ?dead.reason(), detail = %dead.detail,
+                "event dead-lettered"
+            );
+            let key = String::from_utf8_lossy(&record.key).into_owned();
+            outgoing.push((key, topics.dlq.as_str(), dead_letter_record(&dead)));
+        }
+    }
+    let mut acks = Vec::with_capacity(outgoing.len());
+    for (key, topic, value) in outgoing {
+        let ack = send(producer, topic, &key, &value, headers.clone()).await?;
+        acks.push(async move {
+            match ack.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(error),
+                Err(_canceled) => Err(KafkaError::Canceled),
+            }
+        });
+    }
+    Ok(acks)
+}
+
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> Result<DeliveryFuture, KafkaError> {
+    loop {
+        let mut record = FutureRecord::to(topic).key(key).payload(value);
+        if let Some(h) = headers.clone() {
+            record = record.headers(h);
+        }
+        match producer.send_result(record) {
+            Ok(ack) => return Ok(ack),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Anything else is a local, persistent problem (the topics' max.message.bytes
+            // leaves room for any event the events topic accepted, so not a size problem).
+            Err((error, _)) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! rdkafka clients with Hookline's durability settings. librdkafka's defaults are not safe
+//! for this job (no idempotence, new groups start at `latest`, a partitioner that differs
+//! from Java's), so every setting that matters is explicit here.
+
+use hookline_core::config::KafkaConfig;
+use parking_lot::Mutex;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+fn base(cfg: &KafkaConfig, client_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.bootstrap_servers)
+        .set("client.id", client_id)
+        // Surface broker-down quickly in logs instead of retrying silently forever.
+        .set("reconnect.backoff.max.ms", "2000");
+    c
+}
+
+/// Operator overrides (TLS, SASL, tuning) go last so they win over Hookline's settings.
+fn with_overrides(mut c: ClientConfig, cfg: &KafkaConfig) -> ClientConfig {
+    for (k, v) in &cfg.client {
+        c.set(k, v);
+    }
+    c
+}
+
+/// An idempotent producer (acks=all), Java-compatible partitioning, the configured
+/// compression, and a short linger so batches form under load without adding latency.
+pub fn producer(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<FutureProducer> {
+    let mut c = base(cfg, client_id);
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("compression.type", &cfg.compression)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    with_overrides(c, cfg).create()
+}
+
+/// A group member whose offsets are stored by the application (only for finished work) and
+/// committed by librdkafka in the background.
+pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaResult<GroupConsumer> {
+    let mut c = base(cfg, client_id);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("enable.partition.eof", "false");
+    with_overrides(c, cfg).create_with_context(GroupContext::new(client_id))
+}
+
+/// A consumer outside any group, for reading a topic from its start (the endpoints topic).
+pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer> {
+    let mut c = base(cfg, client_id);
+    c.set("group.id", format!("{client_id}.reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    with_overrides(c, cfg).create()
+}
+
+pub type GroupConsumer = StreamConsumer<GroupContext>;
+
+/// Logs rebalances and failed commits, and remembers revoked partitions so the consuming
+/// loop can drop their in-flight bookkeeping.
+pub struct GroupContext {
+    client_id: String,
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl GroupContext {
+    fn new(client_id: &str) -> Self {
+        Self { client_id: client_id.to_owned(), revoked: Mutex::new(Vec::new()) }
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *self.revoked.lock())
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                tracing::info!(client = %self.client_id, partitions = ?parts, "partitions revoked");
+                self.revoked.lock().extend(parts);
+            }
+            Rebalance::Assign(tpl) => {
+                let parts: Vec<String> =
+                    tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+                tracing::info!(client = %self.client_id, partitions = ?parts, "partitions assigned");
+            }
+            Rebalance::Error(error) => tracing::warn!(client = %self.client_id, %error, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::warn!(client = %self.client_id, %error, "offset commit failed"),
+        }
+    }
+}
+
+/// Stores `next` (the offset after the last finished record) for the next auto-commit.
+/// A partition that is no longer assigned refuses the store; that is expected after a
+/// rebalance and only logged.
+pub fn store_next_offset<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) {
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok() {
+        if let Err(error) = consumer.store_offsets(&tpl) {
+            tracing::debug!(topic, partition, next, %error, "offset not stored (partition revoked?)");
+        }
+    }
+}
+
+/// A Kafka record turned into owned values at the boundary.
+#[derive(Debug, Clone)]
+pub struct OwnedRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub traceparent: Option<String>,
+}
+
+impl OwnedRecord {
+    pub fn from_message(m: &BorrowedMessage<'_>) -> Self {
+        let traceparent = m.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key.eq_ignore_ascii_case("traceparent"))
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        });
+        Self {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+            key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+            value: m.payload().map(<[u8]>::to_vec),
+            traceparent,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Shared adapters of Hookline's roles: everything that touches the outside world and is
+//! used by more than one role.
+//!
+//! - [`settings`]: load the typed config (defaults, file, `HOOKLINE_*`) and validate it.
+//! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
+//! - [`offsets`]: store offsets only for the finished prefix of each partition.
+//! - [`topics`]: create or check every topic (`hookline topics create`).
+//! - [`registry`]: the endpoint registry, read from the compacted endpoints topic.
+//! - [`shutdown`]: one shutdown signal shared by every task of a process.
+//! - [`telemetry`]: structured logging.
+//! - [`time`]: the wall clock, read in one place.
+
+pub mod kafka;
+pub mod offsets;
+pub mod registry;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod topics;

@@ -1,0 +1,82 @@
+//! Loads the configuration: embedded defaults, then a TOML file, then `HOOKLINE_*`
+//! environment variables (`HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=...`: sections are separated by
+//! a double underscore), then validates it once.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use hookline_core::config::{Config, ConfigError};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+/// Reads defaults, then `file` if given, then the process environment.
+pub fn load(file: Option<&Path>) -> Result<Config, SettingsError> {
+    load_from(file, Env::prefixed("HOOKLINE_").split("__"))
+}
+
+/// Like [`load`], with the environment provider passed in (tests give a fixed one).
+pub fn load_from(file: Option<&Path>, env: Env) -> Result<Config, SettingsError> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(SettingsError::Invalid(vec![ConfigError {
+                field: "--config".into(),
+                problem: format!("{} does not exist", file.display()),
+            }]));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+    config.validate().map_err(SettingsError::Invalid)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "hookline.toml",
+                "[kafka]\nbootstrap_servers = \"file:9092\"\ntopic_prefix = \"fromfile\"\n",
+            )?;
+            jail.set_env("HOOKLINE_KAFKA__TOPIC_PREFIX", "fromenv");
+            jail.set_env("HOOKLINE_SENDER__MAX_IN_FLIGHT", "77");
+            let c = load(Some(Path::new("hookline.toml"))).expect("valid");
+            assert_eq!(c.kafka.bootstrap_servers, "file:9092");
+            assert_eq!(c.kafka.topic_prefix, "fromenv");
+            assert_eq!(c.sender.max_in_flight, 77);
+            assert_eq!(c.router, Config::default().router);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_are_listed_by_field() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE_KAFKA__COMPRESSION", "brotli");
+            let err = load(None).expect_err("invalid");
+            let text = err.to_string();
+            assert!(text.contains("kafka.compression: \"brotli\""), "{text}");
+            jail.set_env("HOOKLINE_KAFKA__COMPRESSION", "lz4");
+            jail.set_env("HOOKLINE_SENDER__MAX_IN_FLIGHT", "lots");
+            let text = load(None).expect_err("not a number").to_string();
+            assert!(text.to_lowercase().contains("sender.max_in_flight"), "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = load(Some(Path::new("/nonexistent/hookline.toml"))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/hookline.toml does not exist"));
+    }
+}
