@@ -108,6 +108,8 @@ pub struct SenderConfig {
     pub pool_max_idle_per_host: usize,
     /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
     pub allow_loopback: bool,
+    /// CIDR blocks the SSRF policy lets through (internal targets), e.g. `10.20.0.0/16`.
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl Default for SenderConfig {
@@ -119,6 +121,7 @@ impl Default for SenderConfig {
             max_in_flight_per_endpoint: 64,
             pool_max_idle_per_host: 256,
             allow_loopback: false,
+            allowed_cidrs: Vec::new(),
         }
     }
 }
@@ -214,6 +217,11 @@ impl Config {
             "sender.max_in_flight_per_endpoint",
             format!("must be between 1 and sender.max_in_flight ({})", s.max_in_flight),
         );
+        for (i, cidr) in s.allowed_cidrs.iter().enumerate() {
+            if let Err(e) = cidr.parse::<crate::address::Cidr>() {
+                check(false, &format!("sender.allowed_cidrs[{i}]"), e.to_string());
+            }
+        }
         check(
             ["json", "text"].contains(&self.log.format.as_str()),
             "log.format",

@@ -6,9 +6,13 @@
 //! - [`watermark`]: the committable low-water mark of a partition's out-of-order work.
 //! - [`config`]: typed configuration, its defaults and its validation; topic names.
 //! - [`event`]: the rules a published event must follow.
+//! - [`outcome`]: how an HTTP attempt's result is classified.
+//! - [`address`]: the SSRF address policy.
 
+pub mod address;
 pub mod config;
 pub mod event;
 pub mod matching;
+pub mod outcome;
 pub mod signing;
 pub mod watermark;

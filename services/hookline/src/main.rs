@@ -1,1 +1,79 @@
-fn main() {}
+//! `hookline`: one binary, one subcommand per role. Each role is a library crate with a
+//! `run(config, registry, shutdown)`; this file only parses arguments, loads and validates
+//! the configuration, starts logging, and hands over.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hookline", version, about = "Kafka events to signed webhooks")]
+struct Cli {
+    /// TOML configuration file (defaults, then this file, then HOOKLINE_* variables).
+    #[arg(long, short, global = true, env = "HOOKLINE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every role in one process against a local Kafka, loopback endpoints allowed.
+    Dev(cmd::dev::DevArgs),
+    /// Match events to subscriptions and fan out deliveries.
+    Router,
+    /// Sign and send deliveries.
+    Sender,
+    /// Manage topics.
+    #[command(subcommand)]
+    Topics(cmd::topics::TopicsCommand),
+    /// Manage endpoints (subscriptions) in the endpoints topic.
+    #[command(subcommand)]
+    Endpoint(cmd::endpoint::EndpointCommand),
+    /// Produce events from the command line.
+    Publish(cmd::publish::PublishArgs),
+    /// Run a local webhook receiver that verifies signatures and counts deliveries.
+    Sink(cmd::sink::SinkArgs),
+}
+
+/// Exit status for a configuration or usage error (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match hookline_runtime::settings::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(error) => {
+            eprintln!("hookline: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    hookline_runtime::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(error) => {
+            eprintln!("hookline: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => cmd::dev::run(config, args).await,
+            Command::Router => cmd::roles::router(config).await,
+            Command::Sender => cmd::roles::sender(config).await,
+            Command::Topics(c) => cmd::topics::run(config, c).await,
+            Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
+            Command::Publish(args) => cmd::publish::run(config, args).await,
+            Command::Sink(args) => cmd::sink::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hookline: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

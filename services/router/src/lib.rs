@@ -18,8 +18,8 @@ use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 use rdkafka::message::OwnedHeaders;
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,38 +136,8 @@ async fn route(
     }
     let mut acks = Vec::with_capacity(outgoing.len());
     for (key, topic, value) in outgoing {
-        let ack = send(producer, topic, &key, &value, headers.clone()).await?;
-        acks.push(async move {
-            match ack.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(error),
-                Err(_canceled) => Err(KafkaError::Canceled),
-            }
-        });
+        let ack = kafka::enqueue(producer, topic, &key, &value, headers.clone()).await?;
+        acks.push(kafka::acked(ack));
     }
     Ok(acks)
-}
-
-async fn send(
-    producer: &FutureProducer,
-    topic: &str,
-    key: &str,
-    value: &[u8],
-    headers: Option<OwnedHeaders>,
-) -> Result<DeliveryFuture, KafkaError> {
-    loop {
-        let mut record = FutureRecord::to(topic).key(key).payload(value);
-        if let Some(h) = headers.clone() {
-            record = record.headers(h);
-        }
-        match producer.send_result(record) {
-            Ok(ack) => return Ok(ack),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            // Anything else is a local, persistent problem (the topics' max.message.bytes
-            // leaves room for any event the events topic accepted, so not a size problem).
-            Err((error, _)) => return Err(error),
-        }
-    }
 }

@@ -9,7 +9,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 fn base(cfg: &KafkaConfig, client_id: &str) -> ClientConfig {
@@ -167,5 +169,39 @@ impl OwnedRecord {
             value: m.payload().map(<[u8]>::to_vec),
             traceparent,
         }
+    }
+}
+
+/// Enqueues one record without waiting for its acknowledgement (await the returned future
+/// for that). A full local queue is back-pressure: wait for librdkafka to drain and retry.
+/// Any other error is a local, persistent problem and is returned.
+pub async fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> KafkaResult<DeliveryFuture> {
+    loop {
+        let mut record = FutureRecord::to(topic).key(key).payload(value);
+        if let Some(h) = headers.clone() {
+            record = record.headers(h);
+        }
+        match producer.send_result(record) {
+            Ok(ack) => return Ok(ack),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+/// Waits for a produce acknowledgement.
+pub async fn acked(ack: DeliveryFuture) -> KafkaResult<()> {
+    match ack.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((error, _))) => Err(error),
+        Err(_canceled) => Err(KafkaError::Canceled),
     }
 }

@@ -160,6 +160,13 @@ impl EndpointRegistry {
         self.endpoints.len()
     }
 
+    /// Every endpoint, sorted by id.
+    pub fn all(&self) -> Vec<Arc<EndpointEntry>> {
+        let mut all: Vec<_> = self.endpoints.iter().map(|e| Arc::clone(e.value())).collect();
+        all.sort_by(|a, b| a.endpoint.id.cmp(&b.endpoint.id));
+        all
+    }
+
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }

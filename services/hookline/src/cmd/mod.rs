@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod dev;
+pub mod endpoint;
+pub mod publish;
+pub mod roles;
+pub mod sink;
+pub mod topics;

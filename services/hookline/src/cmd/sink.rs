@@ -1,0 +1,46 @@
+//! `hookline sink`: a local receiver that verifies signatures and counts deliveries.
+
+use hookline_runtime::shutdown;
+use hookline_sink::{Sink, SinkConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct SinkArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Endpoint secret(s) to verify with, `whsec_...` (repeatable). Without one, requests
+    /// are counted unverified.
+    #[arg(long = "secret", env = "HOOKLINE_SINK_SECRET")]
+    pub secrets: Vec<String>,
+    /// Print one line per request.
+    #[arg(long)]
+    pub print: bool,
+    /// Print a summary this often, in seconds (0: never).
+    #[arg(long, default_value_t = 5)]
+    pub summary_every: u64,
+}
+
+pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
+    let config = SinkConfig { secrets: args.secrets, keep_bodies: false, print: args.print };
+    let sink = Sink::bind(args.listen, config).await?;
+    let ledger = sink.ledger();
+    eprintln!("sink listening on http://{} (summary: GET /stats)", sink.local_addr());
+    if args.summary_every > 0 {
+        let every = Duration::from_secs(args.summary_every);
+        tokio::spawn(async move {
+            let mut last = ledger.summary();
+            loop {
+                tokio::time::sleep(every).await;
+                let now = ledger.summary();
+                if now != last {
+                    eprintln!("{}", serde_json::to_string(&now).unwrap_or_default());
+                    last = now;
+                }
+            }
+        });
+    }
+    sink.serve(shutdown::signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Test harness: a whole pipeline (registry follower, router, sender) in-process against
+//! the real Kafka broker, with its own topic prefix so tests never see each other's records.
+#![allow(dead_code)]
+
+use futures::StreamExt;
+use hookline_core::config::Config;
+use hookline_proto::v1;
+use hookline_proto::Message as _;
+use hookline_runtime::registry::{self, EndpointRegistry};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::{kafka, time::now_ms, topics};
+use hookline_sink::{Ledger, Sink, SinkConfig};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn bootstrap() -> String {
+    std::env::var("HOOKLINE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Waits until `check` holds, polling; fails the test with `what` at the deadline.
+pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct TestSink {
+    pub addr: SocketAddr,
+    pub ledger: Arc<Ledger>,
+    pub secret: String,
+    stop: Shutdown,
+}
+
+impl TestSink {
+    /// A receiver on 127.0.0.1:0 verifying with `secret`, keeping bodies.
+    pub async fn start(secret: &str) -> Self {
+        let sink = Sink::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            SinkConfig { secrets: vec![secret.to_owned()], keep_bodies: true, print: false },
+        )
+        .await
+        .expect("sink binds");
+        let stop = Shutdown::new();
+        let (addr, ledger) = (sink.local_addr(), sink.ledger());
+        let s = stop.clone();
+        tokio::spawn(sink.serve(async move { s.cancelled().await }));
+        Self { addr, ledger, secret: secret.to_owned(), stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+}
+
+impl Drop for TestSink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn secret(n: u8) -> String {
+    hookline_core::signing::secret_from_bytes(&[n; 32])
+}
+
+pub struct TestPipeline {
+    pub config: Config,
+    pub registry: Arc<EndpointRegistry>,
+    pub producer: FutureProducer,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    pub fn allow_loopback(mut self, allow: bool) -> Self {
+        self.config.sender.allow_loopback = allow;
+        self
+    }
+
+    pub async fn start(self) -> TestPipeline {
+        let config = self.config;
+        topics::ensure(&config).await.expect("topics (is Kafka running? scripts/kafka.sh start)");
+        let shutdown = Shutdown::new();
+        let registry = EndpointRegistry::new();
+        let mut tasks = Vec::new();
+        let (k, t, r, s) = (config.kafka.clone(), config.topics().endpoints, Arc::clone(&registry), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            registry::follow(&k, &t, "test-registry", r, s).await.expect("registry follower");
+        }));
+        let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
+        tasks.push(tokio::spawn(async move { hookline_router::run(c, r, s).await.expect("router") }));
+        let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
+        tasks.push(tokio::spawn(async move { hookline_sender::run(c, r, s).await.expect("sender") }));
+        let producer = kafka::producer(&config.kafka, "test-producer").expect("producer");
+        tokio::time::timeout(Duration::from_secs(30), registry.wait_ready()).await.expect("registry ready");
+        TestPipeline { config, registry, producer, shutdown, tasks }
+    }
+}
+
+impl TestPipeline {
+    /// A pipeline on fresh topics `t<uuid>.*`, loopback allowed (test receivers are local).
+    pub fn builder() -> Builder {
+        let mut config = Config::default();
+        config.kafka.bootstrap_servers = bootstrap();
+        config.kafka.topic_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        config.kafka.partitions.events = 2;
+        config.kafka.partitions.deliveries = 3;
+        config.kafka.partitions.attempts = 1;
+        config.kafka.partitions.dlq = 1;
+        config.sender.allow_loopback = true;
+        config.sender.request_timeout_ms = 5_000;
+        config.sender.connect_timeout_ms = 2_000;
+        Builder { config }
+    }
+
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// Writes an endpoint and waits until this pipeline's registry has applied it.
+    pub async fn add_endpoint(&self, id: &str, url: &str, types: &[&str], tenant: &str, secret: &str) -> v1::Endpoint {
+        let endpoint = v1::Endpoint {
+            id: id.into(),
+            tenant: tenant.into(),
+            url: url.into(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            secrets: vec![v1::Secret { key: secret.into(), ..Default::default() }],
+            created_at_ms: now_ms(),
+            ..Default::default()
+        };
+        registry::put_endpoint(&self.producer, &self.config.topics().endpoints, &endpoint).await.expect("put");
+        let registry = Arc::clone(&self.registry);
+        eventually(&format!("endpoint {id} applied"), Duration::from_secs(10), || registry.get(id).is_some()).await;
+        endpoint
+    }
+
+    pub async fn publish(&self, events: &[v1::Event]) {
+        for e in events {
+            self.publish_raw(&e.id, &e.encode_to_vec()).await;
+        }
+    }
+
+    pub async fn publish_raw(&self, key: &str, value: &[u8]) {
+        let ack = kafka::enqueue(&self.producer, &self.config.topics().events, key, value, None).await.expect("enqueue");
+        kafka::acked(ack).await.expect("acked");
+    }
+
+    /// Reads `topic` from the start until `n` records arrived (or fails at the timeout).
+    pub async fn read(&self, topic: &str, partitions: i32, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
+            .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let mut stream = consumer.stream();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while out.len() < n {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(Ok(m))) => out.push(m.payload().unwrap_or_default().to_vec()),
+                Ok(Some(Err(e))) => panic!("reading {topic}: {e}"),
+                Ok(None) | Err(_) => panic!("timed out reading {topic}: {} of {n} records", out.len()),
+            }
+        }
+        out
+    }
+
+    pub async fn dead_letters(&self, n: usize) -> Vec<v1::DeadLetter> {
+        let dlq = self.config.topics().dlq;
+        let raw = self.read(&dlq, self.config.kafka.partitions.dlq, n, Duration::from_secs(30)).await;
+        raw.iter().map(|b| v1::DeadLetter::decode(b.as_slice()).expect("dead letter decodes")).collect()
+    }
+
+    pub async fn attempts(&self, n: usize) -> Vec<v1::Attempt> {
+        let topic = self.config.topics().attempts;
+        let raw = self.read(&topic, self.config.kafka.partitions.attempts, n, Duration::from_secs(30)).await;
+        raw.iter().map(|b| v1::Attempt::decode(b.as_slice()).expect("attempt decodes")).collect()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            tokio::time::timeout(Duration::from_secs(30), t).await.expect("role stops in time").expect("role task");
+        }
+    }
+}
+
+pub fn event(id: &str, event_type: &str, tenant: &str, body: &str) -> v1::Event {
+    v1::Event {
+        id: id.into(),
+        r#type: event_type.into(),
+        tenant: tenant.into(),
+        source: "test".into(),
+        occurred_at_ms: now_ms(),
+        content_type: "application/json".into(),
+        payload: body.as_bytes().to_vec().into(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,167 @@
+//! One delivery attempt: build the signed request, send it, classify what happened.
+
+use crate::client::{blocked_cause, HttpClient};
+use bytes::Bytes;
+use hookline_core::address::AddressPolicy;
+use hookline_core::outcome::{classify_status, parse_retry_after_secs, Class};
+use hookline_core::signing::signature_header;
+use hookline_proto::v1;
+use hookline_runtime::registry::EndpointEntry;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Response bytes kept in the attempt record.
+const EXCERPT_BYTES: usize = 256;
+/// Response bytes read at most (reading the body lets the connection be reused).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Headers the endpoint's custom headers may not override.
+const RESERVED: &[&str] = &[
+    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+];
+
+/// What one attempt did.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    pub class: Class,
+    /// 0 when no response arrived.
+    pub status: u16,
+    pub latency: Duration,
+    pub error: String,
+    pub excerpt: Vec<u8>,
+}
+
+impl AttemptReport {
+    fn failed(class: Class, latency: Duration, error: String) -> Self {
+        Self { class, status: 0, latency, error, excerpt: Vec::new() }
+    }
+}
+
+pub struct Attempter {
+    client: HttpClient,
+    policy: Arc<AddressPolicy>,
+    default_timeout: Duration,
+    user_agent: HeaderValue,
+}
+
+impl Attempter {
+    pub fn new(client: HttpClient, policy: Arc<AddressPolicy>, default_timeout: Duration) -> Self {
+        let user_agent = HeaderValue::from_static(concat!("hookline/", env!("CARGO_PKG_VERSION")));
+        Self { client, policy, default_timeout, user_agent }
+    }
+
+    pub async fn attempt(&self, entry: &EndpointEntry, event: &v1::Event, now_ms: i64) -> AttemptReport {
+        let started = Instant::now();
+        let endpoint = &entry.endpoint;
+        let request = match self.request(entry, event, now_ms) {
+            Ok(r) => r,
+            Err(report) => return report,
+        };
+        let timeout = match endpoint.limits.as_ref().map(|l| l.timeout_ms) {
+            Some(ms) if ms > 0 => Duration::from_millis(u64::from(ms)),
+            _ => self.default_timeout,
+        };
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after_secs);
+            // Read (a bounded part of) the body so the connection goes back to the pool.
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => AttemptReport::failed(
+                Class::Retryable { retry_after: None },
+                started.elapsed(),
+                format!("timed out after {} ms", timeout.as_millis()),
+            ),
+            Ok(Err(error)) => {
+                let class = if blocked_cause(&error).is_some() {
+                    Class::BlockedByPolicy
+                } else {
+                    Class::Retryable { retry_after: None }
+                };
+                AttemptReport::failed(class, started.elapsed(), error_chain(&error))
+            }
+            Ok(Ok((status, retry_after, body))) => {
+                let class = classify_status(status, &[], retry_after);
+                let error = match class {
+                    Class::Success => String::new(),
+                    _ if (300..400).contains(&status) => format!("HTTP {status} (redirects are not followed)"),
+                    _ => format!("HTTP {status}"),
+                };
+                AttemptReport {
+                    class,
+                    status,
+                    latency: started.elapsed(),
+                    error,
+                    excerpt: body[..body.len().min(EXCERPT_BYTES)].to_vec(),
+                }
+            }
+        }
+    }
+
+    fn request(&self, entry: &EndpointEntry, event: &v1::Event, now_ms: i64) -> Result<Request<Full<Bytes>>, AttemptReport> {
+        let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
+        let endpoint = &entry.endpoint;
+        let uri: Uri = endpoint.url.parse().map_err(|e| permanent(format!("url {:?}: {e}", endpoint.url)))?;
+        // Literal IPs never reach the resolver, so they are checked here.
+        if let Some(ip) = uri.host().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()) {
+            if let Err(blocked) = self.policy.check(ip) {
+                return Err(AttemptReport::failed(
+                    Class::BlockedByPolicy,
+                    Duration::ZERO,
+                    format!("blocked by policy: {blocked}"),
+                ));
+            }
+        }
+        let timestamp = now_ms / 1000;
+        let signature = signature_header(entry.signing_keys(now_ms), &event.id, timestamp, &event.payload);
+        let content_type = if event.content_type.is_empty() { "application/json" } else { &event.content_type };
+        let mut builder = Request::post(uri)
+            .header(CONTENT_TYPE, content_type)
+            .header(USER_AGENT, self.user_agent.clone())
+            .header("webhook-id", &event.id)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature);
+        for (name, value) in &endpoint.headers {
+            if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+                continue;
+            }
+            match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                (Ok(n), Ok(v)) => builder = builder.header(n, v),
+                _ => tracing::warn!(endpoint_id = %endpoint.id, header = %name, "invalid custom header skipped"),
+            }
+        }
+        builder
+            .body(Full::new(event.payload.clone()))
+            .map_err(|e| permanent(format!("request: {e}")))
+    }
+}
+
+/// `error: cause: cause` on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = e.source();
+    }
+    text
+}

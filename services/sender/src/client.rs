@@ -1,0 +1,120 @@
+//! The one pooled HTTP client of a sender: HTTP/1.1 and HTTP/2 (ALPN) over rustls, keep-alive,
+//! connect timeout, no redirects (hyper never follows them), and a resolver that checks
+//! every resolved address against the SSRF policy and hands hyper only the allowed ones,
+//! so the connection goes to an address that was checked.
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use hookline_core::address::{AddressPolicy, Blocked};
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector<PolicyResolver>>, Full<Bytes>>;
+
+/// Every address of a host was refused by the policy.
+#[derive(Debug, thiserror::Error)]
+#[error("blocked by policy: {host} resolves only to refused addresses ({})", .refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BlockedHost {
+    pub host: String,
+    pub refused: Vec<Blocked>,
+}
+
+type Lookup = Arc<dyn Fn(String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync>;
+
+/// A DNS resolver that filters answers through an [`AddressPolicy`].
+#[derive(Clone)]
+pub struct PolicyResolver {
+    policy: Arc<AddressPolicy>,
+    lookup: Lookup,
+}
+
+impl PolicyResolver {
+    /// Resolves with the system resolver.
+    pub fn system(policy: Arc<AddressPolicy>) -> Self {
+        let lookup: Lookup = Arc::new(|host: String| {
+            Box::pin(async move {
+                Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect())
+            })
+        });
+        Self { policy, lookup }
+    }
+
+    /// Resolves with `lookup` (tests answer with chosen addresses).
+    pub fn with_lookup(policy: Arc<AddressPolicy>, lookup: Lookup) -> Self {
+        Self { policy, lookup }
+    }
+}
+
+impl tower_service::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let policy = Arc::clone(&self.policy);
+        let lookup = Arc::clone(&self.lookup);
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let answers = lookup(host.clone()).await?;
+            let mut allowed = Vec::new();
+            let mut refused = Vec::new();
+            for ip in answers {
+                match policy.check(ip) {
+                    Ok(()) => allowed.push(SocketAddr::new(ip, 0)),
+                    Err(blocked) => refused.push(blocked),
+                }
+            }
+            if allowed.is_empty() {
+                return Err(Box::new(BlockedHost { host, refused }) as Self::Error);
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<HttpClient, rustls::Error> {
+    let mut http = HttpConnector::new_with_resolver(resolver);
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https))
+}
+
+/// Finds a [`BlockedHost`] anywhere in an error's source chain.
+pub fn blocked_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a BlockedHost> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(blocked) = e.downcast_ref::<BlockedHost>() {
+            return Some(blocked);
+        }
+        current = e.source();
+    }
+    None
+}
