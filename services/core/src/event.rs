@@ -15,7 +15,7 @@ pub enum EventError {
     #[error("id: only printable ASCII without spaces is allowed (it becomes the webhook-id header)")]
     IdNotPrintable,
     #[error("type: {0}")]
-    BadType(#[from] PatternError),
+    BadType(PatternError),
 }
 
 /// Checks the id and type of an event.
@@ -29,7 +29,7 @@ pub fn validate(id: &str, event_type: &str) -> Result<(), EventError> {
     if !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(EventError::IdNotPrintable);
     }
-    validate_event_type(event_type)?;
+    validate_event_type(event_type).map_err(EventError::BadType)?;
     Ok(())
 }
 

@@ -36,6 +36,8 @@ enum Command {
     Publish(cmd::publish::PublishArgs),
     /// Run a local webhook receiver that verifies signatures and counts deliveries.
     Sink(cmd::sink::SinkArgs),
+    /// Print the effective configuration (defaults, file, HOOKLINE_* variables) as TOML.
+    Config,
 }
 
 /// Exit status for a configuration or usage error (sysexits EX_USAGE).
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
             Command::Publish(args) => cmd::publish::run(config, args).await,
             Command::Sink(args) => cmd::sink::run(args).await,
+            Command::Config => toml::to_string(&config).map(|t| print!("{t}")).map_err(Into::into),
         }
     });
     match result {

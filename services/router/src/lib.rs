@@ -27,10 +27,10 @@ use tokio::sync::{mpsc, Semaphore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    #[error("kafka client setup: {0}")]
+    #[error("kafka client setup")]
     Setup(#[from] KafkaError),
-    #[error("a produce failed after librdkafka's retries; stopping so the event is read again: {0}")]
-    Produce(KafkaError),
+    #[error("a produce failed after librdkafka's retries; stopping so the event is read again")]
+    Produce(#[source] KafkaError),
 }
 
 /// How long shutdown waits for in-flight produces before giving up on them (they are read

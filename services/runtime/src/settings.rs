@@ -10,14 +10,16 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read the configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(Box<figment::Error>),
     #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigError>),
 }
 
 /// Reads defaults, then `file` if given, then the process environment.
 pub fn load(file: Option<&Path>) -> Result<Config, SettingsError> {
-    load_from(file, Env::prefixed("HOOKLINE_").split("__"))
+    // Only `HOOKLINE_<SECTION>__<KEY>` names are configuration; others with the prefix
+    // (`HOOKLINE_CONFIG`, `HOOKLINE_SINK_SECRET`, ...) belong to the command line.
+    load_from(file, Env::prefixed("HOOKLINE_").filter(|k| k.as_str().contains("__")).split("__"))
 }
 
 /// Like [`load`], with the environment provider passed in (tests give a fixed one).
@@ -32,7 +34,7 @@ pub fn load_from(file: Option<&Path>, env: Env) -> Result<Config, SettingsError>
         }
         figment = figment.merge(Toml::file(file));
     }
-    let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+    let config: Config = figment.merge(env).extract().map_err(|e| SettingsError::Load(Box::new(e)))?;
     config.validate().map_err(SettingsError::Invalid)?;
     Ok(config)
 }
@@ -50,6 +52,7 @@ mod tests {
             )?;
             jail.set_env("HOOKLINE_KAFKA__TOPIC_PREFIX", "fromenv");
             jail.set_env("HOOKLINE_SENDER__MAX_IN_FLIGHT", "77");
+            jail.set_env("HOOKLINE_CONFIG", "not a config key");
             let c = load(Some(Path::new("hookline.toml"))).expect("valid");
             assert_eq!(c.kafka.bootstrap_servers, "file:9092");
             assert_eq!(c.kafka.topic_prefix, "fromenv");

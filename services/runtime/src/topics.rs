@@ -24,7 +24,7 @@ pub enum TopicStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicsError {
-    #[error("kafka: {0}")]
+    #[error("kafka admin request failed")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topic {topic}: {problem}")]
     Topic { topic: String, problem: String },
@@ -79,7 +79,9 @@ pub async fn ensure(cfg: &Config) -> Result<Vec<(String, TopicStatus)>, TopicsEr
             topic
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(15)));
     let results = admin.create_topics(&new_topics, &options).await?;
 
     let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10))?;

@@ -33,12 +33,12 @@ use tokio::sync::{mpsc, Semaphore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
-    #[error("kafka client setup: {0}")]
+    #[error("kafka client setup")]
     Setup(#[from] KafkaError),
-    #[error("tls setup: {0}")]
+    #[error("tls setup")]
     Tls(#[from] rustls::Error),
-    #[error("a dead letter could not be written; stopping so the delivery is read again: {0}")]
-    DeadLetter(KafkaError),
+    #[error("a dead letter could not be written; stopping so the delivery is read again")]
+    DeadLetter(#[source] KafkaError),
 }
 
 /// Extra time on top of the request timeout that shutdown waits for in-flight deliveries.

@@ -98,10 +98,10 @@ pub struct Sink {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("secret {index}: {source}")]
-    Secret { index: usize, source: hookline_core::signing::SecretError },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("secret {index}: {error}")]
+    Secret { index: usize, error: hookline_core::signing::SecretError },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: std::io::Error },
 }
 
 impl Sink {
@@ -110,9 +110,9 @@ impl Sink {
             .secrets
             .iter()
             .enumerate()
-            .map(|(index, s)| SigningKey::from_secret(s).map_err(|source| SinkError::Secret { index, source }))
+            .map(|(index, s)| SigningKey::from_secret(s).map_err(|error| SinkError::Secret { index, error }))
             .collect::<Result<Vec<_>, _>>()?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| SinkError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|error| SinkError::Bind { addr, error })?;
         Ok(Self { listener, inner: Arc::new(Inner { keys, config, ledger: Arc::default() }) })
     }
 

@@ -1,3 +1,4 @@
+use anyhow::Context as _;
 use clap::Subcommand;
 use hookline_core::config::Config;
 use hookline_runtime::topics::{self, TopicStatus};
@@ -11,7 +12,11 @@ pub enum TopicsCommand {
 pub async fn run(config: Config, command: TopicsCommand) -> anyhow::Result<()> {
     match command {
         TopicsCommand::Create => {
-            for (name, status) in topics::ensure(&config).await? {
+            let servers = &config.kafka.bootstrap_servers;
+            let report = topics::ensure(&config)
+                .await
+                .with_context(|| format!("creating topics on {servers} (is Kafka running? scripts/kafka.sh start)"))?;
+            for (name, status) in report {
                 match status {
                     TopicStatus::Created => println!("created  {name}"),
                     TopicStatus::Exists { partitions } => println!("exists   {name} ({partitions} partitions)"),

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Hookline's scripts need and the machine lacks: a JDK 17+ and Maven (for the
+# local Kafka), a C toolchain with make and perl (librdkafka is built from source by
+# rdkafka-sys), curl and python3 (scripts). Rust itself must already be there (rustup).
+set -euo pipefail
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need java openjdk-17-jre-headless
+need mvn maven
+need cc build-essential
+need make make
+need perl perl
+need curl curl
+need python3 python3
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for d in "$HOME/.cargo/bin" /usr/local/cargo/bin; do [ -x "$d/cargo" ] && export PATH="$d:$PATH"; done
+fi
+command -v cargo >/dev/null 2>&1 || { echo "bootstrap: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+java_major=$(java -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
+[ "${java_major%%.*}" -ge 17 ] || { echo "bootstrap: Java 17+ needed for Kafka 4.x, found $java_major" >&2; exit 1; }

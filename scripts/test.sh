@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, the same on a laptop and in CI (.ci/run calls this):
+# install what is missing, build once, start a real single-node Kafka (KRaft) on its own
+# port, run every test (unit, property, in-process and integration against that broker),
+# stop the broker, and print one summary line.
+#
+#   scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh
+
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+export KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
+export HOOKLINE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+t0=$(date +%s)
+echo "== build (tests)" >&2
+# Fetch and build while Kafka's jars download: the two are independent.
+bash scripts/kafka.sh fetch &
+fetch_pid=$!
+cargo build --workspace --all-targets --locked
+wait "$fetch_pid"
+t1=$(date +%s)
+
+echo "== kafka on 127.0.0.1:$KAFKA_PORT" >&2
+started_here=0
+if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
+  bash scripts/kafka.sh start
+  started_here=1
+fi
+stop_kafka() { [ "$started_here" = 1 ] && bash scripts/kafka.sh stop || true; }
+trap stop_kafka EXIT
+
+echo "== test" >&2
+log=$(mktemp)
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+t2=$(date +%s)
+
+passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
+failed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^failed;?$/) s+=$(i-1)} END {print s+0}' "$log")
+echo "build $((t1 - t0))s, tests $((t2 - t1))s"
+echo "total: $passed passed, $failed failed"
+exit "$status"
