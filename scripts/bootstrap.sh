@@ -6,7 +6,8 @@ set -euo pipefail
 
 missing=()
 need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
-need java openjdk-17-jre-headless
+need java openjdk-17-jdk-headless
+need javac openjdk-17-jdk-headless
 need mvn maven
 need cc build-essential
 need make make

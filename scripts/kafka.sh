@@ -8,7 +8,7 @@
 #   scripts/kafka.sh status           exit 0 if running and answering, 1 if not
 #   scripts/kafka.sh reset            stop and delete the state dir (fresh cluster next start)
 #   scripts/kafka.sh logs [-f]        last lines of the broker log (-f to follow)
-#   scripts/kafka.sh tool CLASS ARGS  run a Kafka CLI main class on the same classpath, e.g.
+#   scripts/kafka.sh tool CLASS ARGS  run a Kafka CLI main class (kafka-tools classpath), e.g.
 #       scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #   scripts/kafka.sh env              print the effective settings
 #
@@ -23,6 +23,7 @@
 #   KAFKA_START_TIMEOUT    (default 90)      seconds to wait for readiness
 #   HOOKLINE_CACHE_DIR     (default <repo>/.cache)
 #   KAFKA_STATE_DIR        (default $HOOKLINE_CACHE_DIR/kafka-state/<port>)
+#   KAFKA_LOG_LINES        (default 100)     lines shown by `logs`
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,12 +40,15 @@ KAFKA_OPTS="${KAFKA_OPTS:-}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 HOST=127.0.0.1
 
-CACHE_DIR="${HOOKLINE_CACHE_DIR:-$REPO_DIR/.cache}"
+abs_path() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
+CACHE_DIR="$(abs_path "${HOOKLINE_CACHE_DIR:-$REPO_DIR/.cache}")"
 M2_DIR="$CACHE_DIR/m2"
 VERSION_DIR="$CACHE_DIR/kafka/$KAFKA_VERSION"
 LIBS_DIR="$VERSION_DIR/libs"
+TOOLS_LIBS_DIR="$VERSION_DIR/tools-libs"
 FETCH_MARKER="$VERSION_DIR/.fetched"
-STATE_DIR="${KAFKA_STATE_DIR:-$CACHE_DIR/kafka-state/$KAFKA_PORT}"
+CACHE_LAYOUT=2   # bump to force a re-fetch when the cache layout changes
+STATE_DIR="$(abs_path "${KAFKA_STATE_DIR:-$CACHE_DIR/kafka-state/$KAFKA_PORT}")"
 DATA_DIR="$STATE_DIR/data"
 LOG_DIR="$STATE_DIR/logs"
 CONF_DIR="$STATE_DIR/config"
@@ -67,34 +71,59 @@ need_java() {
 }
 
 # Serialise concurrent invocations on one lock file (fetch per cache, start/stop per state dir).
+# The held fd is recorded in HELD_LOCK_FD so the broker launch can close it: a long-lived child
+# must not inherit the lock, or the next stop/start would wait forever.
+HELD_LOCK_FD=""
 with_lock() {
   local lockfile="$1"; shift
   mkdir -p "$(dirname "$lockfile")"
-  if command -v flock >/dev/null 2>&1; then
-    local fd
-    exec {fd}>"$lockfile"
-    flock "$fd"
+  if ! command -v flock >/dev/null 2>&1; then
     "$@"
-    local rc=$?
-    exec {fd}>&-
-    return $rc
-  else
-    "$@"
+    return
   fi
+  local fd outer="$HELD_LOCK_FD"
+  exec {fd}>"$lockfile"
+  flock -w 600 "$fd" || die "timed out waiting for lock $lockfile"
+  HELD_LOCK_FD="$fd"
+  "$@"
+  exec {fd}>&-
+  HELD_LOCK_FD="$outer"
 }
+
+now_ms() { date +%s%3N; }
+since() { local d=$(( $(now_ms) - $1 )); printf '%d.%ds' $((d / 1000)) $(((d % 1000) / 100)); }
 
 # ---------------------------------------------------------------------------------------------
 # fetch
 # ---------------------------------------------------------------------------------------------
-write_pom() {
-  local pom="$1" tools_version="$2"
-  local tools_dep=""
-  if [[ -n "$tools_version" ]]; then
-    tools_dep="<dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$tools_version</version></dependency>"
+dep_xml() { echo "<dependency><groupId>$1</groupId><artifactId>$2</artifactId><version>$3</version></dependency>"; }
+
+broker_deps() {
+  # kafka_2.13 first so that, at equal depth, its versions of the shared modules win.
+  local a
+  for a in kafka_2.13 kafka-server kafka-storage kafka-clients; do dep_xml org.apache.kafka "$a" "$KAFKA_VERSION"; done
+}
+
+# resolve_into OUT_DIR DEPS_XML: copy-dependencies (runtime scope) of a throwaway pom, plus log4j2 as the
+# slf4j backend, into OUT_DIR. Returns maven's exit code; its output is in $VERSION_DIR/mvn.log.
+resolve_into() {
+  local out="$1" deps="$2" binding=log4j-slf4j-impl rc=0
+  rm -rf "$out"
+  _mvn_copy "$out" "$deps" "$binding" || return $?
+  # Kafka 4.x uses slf4j-api 1.7 (binding log4j-slf4j-impl, as in Kafka's own libs/). Should a
+  # release move to slf4j 2.x, the binding must be log4j-slf4j2-impl: redo the copy with it.
+  if compgen -G "$out/slf4j-api-2.*.jar" >/dev/null; then
+    binding=log4j-slf4j2-impl
+    rm -rf "$out"
+    _mvn_copy "$out" "$deps" "$binding" || rc=$?
   fi
-  # kafka_2.13 is declared first so that, at equal depth, its versions of the shared
-  # org.apache.kafka modules (server, metadata, raft, clients, ...) win over kafka-tools' ones.
-  cat >"$pom" <<EOF
+  return $rc
+}
+
+_mvn_copy() {
+  local out="$1" deps="$2" binding="$3" work rc=0
+  work="$(mktemp -d "$VERSION_DIR/.pom.XXXXXX")"
+  cat >"$work/pom.xml" <<EOF
 <?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -103,25 +132,13 @@ write_pom() {
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-server</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-storage</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
-    $tools_dep
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>$3</artifactId><version>$LOG4J_VERSION</version></dependency>
+$deps
+$(dep_xml org.apache.logging.log4j log4j-api "$LOG4J_VERSION")
+$(dep_xml org.apache.logging.log4j log4j-core "$LOG4J_VERSION")
+$(dep_xml org.apache.logging.log4j "$binding" "$LOG4J_VERSION")
   </dependencies>
 </project>
 EOF
-}
-
-# mvn copy-dependencies of the generated pom into $out. Args: tools_version slf4j_binding out
-mvn_copy() {
-  local tools_version="$1" binding="$2" out="$3" work
-  work="$(mktemp -d "$VERSION_DIR/.pom.XXXXXX")"
-  write_pom "$work/pom.xml" "$tools_version" "$binding"
-  local rc=0
   (cd "$work" && mvn -q -B -f pom.xml -Dmaven.repo.local="$M2_DIR" \
       "$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$out") \
       >"$VERSION_DIR/mvn.log" 2>&1 || rc=$?
@@ -129,64 +146,86 @@ mvn_copy() {
   return $rc
 }
 
+tools_missing_in_log() { grep -q "org.apache.kafka:kafka-tools:jar:$1" "$VERSION_DIR/mvn.log" 2>/dev/null; }
+
+mvn_fail() {
+  tail -n 30 "$VERSION_DIR/mvn.log" >&2 || true
+  die "$1 (full maven log: $VERSION_DIR/mvn.log)"
+}
+
 do_fetch() {
-  if [[ -f "$FETCH_MARKER" && -d "$LIBS_DIR" ]]; then
+  if [[ -d "$LIBS_DIR" ]] && grep -qx "layout=$CACHE_LAYOUT" "$FETCH_MARKER" 2>/dev/null; then
     return 0
   fi
   command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch Kafka from Maven Central)"
   mkdir -p "$VERSION_DIR" "$M2_DIR"
-  say "fetching $KAFKA_VERSION (org.apache.kafka:kafka_2.13 + runtime deps, log4j2) into $LIBS_DIR ..."
-  local t0=$SECONDS tmp candidates=() tv used_tools="" ok=0 binding=log4j-slf4j-impl
-  if [[ -n "$KAFKA_TOOLS_VERSION" ]]; then
-    candidates=("$KAFKA_TOOLS_VERSION")
-  else
-    candidates=("$KAFKA_VERSION")
-    for tv in 4.3.1 4.2.0; do
-      if [[ "$tv" != "$KAFKA_VERSION" ]]; then candidates+=("$tv"); fi
+  say "fetching $KAFKA_VERSION (org.apache.kafka:kafka_2.13 + runtime deps, kafka-tools, log4j2) into $VERSION_DIR ..."
+  local t0 tv tools_version="" tools_dir="" candidates=()
+  t0=$(now_ms)
+  rm -rf "$TOOLS_LIBS_DIR"
+
+  # 1) Like Kafka's own distribution: broker + kafka-tools of the same version in one libs/ dir.
+  if [[ -z "$KAFKA_TOOLS_VERSION" || "$KAFKA_TOOLS_VERSION" == "$KAFKA_VERSION" ]]; then
+    if resolve_into "$LIBS_DIR.tmp" "$(broker_deps; dep_xml org.apache.kafka kafka-tools "$KAFKA_VERSION")"; then
+      tools_version="$KAFKA_VERSION"; tools_dir=libs
+    elif tools_missing_in_log "$KAFKA_VERSION"; then
+      say "note: org.apache.kafka:kafka-tools:$KAFKA_VERSION is not on Maven Central; CLI classes will come from an older kafka-tools on a separate classpath"
+    else
+      mvn_fail "maven could not resolve Kafka $KAFKA_VERSION"
+    fi
+  fi
+
+  # 2) Otherwise: broker alone in libs/, and a self-consistent kafka-tools closure in tools-libs/
+  #    (the CLI tools are plain clients; a 4.3 kafka-tools jar next to 4.4 kafka-clients breaks).
+  if [[ -z "$tools_dir" ]]; then
+    resolve_into "$LIBS_DIR.tmp" "$(broker_deps)" || mvn_fail "maven could not resolve Kafka $KAFKA_VERSION"
+    if [[ -n "$KAFKA_TOOLS_VERSION" && "$KAFKA_TOOLS_VERSION" != "$KAFKA_VERSION" ]]; then
+      candidates=("$KAFKA_TOOLS_VERSION")
+    else
+      for tv in 4.3.1 4.2.0; do
+        if [[ "$tv" != "$KAFKA_VERSION" ]]; then candidates+=("$tv"); fi
+      done
+    fi
+    for tv in "${candidates[@]}"; do
+      if resolve_into "$TOOLS_LIBS_DIR.tmp" "$(dep_xml org.apache.kafka kafka-tools "$tv")"; then
+        tools_version="$tv"; tools_dir=tools-libs
+        mv "$TOOLS_LIBS_DIR.tmp" "$TOOLS_LIBS_DIR"
+        break
+      elif ! tools_missing_in_log "$tv"; then
+        mvn_fail "maven could not resolve org.apache.kafka:kafka-tools:$tv"
+      fi
     done
-  fi
-  candidates+=("")   # last resort: broker only, without the CLI tools
-  tmp="$VERSION_DIR/libs.tmp"
-  for tv in "${candidates[@]}"; do
-    rm -rf "$tmp"
-    if mvn_copy "$tv" "$binding" "$tmp"; then
-      used_tools="$tv"; ok=1; break
+    if [[ -z "$tools_dir" ]]; then
+      say "warning: no org.apache.kafka:kafka-tools found; the broker works but CLI classes (TopicCommand, console producer/consumer) are missing"
+    else
+      say "note: CLI classes: kafka-tools $tools_version in $TOOLS_LIBS_DIR; broker: $KAFKA_VERSION in $LIBS_DIR"
     fi
-    if grep -q "org.apache.kafka:kafka-tools:jar:$tv" "$VERSION_DIR/mvn.log" 2>/dev/null && [[ -n "$tv" ]]; then
-      say "note: org.apache.kafka:kafka-tools:$tv is not on Maven Central, trying an older kafka-tools for the CLI classes"
-      continue
-    fi
-    # Any other failure (network, missing broker artifact) is fatal.
-    tail -n 30 "$VERSION_DIR/mvn.log" >&2 || true
-    die "maven could not resolve Kafka $KAFKA_VERSION (full log: $VERSION_DIR/mvn.log)"
-  done
-  [[ $ok == 1 ]] || { tail -n 30 "$VERSION_DIR/mvn.log" >&2; die "maven could not resolve Kafka $KAFKA_VERSION"; }
-
-  # Kafka 4.x still uses slf4j-api 1.7 (binding: log4j-slf4j-impl). If a future release moves to
-  # slf4j 2.x the binding must be log4j-slf4j2-impl instead: redo the copy with that one.
-  if compgen -G "$tmp/slf4j-api-2.*.jar" >/dev/null; then
-    binding=log4j-slf4j2-impl
-    rm -rf "$tmp"
-    mvn_copy "$used_tools" "$binding" "$tmp" || { tail -n 30 "$VERSION_DIR/mvn.log" >&2; die "maven failed (slf4j2 binding)"; }
   fi
 
-  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" && -f "$tmp/kafka-clients-$KAFKA_VERSION.jar" ]] \
+  [[ -f "$LIBS_DIR.tmp/kafka_2.13-$KAFKA_VERSION.jar" && -f "$LIBS_DIR.tmp/kafka-clients-$KAFKA_VERSION.jar" ]] \
     || die "resolution did not produce kafka_2.13-$KAFKA_VERSION.jar / kafka-clients-$KAFKA_VERSION.jar"
-  if [[ -z "$used_tools" ]]; then
-    say "warning: no org.apache.kafka:kafka-tools found; the broker works but CLI classes (TopicCommand, console producer/consumer) are missing"
-  elif [[ "$used_tools" != "$KAFKA_VERSION" ]]; then
-    say "note: CLI classes come from kafka-tools $used_tools (kafka-tools $KAFKA_VERSION is not published); the broker itself is $KAFKA_VERSION"
-  fi
   rm -rf "$LIBS_DIR"
-  mv "$tmp" "$LIBS_DIR"
+  mv "$LIBS_DIR.tmp" "$LIBS_DIR"
   {
     echo "kafka_version=$KAFKA_VERSION"
-    echo "kafka_tools_version=${used_tools:-none}"
+    echo "kafka_tools_version=${tools_version:-none}"
+    echo "tools_dir=${tools_dir:-none}"
     echo "log4j_version=$LOG4J_VERSION"
-    echo "slf4j_binding=$binding"
     echo "fetched_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "layout=$CACHE_LAYOUT"
   } >"$FETCH_MARKER"
-  say "fetched $(ls "$LIBS_DIR" | wc -l) jars ($(du -sh "$LIBS_DIR" | cut -f1)) in $((SECONDS - t0))s"
+  local extra=""
+  if [[ "$tools_dir" == tools-libs ]]; then extra=" + $(ls "$TOOLS_LIBS_DIR" | wc -l) tool jars"; fi
+  say "fetched $(ls "$LIBS_DIR" | wc -l) broker jars$extra ($(du -sh "$VERSION_DIR" | cut -f1)) in $(since "$t0")"
+}
+
+# Classpath dir for the CLI tools (libs/ itself when kafka-tools of the broker's version exists).
+tools_cp_dir() {
+  if [[ "$(sed -n 's/^tools_dir=//p' "$FETCH_MARKER" 2>/dev/null)" == tools-libs && -d "$TOOLS_LIBS_DIR" ]]; then
+    echo "$TOOLS_LIBS_DIR"
+  else
+    echo "$LIBS_DIR"
+  fi
 }
 
 fetch() { with_lock "$CACHE_DIR/kafka/.fetch.lock" do_fetch; }
@@ -283,20 +322,51 @@ ensure_probe() {
   [[ -f "$PROBE_DIR/$PROBE_MAIN.class" ]] && return 0
   local tmp
   tmp="$(mktemp -d "$VERSION_DIR/.probe.XXXXXX")"
+  if ! command -v javac >/dev/null 2>&1; then
+    # A JRE only: wait_ready falls back to polling with kafka-tools' BrokerApiVersionsCommand.
+    rm -rf "$tmp"
+    PROBE_DIR=""
+    return 0
+  fi
   probe_source >"$tmp/$PROBE_MAIN.java"
-  command -v javac >/dev/null 2>&1 || die "javac not found (needs a JDK 17, e.g. apt-get install openjdk-17-jdk-headless)"
   javac -nowarn -d "$tmp" -cp "$LIBS_DIR/*" "$tmp/$PROBE_MAIN.java" >&2 || die "could not compile the readiness probe"
   rm -f "$tmp/$PROBE_MAIN.java"
   rm -rf "$PROBE_DIR"
   mv "$tmp" "$PROBE_DIR"
 }
 
-# Run a Java main class on libs/* with quiet tool logging.
-run_tool() {
-  local main="$1"; shift
+# wait_ready TIMEOUT_S PID: prints a short description and returns 0 once the broker answers
+# metadata requests; 1 on timeout, 2 if PID died. The compiled probe keeps one JVM polling; without
+# javac it polls with kafka-tools' BrokerApiVersionsCommand (one JVM per attempt).
+wait_ready() {
+  local timeout="$1" pid="$2" rc=0
+  if [[ -n "$PROBE_DIR" ]]; then
+    run_java "$LIBS_DIR/*:$PROBE_DIR" "$PROBE_MAIN" "$HOST:$KAFKA_PORT" "$timeout" "$pid" 2>"$LOG_DIR/probe.err" || rc=$?
+    return $rc
+  fi
+  local tools deadline cc="$STATE_DIR/config/probe-client.properties"
+  tools="$(tools_cp_dir)"
+  compgen -G "$tools/kafka-tools-*.jar" >/dev/null \
+    || die "cannot check readiness: no javac (install a JDK 17) and no kafka-tools jar in $tools"
+  printf 'request.timeout.ms=2000\ndefault.api.timeout.ms=3000\nreconnect.backoff.max.ms=500\n' >"$cc"
+  deadline=$(( $(now_ms) + timeout * 1000 ))
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "broker process $pid exited" >"$LOG_DIR/probe.err"; return 2; fi
+    if run_java "$tools/*" org.apache.kafka.tools.BrokerApiVersionsCommand \
+         --bootstrap-server "$HOST:$KAFKA_PORT" --command-config "$cc" >"$LOG_DIR/probe.out" 2>"$LOG_DIR/probe.err"; then
+      echo "BrokerApiVersionsCommand: $(head -n 1 "$LOG_DIR/probe.out" | cut -d'>' -f1 | sed 's/ -$//')"
+      return 0
+    fi
+    if (( $(now_ms) > deadline )); then echo "timed out" >>"$LOG_DIR/probe.err"; return 1; fi
+    sleep 0.5
+  done
+}
+
+# run_java CLASSPATH MAIN ARGS...: a short-lived JVM (tools, storage format, probe) with quiet logging.
+run_java() {
+  local cp="$1" main="$2"; shift 2
   java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$TOOLS_LOG4J" \
-    -cp "$LIBS_DIR/*${PROBE_DIR:+:$PROBE_DIR}" "$main" "$@"
+    -Dlog4j2.configurationFile="$TOOLS_LOG4J" -cp "$cp" "$main" "$@"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -366,8 +436,6 @@ logger.authorizer.name = kafka.authorizer.logger
 logger.authorizer.level = warn
 logger.netclient.name = org.apache.kafka.clients.NetworkClient
 logger.netclient.level = warn
-logger.appinfo.name = org.apache.kafka.common.utils.AppInfoParser
-logger.appinfo.level = warn
 logger.config.name = org.apache.kafka.common.config.AbstractConfig
 logger.config.level = warn
 EOF
@@ -426,7 +494,7 @@ format_storage_if_needed() {
   local cid
   cid="$(new_cluster_id)"
   say "formatting storage in $DATA_DIR (cluster id $cid, standalone KRaft quorum)"
-  if ! run_tool "$STORAGE_MAIN" format --standalone --cluster-id "$cid" \
+  if ! run_java "$LIBS_DIR/*" "$STORAGE_MAIN" format --standalone --cluster-id "$cid" \
         --config "$CONF_DIR/server.properties" >"$LOG_DIR/format.log" 2>&1; then
     cat "$LOG_DIR/format.log" >&2
     die "storage format failed"
@@ -462,7 +530,8 @@ kill_and_wait() {
 # start / stop / status
 # ---------------------------------------------------------------------------------------------
 do_start() {
-  local t0=$SECONDS pid started=0 probe_out rc
+  local t0 pid started=0 probe_out rc
+  t0=$(now_ms)
   need_java
   fetch
   write_tools_log4j
@@ -485,29 +554,32 @@ do_start() {
     format_storage_if_needed
     say "starting Kafka $KAFKA_VERSION on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, state $STATE_DIR)"
     # Same JVM flags as Kafka's bin/kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
-    # shellcheck disable=SC2086
-    nohup java $KAFKA_HEAP_OPTS \
-      -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-      -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true \
-      -Dkafka.logs.dir="$LOG_DIR" \
-      -Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
-      $KAFKA_OPTS \
-      -cp "$LIBS_DIR/*" "$BROKER_MAIN" "$CONF_DIR/server.properties" \
-      >"$CONSOLE_LOG" 2>&1 </dev/null &
+    (
+      if [[ -n "$HELD_LOCK_FD" ]]; then exec {HELD_LOCK_FD}>&-; fi
+      # shellcheck disable=SC2086
+      exec nohup java $KAFKA_HEAP_OPTS \
+        -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+        -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true \
+        -Dkafka.logs.dir="$LOG_DIR" \
+        -Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
+        $KAFKA_OPTS \
+        -cp "$LIBS_DIR/*" "$BROKER_MAIN" "$CONF_DIR/server.properties" \
+        >"$CONSOLE_LOG" 2>&1 </dev/null
+    ) &
     pid=$!
     echo "$pid" >"$PID_FILE"
     started=1
   fi
 
-  local remaining=$(( START_TIMEOUT - (SECONDS - t0) ))
+  local remaining=$(( START_TIMEOUT - ($(now_ms) - t0) / 1000 ))
   (( remaining < 5 )) && remaining=5
   rc=0
-  probe_out="$(run_tool "$PROBE_MAIN" "$HOST:$KAFKA_PORT" "$remaining" "$pid" 2>"$LOG_DIR/probe.err")" || rc=$?
+  probe_out="$(wait_ready "$remaining" "$pid")" || rc=$?
   if (( rc != 0 )); then
     if (( rc == 2 )); then
       say "broker process $pid exited during startup"
     else
-      say "broker not ready after ${START_TIMEOUT}s: $(tail -n 1 "$LOG_DIR/probe.err" 2>/dev/null)"
+      say "broker not ready after ${START_TIMEOUT}s: $(grep -v '^\s' "$LOG_DIR/probe.err" 2>/dev/null | tail -n 1)"
     fi
     print_failure_logs
     if (( started )); then
@@ -516,7 +588,7 @@ do_start() {
     fi
     exit 1
   fi
-  say "ready on $HOST:$KAFKA_PORT (pid $pid) in $((SECONDS - t0))s [$probe_out]"
+  say "ready on $HOST:$KAFKA_PORT (pid $pid) in $(since "$t0") [$probe_out]"
 }
 
 do_stop() {
@@ -530,11 +602,12 @@ do_stop() {
     rm -f "$PID_FILE"
     return 0
   fi
-  local t0=$SECONDS
+  local t0
+  t0=$(now_ms)
   say "stopping pid $pid ..."
   kill_and_wait "$pid"
   rm -f "$PID_FILE"
-  say "stopped in $((SECONDS - t0))s"
+  say "stopped in $(since "$t0")"
 }
 
 do_status() {
@@ -572,7 +645,8 @@ do_tool() {
   need_java
   fetch
   write_tools_log4j
-  run_tool "$@"
+  local main="$1"; shift
+  run_java "$(tools_cp_dir)/*" "$main" "$@"
 }
 
 do_env() {
@@ -589,17 +663,17 @@ EOF
 }
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
 }
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   fetch)  need_java; fetch; write_tools_log4j; ensure_probe ;;
-  start)  with_lock "$STATE_DIR.lock" do_start ;;
-  stop)   with_lock "$STATE_DIR.lock" do_stop ;;
+  start)  with_lock "$STATE_DIR.lck" do_start ;;
+  stop)   with_lock "$STATE_DIR.lck" do_stop ;;
   status) do_status ;;
-  reset)  with_lock "$STATE_DIR.lock" do_reset ;;
+  reset)  with_lock "$STATE_DIR.lck" do_reset ;;
   logs)   do_logs "$@" ;;
   tool)   do_tool "$@" ;;
   env)    do_env ;;

@@ -12,6 +12,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub router: RouterConfig,
     pub sender: SenderConfig,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
     pub log: LogConfig,
 }
 
@@ -21,7 +23,62 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             router: RouterConfig::default(),
             sender: SenderConfig::default(),
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
             log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delays before attempts 2, 3, ...; every distinct delay is a retry tier topic.
+    pub schedule: Vec<String>,
+    /// Each delay is stretched by up to this fraction (0 to 0.5), never shortened.
+    pub jitter: f64,
+    /// An endpoint whose deliveries keep being exhausted for this long is disabled.
+    pub disable_after_ms: i64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            schedule: crate::retry::DEFAULT_SCHEDULE.iter().map(|s| s.to_string()).collect(),
+            jitter: 0.1,
+            disable_after_ms: 5 * 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The parsed schedule (validated at load, so this only fails on an unvalidated config).
+    pub fn parsed(&self) -> Result<crate::retry::RetrySchedule, crate::retry::ScheduleError> {
+        crate::retry::RetrySchedule::parse(&self.schedule)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failed attempts (5xx, timeouts, connection errors) that open it.
+    pub failure_threshold: u32,
+    pub initial_cooldown_ms: u64,
+    pub max_cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self { failure_threshold: 5, initial_cooldown_ms: 5_000, max_cooldown_ms: 300_000 }
+    }
+}
+
+impl BreakerConfig {
+    pub fn settings(&self) -> crate::breaker::BreakerSettings {
+        crate::breaker::BreakerSettings {
+            failure_threshold: self.failure_threshold,
+            initial_cooldown: std::time::Duration::from_millis(self.initial_cooldown_ms),
+            max_cooldown: std::time::Duration::from_millis(self.max_cooldown_ms),
         }
     }
 }
@@ -73,11 +130,13 @@ pub struct PartitionConfig {
     pub deliveries: i32,
     pub attempts: i32,
     pub dlq: i32,
+    /// Partitions of each retry tier topic.
+    pub retry: i32,
 }
 
 impl Default for PartitionConfig {
     fn default() -> Self {
-        Self { events: 6, deliveries: 12, attempts: 6, dlq: 3 }
+        Self { events: 6, deliveries: 12, attempts: 6, dlq: 3, retry: 6 }
     }
 }
 
@@ -104,6 +163,9 @@ pub struct SenderConfig {
     pub max_in_flight: usize,
     /// Requests in flight to one endpoint, unless the endpoint sets its own.
     pub max_in_flight_per_endpoint: usize,
+    /// Deliveries one endpoint may hold in a sender (in flight or waiting); past it, more
+    /// of its work is moved to the next retry tier, so one slow endpoint cannot fill memory.
+    pub max_queued_per_endpoint: usize,
     /// Idle keep-alive connections kept per host.
     pub pool_max_idle_per_host: usize,
     /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
@@ -119,6 +181,7 @@ impl Default for SenderConfig {
             request_timeout_ms: 15_000,
             max_in_flight: 2_000,
             max_in_flight_per_endpoint: 64,
+            max_queued_per_endpoint: 512,
             pool_max_idle_per_host: 256,
             allow_loopback: false,
             allowed_cidrs: Vec::new(),
@@ -183,6 +246,7 @@ impl Config {
             ("deliveries", k.partitions.deliveries),
             ("attempts", k.partitions.attempts),
             ("dlq", k.partitions.dlq),
+            ("retry", k.partitions.retry),
         ] {
             check(n >= 1, &format!("kafka.partitions.{name}"), format!("is {n}; must be at least 1"));
         }
@@ -217,6 +281,27 @@ impl Config {
             "sender.max_in_flight_per_endpoint",
             format!("must be between 1 and sender.max_in_flight ({})", s.max_in_flight),
         );
+        check(
+            s.max_queued_per_endpoint >= s.max_in_flight_per_endpoint,
+            "sender.max_queued_per_endpoint",
+            format!("must be at least sender.max_in_flight_per_endpoint ({})", s.max_in_flight_per_endpoint),
+        );
+        if let Err(e) = self.retry.parsed() {
+            check(false, "retry.schedule", e.to_string());
+        }
+        check(
+            (0.0..=0.5).contains(&self.retry.jitter),
+            "retry.jitter",
+            format!("is {}; use 0 to 0.5", self.retry.jitter),
+        );
+        check(self.retry.disable_after_ms >= 1_000, "retry.disable_after_ms", "must be at least 1000".into());
+        let b = &self.breaker;
+        check(b.failure_threshold >= 1, "breaker.failure_threshold", "must be at least 1".into());
+        check(
+            b.initial_cooldown_ms >= 1 && b.max_cooldown_ms >= b.initial_cooldown_ms,
+            "breaker.max_cooldown_ms",
+            format!("must be at least breaker.initial_cooldown_ms ({}), which must be positive", b.initial_cooldown_ms),
+        );
         for (i, cidr) in s.allowed_cidrs.iter().enumerate() {
             if let Err(e) = cidr.parse::<crate::address::Cidr>() {
                 check(false, &format!("sender.allowed_cidrs[{i}]"), e.to_string());
@@ -232,6 +317,12 @@ impl Config {
 
     pub fn topics(&self) -> Topics {
         Topics::new(&self.kafka.topic_prefix)
+    }
+
+    /// Every retry tier of the global schedule, with its topic.
+    pub fn retry_tiers(&self) -> Vec<(crate::retry::Delay, String)> {
+        let topics = self.topics();
+        self.retry.parsed().map(|s| s.tiers()).unwrap_or_default().into_iter().map(|d| (d, topics.retry(d))).collect()
     }
 }
 
@@ -261,6 +352,11 @@ impl Topics {
             attempts: format!("{prefix}.attempts"),
             dlq: format!("{prefix}.dlq"),
         }
+    }
+
+    /// The tier topic of one delay, e.g. `hookline.retry.5m`.
+    pub fn retry(&self, delay: crate::retry::Delay) -> String {
+        format!("{}.retry.{delay}", self.prefix)
     }
 
     /// Consumer group of a role, e.g. `hookline.router`.

@@ -8,11 +8,17 @@
 //! - [`event`]: the rules a published event must follow.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`address`]: the SSRF address policy.
+//! - [`retry`]: the retry schedule, its Kafka tiers, and when the next attempt is due.
+//! - [`breaker`]: the per-endpoint circuit breaker.
+//! - [`ratelimit`]: the per-endpoint token bucket.
 
 pub mod address;
+pub mod breaker;
 pub mod config;
 pub mod event;
 pub mod matching;
 pub mod outcome;
+pub mod ratelimit;
+pub mod retry;
 pub mod signing;
 pub mod watermark;

@@ -134,16 +134,18 @@ async fn a_failed_delivery_is_dead_lettered_with_its_attempt() {
     p.add_endpoint("ep", &sink.url("ep"), &["*"], "", &secret(5)).await;
     p.publish(&[event("evt_rejected", "order.created", "", "{}")]).await;
 
+    // The test schedule is 1s, 1s: three attempts, then the DLQ.
     let dead = p.dead_letters(1).await;
     assert_eq!(dead[0].reason(), DeadLetterReason::Exhausted);
     let delivery = dead[0].delivery.as_ref().expect("delivery kept");
     assert_eq!(delivery.endpoint_id, "ep");
+    assert_eq!(delivery.attempt, 3);
     assert_eq!(delivery.event.as_ref().map(|e| e.id.as_str()), Some("evt_rejected"));
     let last = dead[0].last_attempt.as_ref().expect("last attempt");
-    assert_eq!((last.status, last.outcome()), (401, Outcome::Retryable));
-    let attempts = p.attempts(1).await;
-    assert_eq!((attempts[0].event_id.as_str(), attempts[0].status), ("evt_rejected", 401));
-    assert_eq!(sink.ledger.summary().invalid_signatures, 1);
+    assert_eq!((last.status, last.outcome(), last.attempt), (401, Outcome::Retryable, 3));
+    let attempts = p.attempts(3).await;
+    assert!(attempts.iter().all(|a| a.event_id == "evt_rejected" && a.status == 401));
+    assert_eq!(sink.ledger.summary().invalid_signatures, 3);
     p.stop().await;
 }
 

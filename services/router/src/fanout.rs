@@ -114,7 +114,7 @@ mod tests {
             timestamp_ms: 1,
             key: b"k".to_vec(),
             value,
-            traceparent: None,
+            headers: Vec::new(),
         }
     }
 

@@ -113,8 +113,8 @@ async fn route(
     topics: &hookline_core::config::Topics,
 ) -> Result<Vec<impl std::future::Future<Output = Result<(), KafkaError>>>, KafkaError> {
     let routed = fanout::route(record, registry, now_ms());
-    let headers = record.traceparent.as_ref().map(|tp| {
-        OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp.as_str()) })
+    let headers = record.header("traceparent").map(|tp| {
+        OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) })
     });
     let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();
     match routed {

@@ -41,7 +41,8 @@ pub fn producer(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<FutureProduce
         .set("compression.type", &cfg.compression)
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "500000")
-        .set("queue.buffering.max.kbytes", "1048576");
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.max.bytes", crate::topics::WRAPPING_MAX_BYTES.to_string());
     with_overrides(c, cfg).create()
 }
 
@@ -139,7 +140,7 @@ pub fn store_next_offset<C: ConsumerContext>(
 }
 
 /// A Kafka record turned into owned values at the boundary.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OwnedRecord {
     pub topic: String,
     pub partition: i32,
@@ -147,19 +148,15 @@ pub struct OwnedRecord {
     pub timestamp_ms: i64,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
-    pub traceparent: Option<String>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl OwnedRecord {
     pub fn from_message(m: &BorrowedMessage<'_>) -> Self {
-        let traceparent = m.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key.eq_ignore_ascii_case("traceparent"))
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_owned)
-        });
+        let headers = m
+            .headers()
+            .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+            .unwrap_or_default();
         Self {
             topic: m.topic().to_owned(),
             partition: m.partition(),
@@ -167,8 +164,16 @@ impl OwnedRecord {
             timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
             value: m.payload().map(<[u8]>::to_vec),
-            traceparent,
+            headers,
         }
+    }
+
+    /// The first header named `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 

@@ -51,15 +51,16 @@ impl OffsetTracker {
         }
     }
 
-    /// Drops the bookkeeping of partitions revoked since the last call.
-    pub fn forget_revoked(&self) {
+    /// Drops the bookkeeping of partitions revoked since the last call, and returns them.
+    pub fn forget_revoked(&self) -> Vec<(String, i32)> {
         let revoked = self.consumer.context().take_revoked();
         if !revoked.is_empty() {
             let mut partitions = self.partitions.lock();
-            for tp in revoked {
-                partitions.remove(&tp);
+            for tp in &revoked {
+                partitions.remove(tp);
             }
         }
+        revoked
     }
 
     /// Records begun and not yet committable, over all partitions.

@@ -37,6 +37,10 @@ pub enum EndpointError {
     NoSecrets,
     #[error("secrets[{0}]: {1}")]
     BadSecret(usize, SecretError),
+    #[error("retry_schedule{0}")]
+    BadSchedule(hookline_core::retry::ScheduleError),
+    #[error("permanent_statuses[{0}]: {1} is not an HTTP status between 100 and 599 (2xx cannot be permanent)")]
+    BadStatus(usize, u32),
     #[error("record value is not a hookline.v1.Endpoint: {0}")]
     Undecodable(String),
     #[error("record key {key:?} differs from the endpoint id {id:?}")]
@@ -115,6 +119,12 @@ pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> 
         .collect::<Result<Vec<_>, _>>()?;
     if endpoint.secrets.is_empty() {
         return Err(EndpointError::NoSecrets);
+    }
+    hookline_core::retry::RetrySchedule::parse(&endpoint.retry_schedule).map_err(EndpointError::BadSchedule)?;
+    for (i, &status) in endpoint.permanent_statuses.iter().enumerate() {
+        if !(100..600).contains(&status) || (200..300).contains(&status) {
+            return Err(EndpointError::BadStatus(i, status));
+        }
     }
     for (i, s) in endpoint.secrets.iter().enumerate() {
         SigningKey::from_secret(&s.key).map_err(|e| EndpointError::BadSecret(i, e))?;

@@ -38,6 +38,13 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
     let common = |retention_ms: i64| {
         vec![("min.insync.replicas", isr.clone()), ("retention.ms", retention_ms.to_string())]
     };
+    // Deliveries, tiers and dead letters wrap an event: leave room for any event the events
+    // topic accepted (1 MiB by default) plus the envelope.
+    let wrapping = |retention_ms: i64| {
+        let mut c = common(retention_ms);
+        c.push(("max.message.bytes", WRAPPING_MAX_BYTES.to_string()));
+        c
+    };
     let mut endpoints = vec![
         ("cleanup.policy", "compact".to_owned()),
         ("min.insync.replicas", isr.clone()),
@@ -46,18 +53,25 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
         ("segment.ms", "3600000".to_owned()),
     ];
     endpoints.sort();
-    vec![
+    let mut specs = vec![
         TopicSpec { name: t.events, partitions: k.partitions.events, configs: common(k.events_retention_ms) },
         TopicSpec { name: t.endpoints, partitions: 1, configs: endpoints },
         TopicSpec {
             name: t.deliveries,
             partitions: k.partitions.deliveries,
-            configs: common(k.deliveries_retention_ms),
+            configs: wrapping(k.deliveries_retention_ms),
         },
         TopicSpec { name: t.attempts, partitions: k.partitions.attempts, configs: common(k.attempts_retention_ms) },
-        TopicSpec { name: t.dlq, partitions: k.partitions.dlq, configs: common(k.dlq_retention_ms) },
-    ]
+        TopicSpec { name: t.dlq, partitions: k.partitions.dlq, configs: wrapping(k.dlq_retention_ms) },
+    ];
+    for (_, name) in cfg.retry_tiers() {
+        specs.push(TopicSpec { name, partitions: k.partitions.retry, configs: wrapping(k.deliveries_retention_ms) });
+    }
+    specs
 }
+
+/// `max.message.bytes` of the topics whose records wrap an event; producers allow the same.
+pub const WRAPPING_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Creates what is missing and reports each topic's status.
 pub async fn ensure(cfg: &Config) -> Result<Vec<(String, TopicStatus)>, TopicsError> {
@@ -133,7 +147,11 @@ mod tests {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["hookline.events", "hookline.endpoints", "hookline.deliveries", "hookline.attempts", "hookline.dlq"]
+            [
+                "hookline.events", "hookline.endpoints", "hookline.deliveries", "hookline.attempts", "hookline.dlq",
+                "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
+                "hookline.retry.5h", "hookline.retry.10h",
+            ]
         );
     }
 }

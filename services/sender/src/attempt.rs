@@ -72,7 +72,7 @@ impl Attempter {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after_secs);
+                .and_then(retry_after);
             // Read (a bounded part of) the body so the connection goes back to the pool.
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -96,7 +96,9 @@ impl Attempter {
                 AttemptReport::failed(class, started.elapsed(), error_chain(&error))
             }
             Ok(Ok((status, retry_after, body))) => {
-                let class = classify_status(status, &[], retry_after);
+                let permanent: Vec<u16> =
+                    endpoint.permanent_statuses.iter().filter_map(|s| u16::try_from(*s).ok()).collect();
+                let class = classify_status(status, &permanent, retry_after);
                 let error = match class {
                     Class::Success => String::new(),
                     _ if (300..400).contains(&status) => format!("HTTP {status} (redirects are not followed)"),
@@ -149,6 +151,14 @@ impl Attempter {
             .body(Full::new(event.payload.clone()))
             .map_err(|e| permanent(format!("request: {e}")))
     }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
+fn retry_after(value: &str) -> Option<Duration> {
+    parse_retry_after_secs(value).or_else(|| {
+        let at = httpdate::parse_http_date(value.trim()).ok()?;
+        Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    })
 }
 
 /// `error: cause: cause` on one line.

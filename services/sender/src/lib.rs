@@ -1,35 +1,43 @@
-//! The sender: reads `Delivery` records, signs and POSTs each to its endpoint, writes one
-//! `Attempt` record per attempt, and dead-letters what did not succeed.
+//! The sender: reads `Delivery` records from the deliveries topic and the retry tiers, signs
+//! and POSTs each to its endpoint, writes one `Attempt` record per attempt, and hands every
+//! failure on: to the next retry tier, or to the DLQ when the schedule is used up.
 //!
 //! - [`client`]: the pooled HTTP client and its SSRF-checking resolver.
 //! - [`attempt`]: one signed request and the classification of its result.
-//! - this file: the consuming loop, per-endpoint concurrency limits, attempt and DLQ
-//!   records, and offsets stored only for finished deliveries.
+//! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
+//! - [`deliver`]: one record handled to its end.
+//! - this file: wiring, and the intake loop that holds a retry-tier partition until its
+//!   head record is due.
 //!
-//! A delivery's offset is released only after it succeeded or its dead letter is
-//! acknowledged by Kafka, so a crash at any point re-sends (never drops) it.
+//! A record's offset is released only after it succeeded, or its next tier record or dead
+//! letter is acknowledged by Kafka, so a crash at any point re-sends (never drops) it.
 
 pub mod attempt;
 pub mod client;
+pub mod deliver;
+pub mod endpoints;
 
-use attempt::{AttemptReport, Attempter};
-use dashmap::DashMap;
+use attempt::Attempter;
+use deliver::{Shared, DUE_HEADER};
+use endpoints::EndpointRuntimes;
+use futures::StreamExt;
 use hookline_core::address::{AddressPolicy, Cidr};
-use hookline_core::config::{Config, Topics};
-use hookline_core::outcome::Class;
-use hookline_proto::v1::{self, DeadLetterReason, Outcome};
+use hookline_core::config::Config;
+use hookline_proto::v1;
 use hookline_proto::Message as _;
-use hookline_runtime::kafka::{self, OwnedRecord};
+use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
-use hookline_runtime::registry::{self, EndpointEntry, EndpointRegistry};
+use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
+use tokio_util::time::DelayQueue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
@@ -37,24 +45,15 @@ pub enum SenderError {
     Setup(#[from] KafkaError),
     #[error("tls setup")]
     Tls(#[from] rustls::Error),
-    #[error("a dead letter could not be written; stopping so the delivery is read again")]
-    DeadLetter(#[source] KafkaError),
+    #[error("a retry or dead letter could not be written; stopping so the delivery is read again")]
+    HandOff(#[source] KafkaError),
 }
 
-/// Extra time on top of the request timeout that shutdown waits for in-flight deliveries.
+/// Extra time on top of the request timeout that shutdown waits for in-flight attempts.
 const DRAIN_MARGIN: Duration = Duration::from_secs(5);
-
-/// What every delivery task shares.
-struct Shared {
-    registry: Arc<EndpointRegistry>,
-    attempter: Attempter,
-    producer: FutureProducer,
-    topics: Topics,
-    tracker: OffsetTracker,
-    endpoint_limits: DashMap<String, Arc<Semaphore>>,
-    default_per_endpoint: usize,
-    fatal: mpsc::Sender<KafkaError>,
-}
+/// The consumer is polled at least this often, even with every partition held, so the
+/// group does not consider it dead (`max.poll.interval.ms`).
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the sender until `shutdown`, resolving hosts with the system resolver.
 pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdown) -> Result<(), SenderError> {
@@ -84,38 +83,66 @@ pub async fn run_with_resolver(
         pool_max_idle_per_host: cfg.sender.pool_max_idle_per_host,
     };
     let request_timeout = Duration::from_millis(cfg.sender.request_timeout_ms);
-    let attempter = Attempter::new(client::build(resolver, &settings)?, policy, request_timeout);
+    let schedule = cfg.retry.parsed().unwrap_or_default();
     let window = Arc::new(Semaphore::new(cfg.sender.max_in_flight));
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
+    // Attempts stop at the process shutdown; waiting work is left for the next owner.
+    let work_shutdown = shutdown.child_token();
     let shared = Arc::new(Shared {
         registry: Arc::clone(&registry),
-        attempter,
+        attempter: Attempter::new(client::build(resolver, &settings)?, policy, request_timeout),
         producer,
         topics: topics.clone(),
         tracker: OffsetTracker::new(Arc::clone(&consumer)),
-        endpoint_limits: DashMap::new(),
-        default_per_endpoint: cfg.sender.max_in_flight_per_endpoint,
+        endpoints: EndpointRuntimes::new(
+            cfg.sender.max_in_flight_per_endpoint,
+            cfg.sender.max_queued_per_endpoint,
+            cfg.breaker.settings(),
+            schedule,
+        ),
+        jitter: cfg.retry.jitter,
+        disable_after_ms: cfg.retry.disable_after_ms,
         fatal: fatal_tx,
+        shutdown: work_shutdown,
     });
 
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = registry.wait_ready() => {}
     }
-    consumer.subscribe(&[&topics.deliveries])?;
-    tracing::info!(topic = %topics.deliveries, "sender started");
+    let tier_topics: HashSet<String> = cfg.retry_tiers().into_iter().map(|(_, t)| t).collect();
+    let mut subscription: Vec<&str> = vec![&topics.deliveries];
+    subscription.extend(tier_topics.iter().map(String::as_str));
+    consumer.subscribe(&subscription)?;
+    tracing::info!(topics = ?subscription, "sender started");
 
+    let mut held = HeldPartitions::default();
     let result = loop {
-        shared.tracker.forget_revoked();
+        for tp in shared.tracker.forget_revoked() {
+            held.forget(&tp);
+        }
         let permit = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(SenderError::DeadLetter(error)),
+            Some(error) = fatal_rx.recv() => break Err(SenderError::HandOff(error)),
+            Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => {
+                held.release(&consumer, due.into_inner());
+                continue;
+            }
             permit = Arc::clone(&window).acquire_owned() => permit.expect("semaphore never closed"),
         };
         let message = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(SenderError::DeadLetter(error)),
-            message = consumer.recv() => message,
+            Some(error) = fatal_rx.recv() => break Err(SenderError::HandOff(error)),
+            Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => {
+                held.release(&consumer, due.into_inner());
+                continue;
+            }
+            message = tokio::time::timeout(POLL_EVERY, consumer.recv()) => match message {
+                Ok(m) => m,
+                Err(_idle) => continue,
+            },
         };
         let record = match message {
             Ok(m) => OwnedRecord::from_message(&m),
@@ -124,14 +151,28 @@ pub async fn run_with_resolver(
                 continue;
             }
         };
+        if held.is_stray(&record) {
+            continue;
+        }
+        if tier_topics.contains(&record.topic) {
+            let due = due_at(&record);
+            let wait = due - now_ms();
+            if wait > 0 {
+                held.hold(&consumer, &record, Duration::from_millis(wait as u64));
+                continue;
+            }
+        }
         shared.tracker.begin(&record.topic, record.partition, record.offset);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            deliver(&shared, &record).await;
+            deliver::deliver(&shared, &record).await;
             drop(permit);
         });
     };
 
+    // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
+    // flight finish and are handed on; then store what finished and commit.
+    shared.shutdown.cancel();
     let all = u32::try_from(cfg.sender.max_in_flight).unwrap_or(u32::MAX);
     if tokio::time::timeout(request_timeout + DRAIN_MARGIN, window.acquire_many(all)).await.is_err() {
         tracing::warn!(in_flight = shared.tracker.in_flight(), "shutdown: deliveries still in flight; they will be sent again");
@@ -139,155 +180,66 @@ pub async fn run_with_resolver(
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(%error, "final commit");
     }
-    tracing::info!("sender stopped");
+    tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result
 }
 
-/// Handles one deliveries record to the end: delivered, or dead-lettered. Only then is its
-/// offset released.
-async fn deliver(shared: &Shared, record: &OwnedRecord) {
-    let finished = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
-        Ok(delivery) if delivery.event.is_some() => attempt_delivery(shared, record, delivery).await,
-        Ok(_) => {
-            let detail = "delivery has no event".to_owned();
-            dead_letter(shared, record, None, DeadLetterReason::UndecodableDelivery, detail, None).await
+/// When a tier record is due: its header, or (for records written without it) its body.
+fn due_at(record: &OwnedRecord) -> i64 {
+    record.header(DUE_HEADER).and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        v1::Delivery::decode(record.value.as_deref().unwrap_or_default()).map_or(0, |d| d.next_attempt_at_ms)
+    })
+}
+
+/// Tier partitions held until their head record is due.
+///
+/// Holding = pause the partition and seek it back to the head, so the head (and anything
+/// prefetched after it, which pausing discards) is fetched again on release. A record that
+/// still arrives from a held partition at or past the head is ignored for the same reason.
+#[derive(Default)]
+struct HeldPartitions {
+    heads: HashMap<(String, i32), i64>,
+    wakeups: DelayQueue<(String, i32)>,
+}
+
+impl HeldPartitions {
+    fn is_stray(&self, record: &OwnedRecord) -> bool {
+        self.heads
+            .get(&(record.topic.clone(), record.partition))
+            .is_some_and(|&head| record.offset >= head)
+    }
+
+    fn hold(&mut self, consumer: &GroupConsumer, record: &OwnedRecord, wait: Duration) {
+        let tp = (record.topic.clone(), record.partition);
+        let mut tpl = TopicPartitionList::new();
+        if tpl.add_partition(&record.topic, record.partition).set_offset(Offset::Offset(record.offset)).is_err() {
+            return;
         }
-        Err(error) => {
-            let detail = format!("not a hookline.v1.Delivery: {error}");
-            dead_letter(shared, record, None, DeadLetterReason::UndecodableDelivery, detail, None).await
+        if let Err(error) = consumer.pause(&tpl) {
+            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "pause failed");
+            return;
         }
-    };
-    match finished {
-        Ok(()) => shared.tracker.complete(&record.topic, record.partition, record.offset),
-        Err(error) => {
-            tracing::error!(%error, partition = record.partition, offset = record.offset, "dead letter not written");
-            let _ = shared.fatal.try_send(error);
+        if let Err(error) = consumer.seek(&record.topic, record.partition, Offset::Offset(record.offset), Duration::ZERO) {
+            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "seek failed");
+        }
+        tracing::debug!(topic = %record.topic, partition = record.partition, offset = record.offset, wait_ms = wait.as_millis() as u64, "tier partition held until due");
+        self.heads.insert(tp.clone(), record.offset);
+        self.wakeups.insert(tp, wait);
+    }
+
+    fn release(&mut self, consumer: &GroupConsumer, tp: (String, i32)) {
+        if self.heads.remove(&tp).is_none() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.0, tp.1);
+        if let Err(error) = consumer.resume(&tpl) {
+            tracing::debug!(%error, topic = %tp.0, partition = tp.1, "resume failed (partition revoked?)");
         }
     }
-}
 
-async fn attempt_delivery(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -> Result<(), KafkaError> {
-    let Some(entry) = shared.registry.get(&delivery.endpoint_id) else {
-        let detail = format!("endpoint {} does not exist", delivery.endpoint_id);
-        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointNotFound, detail, None).await;
-    };
-    if entry.endpoint.disabled {
-        let detail = format!("endpoint {} is disabled", delivery.endpoint_id);
-        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointDisabled, detail, None).await;
-    }
-    let event = delivery.event.as_ref().expect("checked by the caller");
-    let limit = endpoint_limit(shared, &entry);
-    let report = {
-        let _slot = limit.acquire().await.expect("semaphore never closed");
-        shared.attempter.attempt(&entry, event, now_ms()).await
-    };
-    let attempt = attempt_record(&delivery, &report);
-    write_attempt(shared, &attempt).await;
-    tracing::debug!(
-        event_id = %event.id, endpoint_id = %delivery.endpoint_id, status = report.status,
-        latency_ms = attempt.latency_ms, class = ?report.class, "attempt"
-    );
-    let (reason, detail) = match report.class {
-        Class::Success => return Ok(()),
-        Class::Retryable { .. } => {
-            (DeadLetterReason::Exhausted, format!("{} (this sender has no retry tiers: one attempt)", report.error))
-        }
-        Class::Permanent => (DeadLetterReason::PermanentFailure, report.error.clone()),
-        Class::BlockedByPolicy => (DeadLetterReason::BlockedByPolicy, report.error.clone()),
-        Class::Gone => {
-            disable_gone(shared, &entry).await;
-            (DeadLetterReason::EndpointGone, format!("{}; endpoint disabled", report.error))
-        }
-    };
-    tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, reason = ?reason, %detail, "delivery dead-lettered");
-    dead_letter(shared, record, Some(delivery), reason, detail, Some(attempt)).await
-}
-
-fn endpoint_limit(shared: &Shared, entry: &EndpointEntry) -> Arc<Semaphore> {
-    let configured = entry.endpoint.limits.as_ref().map_or(0, |l| l.max_in_flight as usize);
-    let permits = if configured > 0 { configured } else { shared.default_per_endpoint };
-    Arc::clone(
-        shared
-            .endpoint_limits
-            .entry(entry.endpoint.id.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
-            .value(),
-    )
-}
-
-fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attempt {
-    let event = delivery.event.as_ref();
-    let outcome = match report.class {
-        Class::Success => Outcome::Success,
-        Class::Retryable { .. } => Outcome::Retryable,
-        Class::Permanent => Outcome::Permanent,
-        Class::Gone => Outcome::Gone,
-        Class::BlockedByPolicy => Outcome::BlockedByPolicy,
-    };
-    v1::Attempt {
-        event_id: event.map(|e| e.id.clone()).unwrap_or_default(),
-        endpoint_id: delivery.endpoint_id.clone(),
-        event_type: event.map(|e| e.r#type.clone()).unwrap_or_default(),
-        tenant: event.map(|e| e.tenant.clone()).unwrap_or_default(),
-        attempt: delivery.attempt.max(1),
-        outcome: outcome as i32,
-        status: u32::from(report.status),
-        latency_ms: u32::try_from(report.latency.as_millis()).unwrap_or(u32::MAX),
-        error: report.error.clone(),
-        at_ms: now_ms(),
-        response_excerpt: report.excerpt.clone(),
-    }
-}
-
-/// Attempt records are history, not the delivery contract: written without waiting.
-async fn write_attempt(shared: &Shared, attempt: &v1::Attempt) {
-    let value = attempt.encode_to_vec();
-    if let Err(error) = kafka::enqueue(&shared.producer, &shared.topics.attempts, &attempt.endpoint_id, &value, None).await {
-        tracing::warn!(%error, "attempt record not written");
-    }
-}
-
-async fn dead_letter(
-    shared: &Shared,
-    record: &OwnedRecord,
-    delivery: Option<v1::Delivery>,
-    reason: DeadLetterReason,
-    detail: String,
-    last_attempt: Option<v1::Attempt>,
-) -> Result<(), KafkaError> {
-    let keep_raw = delivery.is_none();
-    let key = delivery
-        .as_ref()
-        .map(|d| d.endpoint_id.clone())
-        .unwrap_or_else(|| String::from_utf8_lossy(&record.key).into_owned());
-    let dead = v1::DeadLetter {
-        delivery,
-        reason: reason as i32,
-        detail,
-        last_attempt,
-        source: Some(v1::SourceRecord {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            key: record.key.clone(),
-            raw_value: if keep_raw { record.value.clone().unwrap_or_default() } else { Vec::new() },
-        }),
-        dead_at_ms: now_ms(),
-    };
-    let value = dead.encode_to_vec();
-    let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &value, None).await?;
-    kafka::acked(ack).await
-}
-
-/// 410 Gone: the endpoint asked to stop. Disable it through the endpoints topic so every
-/// replica converges.
-async fn disable_gone(shared: &Shared, entry: &EndpointEntry) {
-    let mut endpoint = entry.endpoint.clone();
-    endpoint.disabled = true;
-    endpoint.updated_at_ms = now_ms();
-    match registry::put_endpoint(&shared.producer, &shared.topics.endpoints, &endpoint).await {
-        Ok(()) => tracing::warn!(endpoint_id = %endpoint.id, "endpoint answered 410 Gone; disabled"),
-        Err(error) => tracing::error!(endpoint_id = %endpoint.id, %error, "could not disable gone endpoint"),
+    /// A revoked partition is no longer ours; its next owner starts unpaused.
+    fn forget(&mut self, tp: &(String, i32)) {
+        self.heads.remove(tp);
     }
 }

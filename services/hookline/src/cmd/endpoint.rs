@@ -53,6 +53,18 @@ pub struct CreateArgs {
     /// Request timeout in ms (default: the sender's setting).
     #[arg(long, default_value_t = 0)]
     pub timeout_ms: u32,
+    /// Requests per second at most (token bucket; default: unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Token-bucket burst for --rate (default: one second's worth).
+    #[arg(long, default_value_t = 0)]
+    pub burst: u32,
+    /// Own retry schedule, comma-separated delays before attempts 2, 3, ... (e.g. 5s,5m,1h).
+    #[arg(long, value_delimiter = ',')]
+    pub retry_schedule: Vec<String>,
+    /// Statuses that fail at once instead of retrying, comma-separated (e.g. 400,422).
+    #[arg(long, value_delimiter = ',')]
+    pub permanent_statuses: Vec<u32>,
     #[arg(long, default_value = "")]
     pub description: String,
 }
@@ -77,12 +89,20 @@ pub fn new_endpoint(args: CreateArgs) -> v1::Endpoint {
         event_types: args.event_types,
         secrets: vec![v1::Secret { key: args.secret.unwrap_or_else(new_secret), ..Default::default() }],
         headers: args.headers.into_iter().collect(),
-        limits: Some(v1::Limits { max_in_flight: args.max_in_flight, timeout_ms: args.timeout_ms, ..Default::default() }),
+        limits: Some(v1::Limits {
+            max_in_flight: args.max_in_flight,
+            timeout_ms: args.timeout_ms,
+            rate_per_second: args.rate,
+            burst: args.burst,
+        }),
         disabled: false,
         description: args.description,
         filter_attributes: args.filters.into_iter().collect(),
         created_at_ms: now,
         updated_at_ms: now,
+        retry_schedule: args.retry_schedule,
+        permanent_statuses: args.permanent_statuses,
+        failing_since_ms: 0,
     }
 }
 
@@ -96,6 +116,13 @@ pub fn to_json(endpoint: &v1::Endpoint, with_secrets: bool) -> serde_json::Value
         "headers": endpoint.headers,
         "filter_attributes": endpoint.filter_attributes,
         "description": endpoint.description,
+        "limits": endpoint.limits.as_ref().map(|l| json!({
+            "max_in_flight": l.max_in_flight, "timeout_ms": l.timeout_ms,
+            "rate_per_second": l.rate_per_second, "burst": l.burst,
+        })),
+        "retry_schedule": endpoint.retry_schedule,
+        "permanent_statuses": endpoint.permanent_statuses,
+        "failing_since_ms": endpoint.failing_since_ms,
     });
     if with_secrets {
         value["secret"] = json!(endpoint.secrets.last().map(|s| s.key.as_str()));

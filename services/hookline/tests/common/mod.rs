@@ -2,6 +2,8 @@
 //! the real Kafka broker, with its own topic prefix so tests never see each other's records.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use futures::StreamExt;
 use hookline_core::config::Config;
 use hookline_proto::v1;
@@ -86,6 +88,38 @@ impl Builder {
         self
     }
 
+    pub fn retry_schedule(mut self, delays: &[&str]) -> Self {
+        self.config.retry.schedule = delays.iter().map(|d| d.to_string()).collect();
+        self
+    }
+
+    pub fn breaker(mut self, failure_threshold: u32, cooldown_ms: u64) -> Self {
+        self.config.breaker.failure_threshold = failure_threshold;
+        self.config.breaker.initial_cooldown_ms = cooldown_ms;
+        self.config.breaker.max_cooldown_ms = cooldown_ms * 4;
+        self
+    }
+
+    pub fn request_timeout_ms(mut self, ms: u64) -> Self {
+        self.config.sender.request_timeout_ms = ms;
+        self.config.sender.connect_timeout_ms = ms.min(self.config.sender.connect_timeout_ms);
+        self
+    }
+
+    pub fn deliveries_partitions(mut self, n: i32) -> Self {
+        self.config.kafka.partitions.deliveries = n;
+        self
+    }
+
+    pub fn disable_after_ms(mut self, ms: i64) -> Self {
+        self.config.retry.disable_after_ms = ms;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub async fn start(self) -> TestPipeline {
         let config = self.config;
         topics::ensure(&config).await.expect("topics (is Kafka running? scripts/kafka.sh start)");
@@ -119,6 +153,10 @@ impl TestPipeline {
         config.sender.allow_loopback = true;
         config.sender.request_timeout_ms = 5_000;
         config.sender.connect_timeout_ms = 2_000;
+        // Seconds-scale schedules keep fault tests short; no jitter keeps timings exact.
+        config.retry.schedule = vec!["1s".into(), "1s".into()];
+        config.retry.jitter = 0.0;
+        config.kafka.partitions.retry = 2;
         Builder { config }
     }
 
@@ -128,18 +166,19 @@ impl TestPipeline {
 
     /// Writes an endpoint and waits until this pipeline's registry has applied it.
     pub async fn add_endpoint(&self, id: &str, url: &str, types: &[&str], tenant: &str, secret: &str) -> v1::Endpoint {
-        let endpoint = v1::Endpoint {
-            id: id.into(),
-            tenant: tenant.into(),
-            url: url.into(),
-            event_types: types.iter().map(|t| t.to_string()).collect(),
-            secrets: vec![v1::Secret { key: secret.into(), ..Default::default() }],
-            created_at_ms: now_ms(),
-            ..Default::default()
-        };
+        self.put_endpoint(endpoint(id, url, types, tenant, secret)).await
+    }
+
+    /// Writes `endpoint` as given and waits until this pipeline's registry has applied it.
+    pub async fn put_endpoint(&self, endpoint: v1::Endpoint) -> v1::Endpoint {
+        let id = endpoint.id.clone();
+        let id = id.as_str();
         registry::put_endpoint(&self.producer, &self.config.topics().endpoints, &endpoint).await.expect("put");
         let registry = Arc::clone(&self.registry);
-        eventually(&format!("endpoint {id} applied"), Duration::from_secs(10), || registry.get(id).is_some()).await;
+        eventually(&format!("endpoint {id} applied"), Duration::from_secs(10), || {
+            registry.get(id).is_some_and(|e| e.endpoint == endpoint)
+        })
+        .await;
         endpoint
     }
 
@@ -197,6 +236,18 @@ impl TestPipeline {
         for t in self.tasks {
             tokio::time::timeout(Duration::from_secs(30), t).await.expect("role stops in time").expect("role task");
         }
+    }
+}
+
+pub fn endpoint(id: &str, url: &str, types: &[&str], tenant: &str, secret: &str) -> v1::Endpoint {
+    v1::Endpoint {
+        id: id.into(),
+        tenant: tenant.into(),
+        url: url.into(),
+        event_types: types.iter().map(|t| t.to_string()).collect(),
+        secrets: vec![v1::Secret { key: secret.into(), ..Default::default() }],
+        created_at_ms: now_ms(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,346 @@
+//! One delivery record, handled to its end: delivered; forwarded to the next retry tier
+//! (after a retryable failure, or without an attempt when the endpoint's breaker is open or
+//! its queue is full); or dead-lettered. The record's offset is released only after that
+//! end is acknowledged by Kafka.
+
+use crate::attempt::{AttemptReport, Attempter};
+use crate::endpoints::{EndpointRuntime, EndpointRuntimes};
+use hookline_core::breaker::{Admission, Transition};
+use hookline_core::config::Topics;
+use hookline_core::outcome::Class;
+use hookline_core::retry::{due_at_ms, next_step, Delay, NextStep};
+use hookline_proto::v1::{self, DeadLetterReason, Outcome};
+use hookline_proto::Message as _;
+use hookline_runtime::kafka::{self, OwnedRecord};
+use hookline_runtime::offsets::OffsetTracker;
+use hookline_runtime::registry::{self, EndpointEntry, EndpointRegistry};
+use hookline_runtime::shutdown::Shutdown;
+use hookline_runtime::time::now_ms;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Kafka header carrying a tier record's due time (ms since epoch), so the intake loop
+/// can hold a tier partition without decoding the record.
+pub const DUE_HEADER: &str = "hookline-due-ms";
+
+/// What every delivery task shares.
+pub struct Shared {
+    pub registry: Arc<EndpointRegistry>,
+    pub attempter: Attempter,
+    pub producer: FutureProducer,
+    pub topics: Topics,
+    pub tracker: OffsetTracker,
+    pub endpoints: EndpointRuntimes,
+    pub jitter: f64,
+    pub disable_after_ms: i64,
+    pub fatal: mpsc::Sender<KafkaError>,
+    pub shutdown: Shutdown,
+}
+
+/// How a record ended.
+enum Done {
+    /// Delivered, forwarded or dead-lettered: the offset may be released.
+    Finished,
+    /// Shutdown came before the attempt: the offset stays, the next owner reads it again.
+    Abandoned,
+}
+
+pub async fn deliver(shared: &Shared, record: &OwnedRecord) {
+    let result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
+        Ok(delivery) if delivery.event.is_some() => handle(shared, record, delivery).await,
+        Ok(_) => undecodable(shared, record, "delivery has no event".into()).await,
+        Err(error) => undecodable(shared, record, format!("not a hookline.v1.Delivery: {error}")).await,
+    };
+    match result {
+        Ok(Done::Finished) => shared.tracker.complete(&record.topic, record.partition, record.offset),
+        Ok(Done::Abandoned) => {}
+        Err(error) => {
+            tracing::error!(%error, partition = record.partition, offset = record.offset, "record not handed on");
+            let _ = shared.fatal.try_send(error);
+        }
+    }
+}
+
+async fn undecodable(shared: &Shared, record: &OwnedRecord, detail: String) -> Result<Done, KafkaError> {
+    tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, %detail, "poison record dead-lettered");
+    dead_letter(shared, record, None, DeadLetterReason::UndecodableDelivery, detail, None).await
+}
+
+async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -> Result<Done, KafkaError> {
+    let Some(entry) = shared.registry.get(&delivery.endpoint_id) else {
+        let detail = format!("endpoint {} does not exist", delivery.endpoint_id);
+        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointNotFound, detail, None).await;
+    };
+    if entry.endpoint.disabled {
+        let detail = format!("endpoint {} is disabled", delivery.endpoint_id);
+        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointDisabled, detail, None).await;
+    }
+    let rt = shared.endpoints.get(&entry);
+    // Bulkhead: an endpoint holds a bounded share of the sender; its excess moves on.
+    let Some(_place) = rt.try_enqueue() else {
+        return defer(shared, record, delivery, &rt, "endpoint queue full").await;
+    };
+    let (admission, transition) = rt.admit(Instant::now());
+    log_transition(&entry, transition);
+    let probe = match admission {
+        Admission::Reject => return defer(shared, record, delivery, &rt, "circuit breaker open").await,
+        Admission::Probe => true,
+        Admission::Attempt => false,
+    };
+    let _slot = tokio::select! {
+        slot = rt.slots.acquire() => slot.expect("endpoint slots are never closed"),
+        _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
+    };
+    while let Some(wait) = rt.rate_wait(Instant::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
+        }
+    }
+
+    let event = delivery.event.as_ref().expect("checked by the caller");
+    let report = shared.attempter.attempt(&entry, event, now_ms()).await;
+    // The breaker counts what says the endpoint is down: 5xx, timeouts, connection errors.
+    // A 4xx (429 included) comes from a running endpoint.
+    let down = matches!(report.class, Class::Retryable { .. }) && !(400..500).contains(&report.status);
+    log_transition(&entry, rt.record(!down, probe, Instant::now()));
+    let attempt = attempt_record(&delivery, &report);
+    write_attempt(shared, &attempt).await;
+    tracing::debug!(
+        event_id = %event.id, endpoint_id = %delivery.endpoint_id, attempt = delivery.attempt,
+        status = report.status, latency_ms = attempt.latency_ms, class = ?report.class, "attempt"
+    );
+
+    let (reason, detail) = match report.class {
+        Class::Success => {
+            clear_failing(shared, &entry, &rt).await;
+            return Ok(Done::Finished);
+        }
+        Class::Retryable { retry_after } => match next_step(&rt.schedule, delivery.attempt.max(1), retry_after) {
+            NextStep::Retry { attempt, tier } => {
+                forward(shared, delivery, attempt, tier, report.error).await?;
+                return Ok(Done::Finished);
+            }
+            NextStep::Exhausted => {
+                mark_failing(shared, &entry, &rt, &delivery).await;
+                let detail = format!("{} attempts failed; last: {}", delivery.attempt.max(1), report.error);
+                (DeadLetterReason::Exhausted, detail)
+            }
+        },
+        Class::Permanent => (DeadLetterReason::PermanentFailure, format!("{} (configured as permanent)", report.error)),
+        Class::BlockedByPolicy => (DeadLetterReason::BlockedByPolicy, report.error.clone()),
+        Class::Gone => {
+            disable(shared, &entry, "answered 410 Gone").await;
+            (DeadLetterReason::EndpointGone, format!("{}; endpoint disabled", report.error))
+        }
+    };
+    tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, ?reason, %detail, "delivery dead-lettered");
+    dead_letter(shared, record, Some(delivery), reason, detail, Some(attempt)).await
+}
+
+/// Moves a delivery to the next tier without attempting it (recorded as deferred), or to
+/// the DLQ when the schedule is used up.
+async fn defer(
+    shared: &Shared,
+    record: &OwnedRecord,
+    delivery: v1::Delivery,
+    rt: &EndpointRuntime,
+    why: &str,
+) -> Result<Done, KafkaError> {
+    let report = AttemptReport {
+        class: Class::Retryable { retry_after: None },
+        status: 0,
+        latency: Duration::ZERO,
+        error: why.to_owned(),
+        excerpt: Vec::new(),
+    };
+    let mut attempt = attempt_record(&delivery, &report);
+    attempt.outcome = Outcome::Deferred as i32;
+    write_attempt(shared, &attempt).await;
+    match next_step(&rt.schedule, delivery.attempt.max(1), None) {
+        NextStep::Retry { attempt, tier } => {
+            let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
+            forward(shared, delivery, attempt, tier, last_error).await?;
+            Ok(Done::Finished)
+        }
+        NextStep::Exhausted => {
+            let detail = format!("schedule used up while deferred ({why}); last error: {}", delivery.last_error);
+            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, Some(attempt)).await
+        }
+    }
+}
+
+/// Produces the delivery's next attempt to its tier and waits for the acknowledgement.
+async fn forward(
+    shared: &Shared,
+    mut delivery: v1::Delivery,
+    attempt: u32,
+    tier: Delay,
+    last_error: String,
+) -> Result<(), KafkaError> {
+    let now = now_ms();
+    if delivery.first_attempt_at_ms == 0 {
+        delivery.first_attempt_at_ms = now;
+    }
+    delivery.attempt = attempt;
+    delivery.last_error = last_error;
+    delivery.next_attempt_at_ms = due_at_ms(now, tier, shared.jitter, rand::random::<f64>());
+    let due = delivery.next_attempt_at_ms.to_string();
+    let headers = OwnedHeaders::new().insert(Header { key: DUE_HEADER, value: Some(due.as_str()) });
+    let topic = shared.topics.retry(tier);
+    let ack = kafka::enqueue(&shared.producer, &topic, &delivery.endpoint_id, &delivery.encode_to_vec(), Some(headers)).await?;
+    kafka::acked(ack).await
+}
+
+fn log_transition(entry: &EndpointEntry, transition: Option<Transition>) {
+    let id = &entry.endpoint.id;
+    match transition {
+        Some(Transition::Opened { cooldown }) => {
+            tracing::warn!(endpoint_id = %id, cooldown_ms = cooldown.as_millis() as u64, "circuit breaker opened")
+        }
+        Some(Transition::HalfOpened) => tracing::info!(endpoint_id = %id, "circuit breaker half-open: probing"),
+        Some(Transition::Closed) => tracing::info!(endpoint_id = %id, "circuit breaker closed"),
+        None => {}
+    }
+}
+
+fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attempt {
+    let event = delivery.event.as_ref();
+    let outcome = match report.class {
+        Class::Success => Outcome::Success,
+        Class::Retryable { .. } => Outcome::Retryable,
+        Class::Permanent => Outcome::Permanent,
+        Class::Gone => Outcome::Gone,
+        Class::BlockedByPolicy => Outcome::BlockedByPolicy,
+    };
+    v1::Attempt {
+        event_id: event.map(|e| e.id.clone()).unwrap_or_default(),
+        endpoint_id: delivery.endpoint_id.clone(),
+        event_type: event.map(|e| e.r#type.clone()).unwrap_or_default(),
+        tenant: event.map(|e| e.tenant.clone()).unwrap_or_default(),
+        attempt: delivery.attempt.max(1),
+        outcome: outcome as i32,
+        status: u32::from(report.status),
+        latency_ms: u32::try_from(report.latency.as_millis()).unwrap_or(u32::MAX),
+        error: report.error.clone(),
+        at_ms: now_ms(),
+        response_excerpt: report.excerpt.clone(),
+    }
+}
+
+/// Attempt records are history, not the delivery contract: written without waiting.
+async fn write_attempt(shared: &Shared, attempt: &v1::Attempt) {
+    let value = attempt.encode_to_vec();
+    if let Err(error) = kafka::enqueue(&shared.producer, &shared.topics.attempts, &attempt.endpoint_id, &value, None).await {
+        tracing::warn!(%error, "attempt record not written");
+    }
+}
+
+async fn dead_letter(
+    shared: &Shared,
+    record: &OwnedRecord,
+    delivery: Option<v1::Delivery>,
+    reason: DeadLetterReason,
+    detail: String,
+    last_attempt: Option<v1::Attempt>,
+) -> Result<Done, KafkaError> {
+    let keep_raw = delivery.is_none();
+    let key = delivery
+        .as_ref()
+        .map(|d| d.endpoint_id.clone())
+        .unwrap_or_else(|| String::from_utf8_lossy(&record.key).into_owned());
+    let dead = v1::DeadLetter {
+        delivery,
+        reason: reason as i32,
+        detail,
+        last_attempt,
+        source: Some(v1::SourceRecord {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            key: record.key.clone(),
+            raw_value: if keep_raw { record.value.clone().unwrap_or_default() } else { Vec::new() },
+        }),
+        dead_at_ms: now_ms(),
+    };
+    let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &dead.encode_to_vec(), None).await?;
+    kafka::acked(ack).await?;
+    Ok(Done::Finished)
+}
+
+/// Writes an endpoint change through the endpoints topic so every replica converges.
+async fn write_endpoint(shared: &Shared, endpoint: &v1::Endpoint, what: &str) {
+    if let Err(error) = registry::put_endpoint(&shared.producer, &shared.topics.endpoints, endpoint).await {
+        tracing::error!(endpoint_id = %endpoint.id, %error, what, "endpoint change not written");
+    }
+}
+
+/// An exhausted delivery: start the endpoint's failing period, or disable it once the
+/// period is longer than `retry.disable_after_ms`.
+async fn mark_failing(shared: &Shared, entry: &EndpointEntry, rt: &EndpointRuntime, delivery: &v1::Delivery) {
+    let since = entry.endpoint.failing_since_ms;
+    if since == 0 {
+        if !rt.failing_marked.swap(true, Ordering::AcqRel) {
+            let mut endpoint = entry.endpoint.clone();
+            endpoint.failing_since_ms = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now_ms() };
+            endpoint.updated_at_ms = now_ms();
+            write_endpoint(shared, &endpoint, "mark failing").await;
+        }
+    } else if now_ms() - since >= shared.disable_after_ms {
+        let days = shared.disable_after_ms as f64 / 86_400_000.0;
+        disable(shared, entry, &format!("every delivery exhausted for {days:.2} days")).await;
+    }
+}
+
+async fn clear_failing(shared: &Shared, entry: &EndpointEntry, rt: &EndpointRuntime) {
+    if entry.endpoint.failing_since_ms != 0 && rt.failing_marked.swap(false, Ordering::AcqRel) {
+        let mut endpoint = entry.endpoint.clone();
+        endpoint.failing_since_ms = 0;
+        endpoint.updated_at_ms = now_ms();
+        write_endpoint(shared, &endpoint, "clear failing").await;
+    }
+}
+
+/// Disables the endpoint and publishes `hookline.endpoint.disabled` to the events topic, so
+/// the disabling can itself be delivered as a webhook.
+async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str) {
+    if entry.endpoint.disabled {
+        return;
+    }
+    let mut endpoint = entry.endpoint.clone();
+    endpoint.disabled = true;
+    endpoint.updated_at_ms = now_ms();
+    write_endpoint(shared, &endpoint, "disable").await;
+    tracing::warn!(endpoint_id = %endpoint.id, reason = why, "endpoint disabled");
+    let payload = serde_json::json!({
+        "endpoint_id": endpoint.id,
+        "url": endpoint.url,
+        "reason": why,
+        "failing_since_ms": endpoint.failing_since_ms,
+        "disabled_at_ms": endpoint.updated_at_ms,
+    });
+    let event = v1::Event {
+        // Stable per disabling, so racing senders publish the same id and receivers dedupe.
+        id: format!("evt_endpoint_disabled_{}_{}", endpoint.id, endpoint.failing_since_ms),
+        r#type: "hookline.endpoint.disabled".into(),
+        tenant: endpoint.tenant.clone(),
+        source: "hookline-sender".into(),
+        occurred_at_ms: endpoint.updated_at_ms,
+        content_type: "application/json".into(),
+        payload: payload.to_string().into_bytes().into(),
+        ..Default::default()
+    };
+    let published = match kafka::enqueue(&shared.producer, &shared.topics.events, &event.id, &event.encode_to_vec(), None).await {
+        Ok(ack) => kafka::acked(ack).await,
+        Err(e) => Err(e),
+    };
+    if let Err(error) = published {
+        tracing::error!(endpoint_id = %endpoint.id, %error, "hookline.endpoint.disabled not published");
+    }
+}
