@@ -143,8 +143,9 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     dead_letter(shared, record, Some(delivery), reason, detail, Some(attempt)).await
 }
 
-/// Moves a delivery to the next tier without attempting it (recorded as deferred), or to
-/// the DLQ when the schedule is used up.
+/// Moves a delivery on without attempting it (recorded as deferred): back through the tier
+/// of its next step, with the same attempt number, since only real attempts count. A
+/// delivery deferred for longer than its schedule's whole span is exhausted.
 async fn defer(
     shared: &Shared,
     record: &OwnedRecord,
@@ -162,14 +163,19 @@ async fn defer(
     let mut attempt = attempt_record(&delivery, &report);
     attempt.outcome = Outcome::Deferred as i32;
     write_attempt(shared, &attempt).await;
-    match next_step(&rt.schedule, delivery.attempt.max(1), None) {
-        NextStep::Retry { attempt, tier } => {
+    let now = now_ms();
+    let since = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now };
+    let span = i64::try_from(rt.schedule.span().as_millis()).unwrap_or(i64::MAX);
+    let tier = rt.schedule.delay_before(delivery.attempt.max(2));
+    match tier {
+        Some(tier) if now - since < span => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
-            forward(shared, delivery, attempt, tier, last_error).await?;
+            let next = delivery.attempt.max(1);
+            forward(shared, delivery, next, tier, last_error).await?;
             Ok(Done::Finished)
         }
-        NextStep::Exhausted => {
-            let detail = format!("schedule used up while deferred ({why}); last error: {}", delivery.last_error);
+        _ => {
+            let detail = format!("deferred past the retry schedule ({why}); last error: {}", delivery.last_error);
             dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, Some(attempt)).await
         }
     }

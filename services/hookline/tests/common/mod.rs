@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faulty;
+pub mod procs;
 
 use futures::StreamExt;
 use hookline_core::config::Config;
@@ -80,6 +81,7 @@ pub struct TestPipeline {
 
 pub struct Builder {
     config: Config,
+    roles: bool,
 }
 
 impl Builder {
@@ -120,6 +122,12 @@ impl Builder {
         &self.config
     }
 
+    /// Run no router or sender in-process (the test starts them as processes).
+    pub fn without_roles(mut self) -> Self {
+        self.roles = false;
+        self
+    }
+
     pub async fn start(self) -> TestPipeline {
         let config = self.config;
         topics::ensure(&config).await.expect("topics (is Kafka running? scripts/kafka.sh start)");
@@ -130,10 +138,12 @@ impl Builder {
         tasks.push(tokio::spawn(async move {
             registry::follow(&k, &t, "test-registry", r, s).await.expect("registry follower");
         }));
-        let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
-        tasks.push(tokio::spawn(async move { hookline_router::run(c, r, s).await.expect("router") }));
-        let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
-        tasks.push(tokio::spawn(async move { hookline_sender::run(c, r, s).await.expect("sender") }));
+        if self.roles {
+            let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
+            tasks.push(tokio::spawn(async move { hookline_router::run(c, r, s).await.expect("router") }));
+            let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
+            tasks.push(tokio::spawn(async move { hookline_sender::run(c, r, s).await.expect("sender") }));
+        }
         let producer = kafka::producer(&config.kafka, "test-producer").expect("producer");
         tokio::time::timeout(Duration::from_secs(30), registry.wait_ready()).await.expect("registry ready");
         TestPipeline { config, registry, producer, shutdown, tasks }
@@ -157,7 +167,7 @@ impl TestPipeline {
         config.retry.schedule = vec!["1s".into(), "1s".into()];
         config.retry.jitter = 0.0;
         config.kafka.partitions.retry = 2;
-        Builder { config }
+        Builder { config, roles: true }
     }
 
     pub async fn start() -> Self {
@@ -186,6 +196,26 @@ impl TestPipeline {
         for e in events {
             self.publish_raw(&e.id, &e.encode_to_vec()).await;
         }
+    }
+
+    /// Publishes `n` events (`<prefix>_<i>`) at about `rate` per second, stamping each one's
+    /// `occurred_at_ms` as it goes; returns their ids.
+    pub async fn publish_paced(&self, prefix: &str, n: usize, rate: f64) -> Vec<String> {
+        let topic = self.config.topics().events;
+        let started = tokio::time::Instant::now();
+        let mut acks = futures::stream::FuturesUnordered::new();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+            let e = event(&format!("{prefix}_{i:05}"), "order.created", "", r#"{"load": true}"#);
+            let ack = kafka::enqueue(&self.producer, &topic, &e.id, &e.encode_to_vec(), None).await.expect("enqueue");
+            acks.push(kafka::acked(ack));
+            ids.push(e.id);
+        }
+        while let Some(r) = acks.next().await {
+            r.expect("published");
+        }
+        ids
     }
 
     pub async fn publish_raw(&self, key: &str, value: &[u8]) {
