@@ -13,6 +13,8 @@ export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
 export KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
 export HOOKLINE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Integration tests mostly wait on Kafka and timers: run several at once.
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-6}
 
 t0=$(date +%s)
 echo "== build (tests)" >&2

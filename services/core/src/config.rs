@@ -14,7 +14,21 @@ pub struct Config {
     pub sender: SenderConfig,
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen; empty turns the listener off.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: "0.0.0.0:9090".into() }
+    }
 }
 
 impl Default for Config {
@@ -25,6 +39,7 @@ impl Default for Config {
             sender: SenderConfig::default(),
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -307,6 +322,11 @@ impl Config {
                 check(false, &format!("sender.allowed_cidrs[{i}]"), e.to_string());
             }
         }
+        check(
+            self.admin.listen.is_empty() || self.admin.listen.parse::<std::net::SocketAddr>().is_ok(),
+            "admin.listen",
+            format!("{:?} is not an address like 0.0.0.0:9090 (or empty to turn it off)", self.admin.listen),
+        );
         check(
             ["json", "text"].contains(&self.log.format.as_str()),
             "log.format",

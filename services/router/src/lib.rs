@@ -12,6 +12,7 @@ pub mod fanout;
 use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
+use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
@@ -36,10 +37,17 @@ pub enum RouterError {
 /// How long shutdown waits for in-flight produces before giving up on them (they are read
 /// again by the next owner of the partition).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// The loop wakes at least this often, so health reflects a live loop on an idle topic.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the router until `shutdown`. The registry must be fed by
 /// [`hookline_runtime::registry::follow`]; routing starts once it is ready.
-pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdown) -> Result<(), RouterError> {
+pub async fn run(
+    cfg: Config,
+    registry: Arc<EndpointRegistry>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<(), RouterError> {
     let topics = cfg.topics();
     let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("router"), "hookline-router")?);
     let producer = kafka::producer(&cfg.kafka, "hookline-router")?;
@@ -56,6 +64,7 @@ pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdow
 
     let result = loop {
         tracker.forget_revoked();
+        health.tick("router", consumer.context().assigned() > 0);
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
@@ -64,7 +73,10 @@ pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdow
         let message = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
-            message = consumer.recv() => message,
+            message = tokio::time::timeout(POLL_EVERY, consumer.recv()) => match message {
+                Ok(m) => m,
+                Err(_idle) => continue,
+            },
         };
         let record = match message {
             Ok(m) => OwnedRecord::from_message(&m),
@@ -120,12 +132,16 @@ async fn route(
     match routed {
         Routed::Deliveries { event_id, endpoints } => {
             tracing::debug!(event_id, matched = endpoints.len(), "event routed");
+            let result = if endpoints.is_empty() { "unmatched" } else { "routed" };
+            metrics::counter!("hookline_router_events_total", "result" => result).increment(1);
+            metrics::counter!("hookline_router_deliveries_total").increment(endpoints.len() as u64);
             for endpoint_id in endpoints {
                 let value = delivery_record(record.value.as_deref().unwrap_or_default(), &endpoint_id, now_ms());
                 outgoing.push((endpoint_id, topics.deliveries.as_str(), value));
             }
         }
         Routed::Dead(dead) => {
+            metrics::counter!("hookline_router_events_total", "result" => "dead_lettered").increment(1);
             tracing::warn!(
                 partition = record.partition, offset = record.offset, reason = ?dead.reason(), detail = %dead.detail,
                 "event dead-lettered"

@@ -78,11 +78,17 @@ pub type GroupConsumer = StreamConsumer<GroupContext>;
 pub struct GroupContext {
     client_id: String,
     revoked: Mutex<Vec<(String, i32)>>,
+    assigned: std::sync::atomic::AtomicUsize,
 }
 
 impl GroupContext {
     fn new(client_id: &str) -> Self {
-        Self { client_id: client_id.to_owned(), revoked: Mutex::new(Vec::new()) }
+        Self { client_id: client_id.to_owned(), revoked: Mutex::new(Vec::new()), assigned: Default::default() }
+    }
+
+    /// Partitions currently assigned to this member.
+    pub fn assigned(&self) -> usize {
+        self.assigned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Partitions revoked since the last call.
@@ -104,11 +110,13 @@ impl ConsumerContext for GroupContext {
                     .collect();
                 tracing::info!(client = %self.client_id, partitions = ?parts, "partitions revoked");
                 self.revoked.lock().extend(parts);
+                self.assigned.store(0, std::sync::atomic::Ordering::Relaxed);
             }
             Rebalance::Assign(tpl) => {
                 let parts: Vec<String> =
                     tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
                 tracing::info!(client = %self.client_id, partitions = ?parts, "partitions assigned");
+                self.assigned.store(parts.len(), std::sync::atomic::Ordering::Relaxed);
             }
             Rebalance::Error(error) => tracing::warn!(client = %self.client_id, %error, "rebalance error"),
         }

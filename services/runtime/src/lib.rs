@@ -1,6 +1,8 @@
 //! Shared adapters of Hookline's roles: everything that touches the outside world and is
 //! used by more than one role.
 //!
+//! - [`admin`]: the `/healthz`, `/readyz` and `/metrics` listener of every role.
+//! - [`health`]: what liveness and readiness mean.
 //! - [`settings`]: load the typed config (defaults, file, `HOOKLINE_*`) and validate it.
 //! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
 //! - [`offsets`]: store offsets only for the finished prefix of each partition.
@@ -10,6 +12,8 @@
 //! - [`telemetry`]: structured logging.
 //! - [`time`]: the wall clock, read in one place.
 
+pub mod admin;
+pub mod health;
 pub mod kafka;
 pub mod offsets;
 pub mod registry;

@@ -240,7 +240,22 @@ pub async fn follow(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
     consumer.assign(&tpl)?;
-    let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(30))?;
+    // Right after topic creation or a broker restart, metadata can be briefly wrong
+    // (no leader yet): retry until it answers or we are told to stop.
+    let mut backoff = Duration::from_millis(100);
+    let high = loop {
+        match consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
+            Ok((_, high)) => break high,
+            Err(error) => {
+                tracing::warn!(%error, topic, "endpoints topic not readable yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
     tracing::info!(topic, records_to_read = high, "loading endpoints");
     let mut caught_up = high <= 0;
     if caught_up {

@@ -175,3 +175,79 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{build, ClientSettings, PolicyResolver};
+    use hookline_core::signing::{verify, SigningKey};
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn attempter(policy: AddressPolicy) -> Attempter {
+        let policy = Arc::new(policy);
+        let settings = ClientSettings { connect_timeout: Duration::from_secs(1), pool_max_idle_per_host: 1 };
+        let client = build(PolicyResolver::system(Arc::clone(&policy)), &settings).expect("client");
+        Attempter::new(client, policy, Duration::from_secs(1))
+    }
+
+    fn entry(url: &str) -> EndpointEntry {
+        let endpoint = v1::Endpoint {
+            id: "ep".into(),
+            url: url.into(),
+            event_types: vec!["*".into()],
+            secrets: vec![v1::Secret { key: SECRET.into(), ..Default::default() }],
+            headers: [("X-Team".to_owned(), "payments".to_owned()), ("webhook-id".to_owned(), "forged".to_owned())].into(),
+            ..Default::default()
+        };
+        EndpointEntry::new(endpoint).expect("valid").0
+    }
+
+    #[tokio::test]
+    async fn the_request_is_signed_and_custom_headers_cannot_override_ours() {
+        let a = attempter(AddressPolicy::default());
+        let event = v1::Event { id: "evt_1".into(), payload: bytes::Bytes::from_static(b"{\"a\":1}"), ..Default::default() };
+        let request = a.request(&entry("https://example.com/hook"), &event, 1_700_000_000_123).ok().expect("request");
+        let h = request.headers();
+        assert_eq!(h["webhook-id"], "evt_1");
+        assert_eq!(h["webhook-timestamp"], "1700000000");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-team"], "payments");
+        assert_eq!(h.get_all("webhook-id").iter().count(), 1, "a custom header cannot forge webhook-id");
+        let key = SigningKey::from_secret(SECRET).expect("secret");
+        let signature = h["webhook-signature"].to_str().expect("ascii");
+        assert_eq!(verify(&[key], "evt_1", "1700000000", signature, b"{\"a\":1}", 1_700_000_000, 300), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn literal_ips_are_checked_before_any_connection() {
+        let a = attempter(AddressPolicy::default());
+        let event = v1::Event { id: "evt_1".into(), ..Default::default() };
+        for url in ["http://127.0.0.1:9/x", "http://[::ffff:10.0.0.1]/x", "http://169.254.169.254/latest/meta-data"] {
+            let report = a.attempt(&entry(url), &event, 0).await;
+            assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
+            assert!(report.error.starts_with("blocked by policy"), "{}", report.error);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retryable() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+        let a = attempter(AddressPolicy::new(vec![], true));
+        let event = v1::Event { id: "evt_1".into(), ..Default::default() };
+        let report = a.attempt(&entry(&format!("http://{closed}/x")), &event, 0).await;
+        assert_eq!(report.class, Class::Retryable { retry_after: None });
+        assert_eq!(report.status, 0);
+        assert!(!report.error.is_empty());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a past date means now");
+        let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        let d = retry_after(&future).expect("date");
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(retry_after("soon"), None);
+    }
+}

@@ -118,3 +118,37 @@ pub fn blocked_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_service::Service as _;
+
+    fn answering(ips: &'static [&'static str]) -> Lookup {
+        Arc::new(move |_host: String| {
+            Box::pin(async move { Ok(ips.iter().map(|ip| ip.parse().expect("ip")).collect()) })
+        })
+    }
+
+    fn name(host: &str) -> Name {
+        host.parse().expect("name")
+    }
+
+    #[tokio::test]
+    async fn only_allowed_addresses_reach_the_connector() {
+        // A rebinding-style answer: one public address, one private.
+        let mut resolver = PolicyResolver::with_lookup(Arc::default(), answering(&["93.184.216.34", "10.0.0.5"]));
+        let addrs: Vec<SocketAddr> = resolver.call(name("example.test")).await.expect("resolves").collect();
+        assert_eq!(addrs, ["93.184.216.34:0".parse::<SocketAddr>().expect("addr")]);
+    }
+
+    #[tokio::test]
+    async fn a_host_with_only_refused_addresses_is_blocked_with_the_reasons() {
+        let mut resolver = PolicyResolver::with_lookup(Arc::default(), answering(&["169.254.169.254", "::1"]));
+        let error = resolver.call(name("metadata.test")).await.expect_err("blocked");
+        let blocked = blocked_cause(error.as_ref()).expect("a BlockedHost");
+        assert_eq!(blocked.refused.len(), 2);
+        let text = error.to_string();
+        assert!(text.contains("link-local (cloud metadata)") && text.contains("loopback"), "{text}");
+    }
+}

@@ -105,6 +105,10 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
 
     let event = delivery.event.as_ref().expect("checked by the caller");
     let report = shared.attempter.attempt(&entry, event, now_ms()).await;
+    let outcome = outcome_label(report.class);
+    metrics::counter!("hookline_sender_attempts_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)
+        .record(report.latency.as_secs_f64());
     // The breaker counts what says the endpoint is down: 5xx, timeouts, connection errors.
     // A 4xx (429 included) comes from a running endpoint.
     let down = matches!(report.class, Class::Retryable { .. }) && !(400..500).contains(&report.status);
@@ -163,6 +167,7 @@ async fn defer(
     let mut attempt = attempt_record(&delivery, &report);
     attempt.outcome = Outcome::Deferred as i32;
     write_attempt(shared, &attempt).await;
+    metrics::counter!("hookline_sender_attempts_total", "outcome" => "deferred").increment(1);
     let now = now_ms();
     let since = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now };
     let span = i64::try_from(rt.schedule.span().as_millis()).unwrap_or(i64::MAX);
@@ -199,12 +204,30 @@ async fn forward(
     let due = delivery.next_attempt_at_ms.to_string();
     let headers = OwnedHeaders::new().insert(Header { key: DUE_HEADER, value: Some(due.as_str()) });
     let topic = shared.topics.retry(tier);
+    metrics::counter!("hookline_sender_retries_total", "tier" => tier.to_string()).increment(1);
     let ack = kafka::enqueue(&shared.producer, &topic, &delivery.endpoint_id, &delivery.encode_to_vec(), Some(headers)).await?;
     kafka::acked(ack).await
 }
 
+fn outcome_label(class: Class) -> &'static str {
+    match class {
+        Class::Success => "success",
+        Class::Retryable { .. } => "retryable",
+        Class::Permanent => "permanent",
+        Class::Gone => "gone",
+        Class::BlockedByPolicy => "blocked_by_policy",
+    }
+}
+
 fn log_transition(entry: &EndpointEntry, transition: Option<Transition>) {
     let id = &entry.endpoint.id;
+    let to = match transition {
+        Some(Transition::Opened { .. }) => "open",
+        Some(Transition::HalfOpened) => "half_open",
+        Some(Transition::Closed) => "closed",
+        None => return,
+    };
+    metrics::counter!("hookline_sender_breaker_transitions_total", "to" => to).increment(1);
     match transition {
         Some(Transition::Opened { cooldown }) => {
             tracing::warn!(endpoint_id = %id, cooldown_ms = cooldown.as_millis() as u64, "circuit breaker opened")
@@ -275,6 +298,7 @@ async fn dead_letter(
         }),
         dead_at_ms: now_ms(),
     };
+    metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason.as_str_name()).increment(1);
     let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &dead.encode_to_vec(), None).await?;
     kafka::acked(ack).await?;
     Ok(Done::Finished)

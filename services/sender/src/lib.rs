@@ -25,6 +25,7 @@ use hookline_core::address::{AddressPolicy, Cidr};
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
+use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
@@ -56,9 +57,15 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the sender until `shutdown`, resolving hosts with the system resolver.
-pub async fn run(cfg: Config, registry: Arc<EndpointRegistry>, shutdown: Shutdown) -> Result<(), SenderError> {
+pub async fn run(
+    cfg: Config,
+    registry: Arc<EndpointRegistry>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<(), SenderError> {
     let policy = Arc::new(address_policy(&cfg));
-    run_with_resolver(cfg, registry, client::PolicyResolver::system(Arc::clone(&policy)), policy, shutdown).await
+    let resolver = client::PolicyResolver::system(Arc::clone(&policy));
+    run_with_resolver(cfg, registry, health, resolver, policy, shutdown).await
 }
 
 /// The SSRF policy the configuration asks for (validated at load, so entries parse).
@@ -71,6 +78,7 @@ pub fn address_policy(cfg: &Config) -> AddressPolicy {
 pub async fn run_with_resolver(
     cfg: Config,
     registry: Arc<EndpointRegistry>,
+    health: Arc<Health>,
     resolver: client::PolicyResolver,
     policy: Arc<AddressPolicy>,
     shutdown: Shutdown,
@@ -117,9 +125,18 @@ pub async fn run_with_resolver(
     tracing::info!(topics = ?subscription, "sender started");
 
     let mut held = HeldPartitions::default();
+    let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
         for tp in shared.tracker.forget_revoked() {
             held.forget(&tp);
+        }
+        health.tick("sender", consumer.context().assigned() > 0);
+        if last_gauges.elapsed() >= POLL_EVERY {
+            last_gauges = tokio::time::Instant::now();
+            let in_use = cfg.sender.max_in_flight - window.available_permits();
+            metrics::gauge!("hookline_sender_deliveries_in_progress").set(in_use as f64);
+            metrics::gauge!("hookline_sender_breakers_open").set(shared.endpoints.open_breakers() as f64);
+            metrics::gauge!("hookline_sender_tier_partitions_held").set(held.heads.len() as f64);
         }
         let permit = tokio::select! {
             biased;

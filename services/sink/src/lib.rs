@@ -186,3 +186,46 @@ async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, 
     }
     if verdict.is_ok() { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_core::signing::signature_header;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    async fn post(addr: SocketAddr, id: &str, signature: &str, body: &'static str) -> u16 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let request = format!(
+            "POST /hook HTTP/1.1\r\nhost: x\r\nwebhook-id: {id}\r\nwebhook-timestamp: {ts}\r\nwebhook-signature: {signature}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response[9..12].parse().expect("status")
+    }
+
+    #[tokio::test]
+    async fn verifies_signatures_and_counts_duplicates() {
+        let sink = Sink::bind("127.0.0.1:0".parse().expect("addr"), SinkConfig { secrets: vec![SECRET.into()], keep_bodies: true, print: false })
+            .await
+            .expect("bind");
+        let (addr, ledger) = (sink.local_addr(), sink.ledger());
+        tokio::spawn(sink.serve(std::future::pending()));
+        let key = SigningKey::from_secret(SECRET).expect("secret");
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
+        let good = signature_header([&key], "evt_1", ts, b"{}");
+        assert_eq!(post(addr, "evt_1", &good, "{}").await, 204);
+        assert_eq!(post(addr, "evt_1", &good, "{}").await, 204);
+        assert_eq!(post(addr, "evt_2", &good, "{}").await, 401, "signature made for another id");
+        assert_eq!(
+            ledger.summary(),
+            Summary { received: 3, unique: 1, duplicates: 1, invalid_signatures: 1, unverified: 0 }
+        );
+        assert_eq!(ledger.count("evt_1"), 2);
+        assert!(ledger.received().iter().filter(|r| r.signature_valid).count() == 2);
+    }
+}

@@ -35,8 +35,10 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     }
     let shutdown = shutdown::on_signal();
     let registry = roles::start_registry(&config, "dev", &shutdown);
-    let router = tokio::spawn(hookline_router::run(config.clone(), Arc::clone(&registry), shutdown.clone()));
-    let sender = tokio::spawn(hookline_sender::run(config.clone(), Arc::clone(&registry), shutdown.clone()));
+    let health = hookline_runtime::health::Health::new();
+    roles::start_admin(&config, &health, &registry, &shutdown).await?;
+    let router = tokio::spawn(hookline_router::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone()));
+    let sender = tokio::spawn(hookline_sender::run(config.clone(), Arc::clone(&registry), health, shutdown.clone()));
     let demo = args.demo.then(|| tokio::spawn(demo(config.clone(), Arc::clone(&registry), args, shutdown.clone())));
 
     // The first role to stop (on error, or the signal) stops the others.

@@ -1,6 +1,8 @@
 //! `hookline router` and `hookline sender`: one role per process, for scale-out by replicas.
 
 use hookline_core::config::Config;
+use hookline_runtime::admin;
+use hookline_runtime::health::Health;
 use hookline_runtime::registry::{self, EndpointRegistry};
 use hookline_runtime::shutdown::{self, Shutdown};
 use std::sync::Arc;
@@ -19,10 +21,30 @@ pub fn start_registry(config: &Config, role: &'static str, shutdown: &Shutdown) 
     registry
 }
 
+/// Starts the admin listener (`/healthz`, `/readyz`, `/metrics`) unless it is turned off.
+pub async fn start_admin(
+    config: &Config,
+    health: &Arc<Health>,
+    registry: &Arc<EndpointRegistry>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    admin::metrics_recorder();
+    if config.admin.listen.is_empty() {
+        return Ok(());
+    }
+    let listen = config.admin.listen.parse()?;
+    admin::serve(listen, Arc::clone(health), Arc::clone(registry), shutdown.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("admin listener on {listen}: {e}"))?;
+    Ok(())
+}
+
 pub async fn router(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let registry = start_registry(&config, "router", &shutdown);
-    let result = hookline_router::run(config, registry, shutdown.clone()).await;
+    let health = Health::new();
+    start_admin(&config, &health, &registry, &shutdown).await?;
+    let result = hookline_router::run(config, registry, health, shutdown.clone()).await;
     shutdown.cancel();
     Ok(result?)
 }
@@ -30,7 +52,9 @@ pub async fn router(config: Config) -> anyhow::Result<()> {
 pub async fn sender(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signal();
     let registry = start_registry(&config, "sender", &shutdown);
-    let result = hookline_sender::run(config, registry, shutdown.clone()).await;
+    let health = Health::new();
+    start_admin(&config, &health, &registry, &shutdown).await?;
+    let result = hookline_sender::run(config, registry, health, shutdown.clone()).await;
     shutdown.cancel();
     Ok(result?)
 }

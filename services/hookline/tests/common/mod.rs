@@ -9,6 +9,7 @@ use futures::StreamExt;
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
+use hookline_runtime::health::Health;
 use hookline_runtime::registry::{self, EndpointRegistry};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::{kafka, time::now_ms, topics};
@@ -139,10 +140,11 @@ impl Builder {
             registry::follow(&k, &t, "test-registry", r, s).await.expect("registry follower");
         }));
         if self.roles {
-            let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
-            tasks.push(tokio::spawn(async move { hookline_router::run(c, r, s).await.expect("router") }));
-            let (c, r, s) = (config.clone(), Arc::clone(&registry), shutdown.clone());
-            tasks.push(tokio::spawn(async move { hookline_sender::run(c, r, s).await.expect("sender") }));
+            let health = Health::new();
+            let (c, r, h, s) = (config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
+            tasks.push(tokio::spawn(async move { hookline_router::run(c, r, h, s).await.expect("router") }));
+            let (c, r, h, s) = (config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
+            tasks.push(tokio::spawn(async move { hookline_sender::run(c, r, h, s).await.expect("sender") }));
         }
         let producer = kafka::producer(&config.kafka, "test-producer").expect("producer");
         tokio::time::timeout(Duration::from_secs(30), registry.wait_ready()).await.expect("registry ready");
@@ -167,6 +169,8 @@ impl TestPipeline {
         config.retry.schedule = vec!["1s".into(), "1s".into()];
         config.retry.jitter = 0.0;
         config.kafka.partitions.retry = 2;
+        // Role processes of parallel tests would fight over one admin port.
+        config.admin.listen = String::new();
         Builder { config, roles: true }
     }
 
