@@ -178,8 +178,9 @@ pub struct SenderConfig {
     pub max_in_flight: usize,
     /// Requests in flight to one endpoint, unless the endpoint sets its own.
     pub max_in_flight_per_endpoint: usize,
-    /// Deliveries one endpoint may hold in a sender (in flight or waiting); past it, more
-    /// of its work is moved to the next retry tier, so one slow endpoint cannot fill memory.
+    /// Deliveries one endpoint may hold in a sender (in flight or waiting). Past it, a
+    /// healthy endpoint's work waits (back-pressure); a stalled or failing endpoint's is
+    /// moved to the next retry tier, so it cannot take the sender's whole window.
     pub max_queued_per_endpoint: usize,
     /// Idle keep-alive connections kept per host.
     pub pool_max_idle_per_host: usize,

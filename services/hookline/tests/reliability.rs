@@ -138,8 +138,15 @@ async fn an_open_breaker_defers_work_to_the_tiers_without_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_endpoint_does_not_slow_a_healthy_one_on_the_same_partition() {
-    // One deliveries partition: both endpoints' work is interleaved in it.
-    let p = TestPipeline::builder().deliveries_partitions(1).request_timeout_ms(3_000).start().await;
+    // One deliveries partition: both endpoints' work is interleaved in it. A small queue
+    // per endpoint, so the hanging one overflows to the retry tier.
+    let p = TestPipeline::builder()
+        .deliveries_partitions(1)
+        .request_timeout_ms(3_000)
+        .endpoint_queue(8, 32)
+        .breaker(1_000, 1_000)
+        .start()
+        .await;
     let hanging = FaultyReceiver::start(|_, _| Reply::Hang).await;
     let healthy = FaultyReceiver::start(|_, _| Reply::Status(200)).await;
     p.add_endpoint("hanging", &hanging.url(), &["*"], "", &secret(8)).await;
@@ -168,6 +175,14 @@ async fn a_hanging_endpoint_does_not_slow_a_healthy_one_on_the_same_partition() 
     let p99 = latencies[latencies.len() * 99 / 100 - 1];
     println!("healthy endpoint next to a hanging one: p50 {} ms, p99 {} ms, max {} ms", latencies[latencies.len() / 2], p99, latencies[latencies.len() - 1]);
     assert!(p99 < 1_000, "healthy p99 {p99} ms with a hanging neighbour (bound: 1000 ms)");
+    // The hanging endpoint held at most its queue; the rest of its work moved on.
+    let attempts = p.attempts(250).await;
+    let overflowed = attempts
+        .iter()
+        .filter(|a| a.endpoint_id == "hanging" && a.outcome() == Outcome::Deferred && a.error.contains("stalled"))
+        .count();
+    assert!(overflowed > 0, "the stalled endpoint's overflow went to the retry tier");
+    println!("hanging endpoint: {overflowed} deliveries moved to the retry tier while it was stalled");
     p.stop().await;
 }
 

@@ -4,7 +4,7 @@
 //! end is acknowledged by Kafka.
 
 use crate::attempt::{AttemptReport, Attempter};
-use crate::endpoints::{EndpointRuntime, EndpointRuntimes};
+use crate::endpoints::{EndpointRuntime, EndpointRuntimes, Place};
 use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
 use hookline_core::outcome::Class;
@@ -81,9 +81,15 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointDisabled, detail, None).await;
     }
     let rt = shared.endpoints.get(&entry);
-    // Bulkhead: an endpoint holds a bounded share of the sender; its excess moves on.
-    let Some(_place) = rt.try_enqueue() else {
-        return defer(shared, record, delivery, &rt, "endpoint queue full").await;
+    // Bulkhead: an endpoint holds a bounded share of the sender. A healthy endpoint's
+    // excess waits (back-pressure); a stalled or failing one's moves on to the tier.
+    let place = tokio::select! {
+        place = rt.enqueue(now_ms()) => place,
+        _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
+    };
+    let _place = match place {
+        Place::Held(permit) => permit,
+        Place::Overflow => return defer(shared, record, delivery, &rt, "endpoint stalled with a full queue").await,
     };
     let (admission, transition) = rt.admit(Instant::now());
     log_transition(&entry, transition);
@@ -96,6 +102,10 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         slot = rt.slots.acquire() => slot.expect("endpoint slots are never closed"),
         _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
     };
+    // The breaker may have opened while this delivery waited for a slot.
+    if !probe && rt.breaker_open() {
+        return defer(shared, record, delivery, &rt, "circuit breaker open").await;
+    }
     while let Some(wait) = rt.rate_wait(Instant::now()) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -105,6 +115,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
 
     let event = delivery.event.as_ref().expect("checked by the caller");
     let report = shared.attempter.attempt(&entry, event, now_ms()).await;
+    rt.answered(now_ms());
     let outcome = outcome_label(report.class);
     metrics::counter!("hookline_sender_attempts_total", "outcome" => outcome).increment(1);
     metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)

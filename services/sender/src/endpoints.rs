@@ -8,10 +8,14 @@ use hookline_core::ratelimit::TokenBucket;
 use hookline_core::retry::{Delay, RetrySchedule};
 use hookline_runtime::registry::EndpointEntry;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// An endpoint with requests in flight and no answer for this long is stalled: its
+/// overflow moves to the retry tier instead of waiting in the sender.
+pub const STALL_AFTER_MS: i64 = 1_000;
 
 /// What a runtime was built from; a change rebuilds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +30,10 @@ pub struct EndpointRuntime {
     shape: Shape,
     /// Requests in flight.
     pub slots: Semaphore,
-    /// Deliveries held (waiting or in flight).
-    queued: AtomicUsize,
-    max_queued: usize,
+    /// Places for deliveries held (waiting or in flight).
+    places: Semaphore,
+    /// When the last request of this endpoint finished (ms since epoch).
+    last_answer_ms: AtomicI64,
     breaker: Mutex<Breaker>,
     bucket: Option<Mutex<TokenBucket>>,
     pub schedule: RetrySchedule,
@@ -36,28 +41,42 @@ pub struct EndpointRuntime {
     pub failing_marked: AtomicBool,
 }
 
-/// Holds one queue place; gives it back on drop.
-pub struct QueuePlace(Arc<EndpointRuntime>);
-
-impl Drop for QueuePlace {
-    fn drop(&mut self) {
-        self.0.queued.fetch_sub(1, Ordering::AcqRel);
-    }
+/// Where a delivery stands in its endpoint's queue.
+pub enum Place<'a> {
+    Held(SemaphorePermit<'a>),
+    /// The queue is full and the endpoint is stalled or its breaker is open: move on.
+    Overflow,
 }
 
 impl EndpointRuntime {
-    /// Takes a queue place, or `None` when the endpoint already holds its maximum.
-    pub fn try_enqueue(self: &Arc<Self>) -> Option<QueuePlace> {
-        let mut current = self.queued.load(Ordering::Acquire);
-        loop {
-            if current >= self.max_queued {
-                return None;
-            }
-            match self.queued.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(QueuePlace(Arc::clone(self))),
-                Err(now) => current = now,
-            }
+    /// Takes a place in the endpoint's bounded queue. When it is full, a healthy endpoint
+    /// (answering, breaker closed) makes the caller wait, which is back-pressure on the
+    /// intake; a stalled or failing one overflows, so it cannot hold the sender's window.
+    pub async fn enqueue(&self, now_ms: i64) -> Place<'_> {
+        if let Ok(permit) = self.places.try_acquire() {
+            return Place::Held(permit);
         }
+        if self.is_stalled(now_ms) || self.breaker.lock().is_open() {
+            return Place::Overflow;
+        }
+        match self.places.acquire().await {
+            Ok(permit) => Place::Held(permit),
+            Err(_) => Place::Overflow,
+        }
+    }
+
+    fn is_stalled(&self, now_ms: i64) -> bool {
+        let busy = self.slots.available_permits() < self.shape.max_in_flight;
+        busy && now_ms - self.last_answer_ms.load(Ordering::Relaxed) > STALL_AFTER_MS
+    }
+
+    /// Records that a request of this endpoint got its answer (or gave up).
+    pub fn answered(&self, now_ms: i64) {
+        self.last_answer_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.lock().is_open()
     }
 
     pub fn admit(&self, now: Instant) -> (Admission, Option<Transition>) {
@@ -118,8 +137,8 @@ impl EndpointRuntimes {
         });
         let rt = Arc::new(EndpointRuntime {
             slots: Semaphore::new(shape.max_in_flight),
-            queued: AtomicUsize::new(0),
-            max_queued: self.max_queued.max(shape.max_in_flight),
+            places: Semaphore::new(self.max_queued.max(shape.max_in_flight)),
+            last_answer_ms: AtomicI64::new(hookline_runtime::time::now_ms()),
             breaker: Mutex::new(Breaker::new(self.breaker)),
             bucket,
             schedule,
@@ -133,5 +152,54 @@ impl EndpointRuntimes {
     /// Endpoints whose breaker is not closed (for metrics and logs).
     pub fn open_breakers(&self) -> usize {
         self.map.iter().filter(|e| e.value().breaker.lock().is_open()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_proto::v1;
+
+    fn entry() -> EndpointEntry {
+        let endpoint = v1::Endpoint {
+            id: "ep".into(),
+            url: "https://example.com".into(),
+            event_types: vec!["*".into()],
+            secrets: vec![v1::Secret { key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(), ..Default::default() }],
+            limits: Some(v1::Limits { max_in_flight: 1, ..Default::default() }),
+            ..Default::default()
+        };
+        EndpointEntry::new(endpoint).expect("valid").0
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_waits_for_a_healthy_endpoint_and_overflows_for_a_stalled_one() {
+        let runtimes = EndpointRuntimes::new(1, 1, BreakerSettings::default(), RetrySchedule::default());
+        let rt = runtimes.get(&entry());
+        let now = hookline_runtime::time::now_ms();
+        let Place::Held(first) = rt.enqueue(now).await else { panic!("an empty queue has room") };
+        // Full, but nothing is in flight: a healthy endpoint, so the caller waits.
+        let waited = tokio::time::timeout(Duration::from_millis(50), rt.enqueue(now)).await;
+        assert!(waited.is_err(), "a healthy endpoint's overflow waits (back-pressure)");
+        // A request in flight and no answer for longer than the stall limit: overflow.
+        let _slot = rt.slots.acquire().await.expect("slot");
+        assert!(matches!(rt.enqueue(now + STALL_AFTER_MS + 1).await, Place::Overflow));
+        rt.answered(now + STALL_AFTER_MS + 1);
+        let waited = tokio::time::timeout(Duration::from_millis(50), rt.enqueue(now + STALL_AFTER_MS + 2)).await;
+        assert!(waited.is_err(), "answering again makes it healthy");
+        drop(first);
+        assert!(matches!(rt.enqueue(now).await, Place::Held(_)));
+    }
+
+    #[test]
+    fn a_changed_limit_rebuilds_the_runtime() {
+        let runtimes = EndpointRuntimes::new(8, 64, BreakerSettings::default(), RetrySchedule::default());
+        let a = runtimes.get(&entry());
+        assert!(Arc::ptr_eq(&a, &runtimes.get(&entry())));
+        let mut changed = entry().endpoint.clone();
+        changed.limits = Some(v1::Limits { max_in_flight: 5, ..Default::default() });
+        let b = runtimes.get(&EndpointEntry::new(changed).expect("valid").0);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(b.slots.available_permits(), 5);
     }
 }

@@ -109,6 +109,13 @@ impl Builder {
         self
     }
 
+    /// Per-endpoint requests in flight and deliveries held.
+    pub fn endpoint_queue(mut self, in_flight: usize, queued: usize) -> Self {
+        self.config.sender.max_in_flight_per_endpoint = in_flight;
+        self.config.sender.max_queued_per_endpoint = queued;
+        self
+    }
+
     pub fn deliveries_partitions(mut self, n: i32) -> Self {
         self.config.kafka.partitions.deliveries = n;
         self
