@@ -15,7 +15,61 @@ pub struct Config {
     pub retry: RetryConfig,
     pub breaker: BreakerConfig,
     pub admin: AdminConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: String,
+    /// Bearer tokens, stored as the hex SHA-256 of the token (`hookline api token` makes one).
+    pub tokens: Vec<TokenConfig>,
+    /// Endpoint URLs must be https (dev mode turns this off).
+    pub require_https: bool,
+    /// Largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` or a caller-chosen event id deduplicates ingest.
+    pub idempotency_window_ms: i64,
+    /// Keys remembered at most for that (oldest forgotten first).
+    pub idempotency_max_keys: usize,
+    /// How long the old secret keeps signing after a rotation.
+    pub rotation_grace_ms: i64,
+    /// How far back the attempts and DLQ views are rebuilt at start.
+    pub history_lookback_ms: i64,
+    pub history_per_endpoint: usize,
+    pub history_events: usize,
+    pub dlq_kept: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            tokens: Vec::new(),
+            require_https: true,
+            max_body_bytes: 1024 * 1024,
+            idempotency_window_ms: DAY_MS,
+            idempotency_max_keys: 1_000_000,
+            rotation_grace_ms: DAY_MS,
+            history_lookback_ms: DAY_MS,
+            history_per_endpoint: 100,
+            history_events: 100_000,
+            dlq_kept: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (logged instead of the token).
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// `admin` (everything), `read` (GET), `publish` (POST /v1/events).
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +94,7 @@ impl Default for Config {
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
             admin: AdminConfig::default(),
+            api: ApiConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -328,6 +383,40 @@ impl Config {
             "admin.listen",
             format!("{:?} is not an address like 0.0.0.0:9090 (or empty to turn it off)", self.admin.listen),
         );
+        let a = &self.api;
+        check(
+            a.listen.parse::<std::net::SocketAddr>().is_ok(),
+            "api.listen",
+            format!("{:?} is not an address like 0.0.0.0:8080", a.listen),
+        );
+        for (i, t) in a.tokens.iter().enumerate() {
+            check(
+                t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+                &format!("api.tokens[{i}].sha256"),
+                "must be 64 hex digits (hookline api token prints one)".into(),
+            );
+            check(
+                !t.scopes.is_empty() && t.scopes.iter().all(|s| ["admin", "read", "publish"].contains(&s.as_str())),
+                &format!("api.tokens[{i}].scopes"),
+                format!("{:?}: use one or more of admin, read, publish", t.scopes),
+            );
+        }
+        check(a.max_body_bytes >= 1024, "api.max_body_bytes", "must be at least 1024".into());
+        for (name, v) in [
+            ("idempotency_max_keys", a.idempotency_max_keys),
+            ("history_per_endpoint", a.history_per_endpoint),
+            ("history_events", a.history_events),
+            ("dlq_kept", a.dlq_kept),
+        ] {
+            check(v >= 1, &format!("api.{name}"), "must be at least 1".into());
+        }
+        for (name, v) in [
+            ("idempotency_window_ms", a.idempotency_window_ms),
+            ("rotation_grace_ms", a.rotation_grace_ms),
+            ("history_lookback_ms", a.history_lookback_ms),
+        ] {
+            check(v >= 0, &format!("api.{name}"), "must not be negative".into());
+        }
         check(
             ["json", "text"].contains(&self.log.format.as_str()),
             "log.format",

@@ -26,6 +26,8 @@ enum Command {
     Router,
     /// Sign and send deliveries.
     Sender,
+    /// The management API (endpoints, ingest, history, DLQ); `api token`, `api openapi`.
+    Api(cmd::api::ApiArgs),
     /// Manage topics.
     #[command(subcommand)]
     Topics(cmd::topics::TopicsCommand),
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             Command::Dev(args) => cmd::dev::run(config, args).await,
             Command::Router => cmd::roles::router(config).await,
             Command::Sender => cmd::roles::sender(config).await,
+            Command::Api(args) => cmd::api::run(config, args).await,
             Command::Topics(c) => cmd::topics::run(config, c).await,
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
             Command::Publish(args) => cmd::publish::run(config, args).await,

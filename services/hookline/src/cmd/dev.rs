@@ -29,7 +29,8 @@ pub struct DevArgs {
 
 pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     config.sender.allow_loopback = true;
-    tracing::warn!("dev mode: endpoints on loopback addresses are allowed");
+    config.api.require_https = false;
+    tracing::warn!("dev mode: endpoints on loopback addresses and plain http are allowed");
     for (name, status) in topics::ensure(&config).await.context("creating topics (is Kafka running? scripts/kafka.sh start)")? {
         tracing::info!(topic = %name, ?status, "topic");
     }
@@ -39,6 +40,15 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
     let router = tokio::spawn(hookline_router::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone()));
     let sender = tokio::spawn(hookline_sender::run(config.clone(), Arc::clone(&registry), health, shutdown.clone()));
+    let auth = if config.api.tokens.is_empty() {
+        tracing::warn!("dev mode: no api.tokens configured, so the API accepts every request");
+        hookline_api::auth::Auth::open()
+    } else {
+        hookline_api::auth::Auth::new(&config.api.tokens)
+    };
+    let api = hookline_api::state(config.clone(), Arc::clone(&registry), auth, &shutdown)?;
+    let api_addr = hookline_api::serve(api, shutdown.clone()).await?;
+    println!("api: http://{api_addr}/v1/endpoints (OpenAPI: http://{api_addr}/v1/openapi.json)");
     let demo = args.demo.then(|| tokio::spawn(demo(config.clone(), Arc::clone(&registry), args, shutdown.clone())));
 
     // The first role to stop (on error, or the signal) stops the others.

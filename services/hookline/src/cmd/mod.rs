@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod api;
 pub mod dev;
 pub mod endpoint;
 pub mod publish;

@@ -2,6 +2,7 @@
 //! the real Kafka broker, with its own topic prefix so tests never see each other's records.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod faulty;
 pub mod procs;
 
@@ -29,6 +30,19 @@ pub fn bootstrap() -> String {
 pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Like [`eventually`], for a check that is itself async.
+pub async fn eventually_async<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -270,6 +284,14 @@ impl TestPipeline {
         let topic = self.config.topics().attempts;
         let raw = self.read(&topic, self.config.kafka.partitions.attempts, n, Duration::from_secs(30)).await;
         raw.iter().map(|b| v1::Attempt::decode(b.as_slice()).expect("attempt decodes")).collect()
+    }
+
+    /// The management API over this pipeline's registry, called in-process.
+    pub fn api(&self, require_https: bool) -> api::TestApi {
+        let mut config = self.config.clone();
+        config.api.require_https = require_https;
+        config.api.history_lookback_ms = 60_000;
+        api::TestApi::new(config, Arc::clone(&self.registry), &self.shutdown)
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,32 @@
+//! `GET /v1/dlq`: browse dead letters.
+
+use crate::auth::Read;
+use crate::history::DeadLetterFilter;
+use crate::models::{reason_name, DeadLetterList, DeadLetterView, DlqQuery};
+use crate::problem::{ApiQuery, Problem};
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use hookline_proto::v1::DeadLetterReason;
+use std::sync::Arc;
+
+#[utoipa::path(get, operation_id = "list_dead_letters", path = "/v1/dlq", tag = "dlq", params(DlqQuery),
+    responses((status = 200, description = "Newest first", body = DeadLetterList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): State<Arc<AppState>>, _: Read, ApiQuery(q): ApiQuery<DlqQuery>) -> Result<Json<DeadLetterList>, Problem> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::field("limit", "must be between 1 and 1000"));
+    }
+    let reason = match q.reason.as_deref() {
+        None => None,
+        Some(r) => {
+            let wanted = format!("DEAD_LETTER_REASON_{}", r.to_ascii_uppercase());
+            let found = DeadLetterReason::from_str_name(&wanted).filter(|r| *r != DeadLetterReason::Unspecified);
+            let known: Vec<String> = (1..=9).filter_map(|i| DeadLetterReason::try_from(i).ok()).map(reason_name).collect();
+            Some(found.ok_or_else(|| Problem::field("reason", format!("{r:?} is not one of {}", known.join(", "))))?)
+        }
+    };
+    let filter = DeadLetterFilter { endpoint_id: q.endpoint_id, event_type: q.event_type, reason, from_ms: q.from, to_ms: q.to, limit };
+    Ok(Json(DeadLetterList { data: s.history.dead_letters(&filter).iter().map(DeadLetterView::from).collect() }))
+}

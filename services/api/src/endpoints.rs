@@ -1,0 +1,382 @@
+//! `/v1/endpoints`: endpoints and their subscriptions, written to the compacted endpoints
+//! topic. A write answers once this replica's registry has applied it (read-your-writes).
+
+use crate::auth::{Admin, Read};
+use crate::models::*;
+use crate::problem::{ApiJson, ApiQuery, FieldError, Problem};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_core::signing::secret_from_bytes;
+use hookline_proto::v1;
+use hookline_proto::Message as _;
+use hookline_runtime::kafka;
+use hookline_runtime::registry::{self, EndpointError};
+use hookline_runtime::time::now_ms;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Headers an endpoint may not set: Hookline sets them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+];
+/// How long a write waits to become visible in this replica's registry.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+
+type AppStateRef = State<Arc<AppState>>;
+
+fn new_secret() -> String {
+    secret_from_bytes(&rand::random::<[u8; 32]>())
+}
+
+/// Maps the registry's endpoint rules onto field errors.
+fn endpoint_problem(error: EndpointError) -> Problem {
+    let text = error.to_string();
+    let (field, problem) = text.split_once(": ").unwrap_or(("body", text.as_str()));
+    Problem::field(field, problem)
+}
+
+/// Every rule an endpoint must pass here, beyond the registry's own: https unless allowed,
+/// no reserved headers, and no address the SSRF policy refuses (checked again at send time,
+/// since DNS can change).
+async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
+    registry::validate(endpoint).map_err(endpoint_problem)?;
+    let mut errors = Vec::new();
+    let uri: http::Uri = endpoint.url.parse().map_err(|_| Problem::field("url", "is not a URL"))?;
+    if state.config.api.require_https && uri.scheme_str() != Some("https") {
+        errors.push(FieldError { field: "url".into(), problem: "must be https".into() });
+    }
+    for name in endpoint.headers.keys() {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            errors.push(FieldError { field: format!("headers.{name}"), problem: "is set by Hookline".into() });
+        } else if http::HeaderName::try_from(name.as_str()).is_err() {
+            errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header name".into() });
+        }
+    }
+    for (name, value) in &endpoint.headers {
+        if http::HeaderValue::try_from(value.as_str()).is_err() {
+            errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header value".into() });
+        }
+    }
+    if let Some(host) = uri.host() {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            // A name that does not resolve now may later; the sender checks at send time.
+            Err(_) => tokio::net::lookup_host((host, 0)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
+        };
+        let refused: Vec<String> =
+            addresses.iter().filter_map(|ip| state.policy.check(*ip).err()).map(|b| b.to_string()).collect();
+        if !addresses.is_empty() && refused.len() == addresses.len() {
+            errors.push(FieldError {
+                field: "url".into(),
+                problem: format!("points at a refused address ({})", refused.join("; ")),
+            });
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
+}
+
+/// Writes the endpoint and waits until this replica's registry shows exactly it.
+async fn write_visible(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
+    registry::put_endpoint(&state.producer, &state.topics.endpoints, endpoint)
+        .await
+        .map_err(|e| Problem::unavailable(format!("writing the endpoint: {e:#}")))?;
+    let visible = async {
+        while state.registry.get(&endpoint.id).is_none_or(|e| e.endpoint != *endpoint) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(VISIBLE_WITHIN, visible)
+        .await
+        .map_err(|_| Problem::unavailable("written, but not yet visible; read it again shortly"))
+}
+
+fn current(state: &AppState, id: &str) -> Result<v1::Endpoint, Problem> {
+    state.registry.get(id).map(|e| e.endpoint.clone()).ok_or_else(|| Problem::not_found("endpoint", id))
+}
+
+fn limits(rate: Option<&RateLimit>, max_in_flight: u32, timeout_ms: u32) -> v1::Limits {
+    v1::Limits {
+        max_in_flight,
+        timeout_ms,
+        rate_per_second: rate.map_or(0, |r| r.per_second),
+        burst: rate.and_then(|r| r.burst).unwrap_or(0),
+    }
+}
+
+#[utoipa::path(post, operation_id = "create_endpoint", path = "/v1/endpoints", tag = "endpoints",
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "Created; the only response that shows the secret besides GET .../secret", body = CreatedEndpoint),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<CreateEndpoint>) -> Result<(StatusCode, Json<CreatedEndpoint>), Problem> {
+    if body.rate_limit.as_ref().is_some_and(|r| r.per_second == 0) {
+        return Err(Problem::field("rate_limit.per_second", "must be at least 1 (leave rate_limit out for none)"));
+    }
+    let now = now_ms();
+    let secret = body.secret.clone().unwrap_or_else(new_secret);
+    let endpoint = v1::Endpoint {
+        id: format!("ep_{}", uuid::Uuid::now_v7().simple()),
+        tenant: body.tenant,
+        url: body.url,
+        event_types: body.event_types,
+        secrets: vec![v1::Secret { key: secret.clone(), ..Default::default() }],
+        headers: body.headers.into_iter().collect(),
+        limits: Some(limits(body.rate_limit.as_ref(), body.max_in_flight, body.timeout_ms)),
+        disabled: !body.enabled,
+        description: body.description,
+        filter_attributes: body.filter_attributes.into_iter().collect(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        retry_schedule: body.retry_schedule,
+        permanent_statuses: body.permanent_statuses,
+        failing_since_ms: 0,
+    };
+    check_endpoint(&s, &endpoint).await.map_err(|p| rename_secret_field(p, &body.secret))?;
+    write_visible(&s, &endpoint).await?;
+    tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
+    Ok((StatusCode::CREATED, Json(CreatedEndpoint { endpoint: EndpointView::from(&endpoint), secret })))
+}
+
+/// The registry names the secret `secrets[0]`; the request calls it `secret`.
+fn rename_secret_field(mut p: Problem, given: &Option<String>) -> Problem {
+    if given.is_some() {
+        for e in &mut p.errors {
+            if e.field == "secrets[0]" {
+                e.field = "secret".into();
+            }
+        }
+    }
+    p
+}
+
+#[utoipa::path(get, operation_id = "list_endpoints", path = "/v1/endpoints", tag = "endpoints", params(PageQuery),
+    responses((status = 200, body = EndpointPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): AppStateRef, _: Read, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<EndpointPage>, Problem> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::field("limit", "must be between 1 and 500"));
+    }
+    let after = q.after.unwrap_or_default();
+    let mut page: Vec<EndpointView> = s
+        .registry
+        .all()
+        .iter()
+        .filter(|e| e.endpoint.id > after)
+        .take(limit + 1)
+        .map(|e| EndpointView::from(&e.endpoint))
+        .collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|e| e.id.clone()).unwrap_or_default()
+    });
+    Ok(Json(EndpointPage { data: page, next }))
+}
+
+#[utoipa::path(get, operation_id = "get_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Result<Json<EndpointView>, Problem> {
+    Ok(Json(EndpointView::from(&current(&s, &id)?)))
+}
+
+#[utoipa::path(patch, operation_id = "update_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
+    request_body = UpdateEndpoint,
+    responses((status = 200, body = EndpointView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(s): AppStateRef,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateEndpoint>,
+) -> Result<Json<EndpointView>, Problem> {
+    let mut e = current(&s, &id)?;
+    let mut l = e.limits.clone().unwrap_or_default();
+    if let Some(v) = body.url { e.url = v; }
+    if let Some(v) = body.event_types { e.event_types = v; }
+    if let Some(v) = body.tenant { e.tenant = v; }
+    if let Some(v) = body.description { e.description = v; }
+    if let Some(v) = body.headers { e.headers = v.into_iter().collect(); }
+    if let Some(v) = body.filter_attributes { e.filter_attributes = v.into_iter().collect(); }
+    if let Some(enabled) = body.enabled {
+        if enabled && e.disabled {
+            // Re-enabled by a person: its failing period starts over.
+            e.failing_since_ms = 0;
+        }
+        e.disabled = !enabled;
+    }
+    if let Some(rate) = body.rate_limit {
+        if rate.as_ref().is_some_and(|r| r.per_second == 0) {
+            return Err(Problem::field("rate_limit.per_second", "must be at least 1 (set rate_limit to null for none)"));
+        }
+        let fresh = limits(rate.as_ref(), 0, 0);
+        l.rate_per_second = fresh.rate_per_second;
+        l.burst = fresh.burst;
+    }
+    if let Some(v) = body.max_in_flight { l.max_in_flight = v; }
+    if let Some(v) = body.timeout_ms { l.timeout_ms = v; }
+    if let Some(v) = body.retry_schedule { e.retry_schedule = v; }
+    if let Some(v) = body.permanent_statuses { e.permanent_statuses = v; }
+    e.limits = Some(l);
+    e.updated_at_ms = now_ms();
+    check_endpoint(&s, &e).await?;
+    write_visible(&s, &e).await?;
+    Ok(Json(EndpointView::from(&e)))
+}
+
+#[utoipa::path(delete, operation_id = "delete_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn delete(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+    current(&s, &id)?;
+    registry::delete_endpoint(&s.producer, &s.topics.endpoints, &id)
+        .await
+        .map_err(|e| Problem::unavailable(format!("deleting the endpoint: {e:#}")))?;
+    let gone = async {
+        while s.registry.get(&id).is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(VISIBLE_WITHIN, gone).await.map_err(|_| Problem::unavailable("deleted, but not yet visible"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, operation_id = "get_endpoint_secret", path = "/v1/endpoints/{id}/secret", tag = "endpoints", params(("id" = String, Path)),
+    responses((status = 200, body = SecretView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn secret(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<Json<SecretView>, Problem> {
+    let e = current(&s, &id)?;
+    let now = now_ms();
+    let newest = e.secrets.last().map(|x| x.key.clone()).unwrap_or_default();
+    let previous = e.secrets.iter().rev().skip(1).find(|x| x.expires_at_ms > now).map(|x| x.expires_at_ms);
+    Ok(Json(SecretView { secret: newest, previous_expires_at: previous }))
+}
+
+#[utoipa::path(post, operation_id = "rotate_endpoint_secret", path = "/v1/endpoints/{id}/secret/rotate", tag = "endpoints",
+    params(("id" = String, Path), RotateQuery),
+    responses((status = 200, body = SecretView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn rotate(
+    State(s): AppStateRef,
+    _: Admin,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<RotateQuery>,
+) -> Result<Json<SecretView>, Problem> {
+    let mut e = current(&s, &id)?;
+    let now = now_ms();
+    let grace = q.grace_period_ms.map_or(s.config.api.rotation_grace_ms, |g| i64::try_from(g).unwrap_or(i64::MAX));
+    if grace > 30 * 24 * 60 * 60 * 1000 {
+        return Err(Problem::field("grace_period_ms", "must be at most 30 days"));
+    }
+    let until = now.saturating_add(grace);
+    // Expired secrets go; every other one keeps signing until the end of the window.
+    e.secrets.retain(|x| x.expires_at_ms == 0 || x.expires_at_ms > now);
+    for old in &mut e.secrets {
+        if old.expires_at_ms == 0 || old.expires_at_ms > until {
+            old.expires_at_ms = until;
+        }
+    }
+    let secret = new_secret();
+    e.secrets.push(v1::Secret { key: secret.clone(), not_before_ms: 0, expires_at_ms: 0 });
+    e.updated_at_ms = now;
+    write_visible(&s, &e).await?;
+    tracing::info!(endpoint_id = %id, grace_ms = grace, "secret rotated");
+    Ok(Json(SecretView { secret, previous_expires_at: (grace > 0).then_some(until) }))
+}
+
+#[utoipa::path(post, operation_id = "send_test_event", path = "/v1/endpoints/{id}/test", tag = "endpoints", params(("id" = String, Path)),
+    request_body(content = TestEvent, description = "Optional type and body of the test event"),
+    responses((status = 202, description = "Queued for delivery to this endpoint only", body = Accepted),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn send_test(
+    State(s): AppStateRef,
+    _: Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Accepted>), Problem> {
+    current(&s, &id)?;
+    // The body is optional: an empty POST sends the default test event.
+    let body: TestEvent = if body.iter().all(u8::is_ascii_whitespace) {
+        TestEvent::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Problem::field("body", e.to_string()))?
+    };
+    let event_type = body.event_type.unwrap_or_else(|| "hookline.test".into());
+    hookline_core::event::validate("x", &event_type).map_err(|e| Problem::field("type", e.to_string().trim_start_matches("type: ")))?;
+    let now = now_ms();
+    let payload = body.data.map_or_else(
+        || format!(r#"{{"type":"{event_type}","message":"test event from hookline","at":{now}}}"#),
+        |d| d.get().to_owned(),
+    );
+    let event = v1::Event {
+        id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
+        r#type: event_type,
+        source: "hookline-api".into(),
+        occurred_at_ms: now,
+        content_type: "application/json".into(),
+        payload: payload.into_bytes().into(),
+        ..Default::default()
+    };
+    // Straight to the deliveries topic: a test goes to this endpoint whatever it subscribes to.
+    let delivery = v1::Delivery { event: Some(event.clone()), endpoint_id: id.clone(), attempt: 1, created_at_ms: now, ..Default::default() };
+    let ack = kafka::enqueue(&s.producer, &s.topics.deliveries, &id, &delivery.encode_to_vec(), None)
+        .await
+        .map_err(|e| Problem::unavailable(e.to_string()))?;
+    kafka::acked(ack).await.map_err(|e| Problem::unavailable(e.to_string()))?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { id: event.id })))
+}
+
+#[utoipa::path(get, operation_id = "list_endpoint_attempts", path = "/v1/endpoints/{id}/attempts", tag = "history", params(("id" = String, Path), LimitQuery),
+    responses((status = 200, description = "Most recent first", body = AttemptList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn attempts(
+    State(s): AppStateRef,
+    _: Read,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Json<AttemptList>, Problem> {
+    current(&s, &id)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::field("limit", "must be between 1 and 500"));
+    }
+    let data = s.history.endpoint_attempts(&id, limit).iter().map(AttemptView::from).collect();
+    Ok(Json(AttemptList { data }))
+}
+
+#[utoipa::path(get, operation_id = "get_endpoint_stats", path = "/v1/endpoints/{id}/stats", tag = "history", params(("id" = String, Path), StatsQuery),
+    responses((status = 200, body = StatsView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(s): AppStateRef,
+    _: Read,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<StatsView>, Problem> {
+    current(&s, &id)?;
+    let window_ms = q.window_ms.unwrap_or(15 * 60 * 1000);
+    if !(1..=24 * 60 * 60 * 1000).contains(&window_ms) {
+        return Err(Problem::field("window_ms", "must be between 1 and 86400000"));
+    }
+    let st = s.history.stats(&id, now_ms() - window_ms);
+    let p = |i: usize| st.latency_ms.map(|l| l[i]);
+    Ok(Json(StatsView {
+        endpoint_id: id,
+        window_ms,
+        attempts: st.attempts,
+        successes: st.successes,
+        success_rate: (st.attempts > 0).then(|| st.successes as f64 / st.attempts as f64),
+        latency_p50_ms: p(0),
+        latency_p95_ms: p(1),
+        latency_p99_ms: p(2),
+    }))
+}

@@ -1,0 +1,377 @@
+//! Request and response bodies of the API, with their OpenAPI schemas. Times are Unix
+//! epoch milliseconds.
+
+use hookline_proto::v1;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second at most.
+    #[schema(minimum = 1)]
+    pub per_second: u32,
+    /// Token-bucket burst (default: one second's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// Absolute https URL (http only where the API is configured to allow it).
+    #[schema(example = "https://example.com/webhooks")]
+    pub url: String,
+    /// Event-type patterns: `order.created`, `order.*`, `*`.
+    #[schema(example = json!(["order.*"]))]
+    pub event_types: Vec<String>,
+    /// Only this tenant's events (default: every tenant).
+    #[serde(default)]
+    pub tenant: String,
+    /// `whsec_<base64>` signing secret (default: a new random one).
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Extra request headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Exact-match filters on event attributes.
+    #[serde(default)]
+    pub filter_attributes: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent requests (0: the sender's default).
+    #[serde(default)]
+    pub max_in_flight: u32,
+    /// Request timeout in ms (0: the sender's default).
+    #[serde(default)]
+    pub timeout_ms: u32,
+    /// Own retry schedule: delays before attempts 2, 3, ... (e.g. `["5s", "5m"]`).
+    #[serde(default)]
+    pub retry_schedule: Vec<String>,
+    /// Statuses that fail at once instead of being retried.
+    #[serde(default)]
+    pub permanent_statuses: Vec<u32>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub tenant: Option<String>,
+    pub description: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub filter_attributes: Option<BTreeMap<String, String>>,
+    pub enabled: Option<bool>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub max_in_flight: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub retry_schedule: Option<Vec<String>>,
+    pub permanent_statuses: Option<Vec<u32>>,
+}
+
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub event_types: Vec<String>,
+    pub tenant: String,
+    pub description: String,
+    pub headers: BTreeMap<String, String>,
+    pub filter_attributes: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub rate_limit: Option<RateLimit>,
+    pub max_in_flight: u32,
+    pub timeout_ms: u32,
+    pub retry_schedule: Vec<String>,
+    pub permanent_statuses: Vec<u32>,
+    /// Since when every delivery has been exhausted, if so.
+    pub failing_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&v1::Endpoint> for EndpointView {
+    fn from(e: &v1::Endpoint) -> Self {
+        let limits = e.limits.clone().unwrap_or_default();
+        Self {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            event_types: e.event_types.clone(),
+            tenant: e.tenant.clone(),
+            description: e.description.clone(),
+            headers: e.headers.clone().into_iter().collect(),
+            filter_attributes: e.filter_attributes.clone().into_iter().collect(),
+            enabled: !e.disabled,
+            rate_limit: (limits.rate_per_second > 0).then(|| RateLimit {
+                per_second: limits.rate_per_second,
+                burst: (limits.burst > 0).then_some(limits.burst),
+            }),
+            max_in_flight: limits.max_in_flight,
+            timeout_ms: limits.timeout_ms,
+            retry_schedule: e.retry_schedule.clone(),
+            permanent_statuses: e.permanent_statuses.clone(),
+            failing_since: (e.failing_since_ms > 0).then_some(e.failing_since_ms),
+            created_at: e.created_at_ms,
+            updated_at: e.updated_at_ms,
+        }
+    }
+}
+
+/// The endpoint as created, with its secret (shown here and by an explicit secret read).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedEndpoint {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointPage {
+    pub data: Vec<EndpointView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+    /// Return items after this id.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecretView {
+    /// The secret that now signs, `whsec_...`.
+    pub secret: String,
+    /// Until when the previous secret also signs (rotation window), if any.
+    pub previous_expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RotateQuery {
+    /// How long the old secret keeps signing, in ms (default `api.rotation_grace_ms`).
+    pub grace_period_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestEvent {
+    /// Event type, e.g. `order.created`.
+    #[serde(rename = "type")]
+    #[schema(example = "order.created")]
+    pub event_type: String,
+    /// The webhook body: any JSON, delivered exactly as sent here.
+    #[schema(value_type = Object)]
+    pub data: Box<serde_json::value::RawValue>,
+    /// Event id (default: a new `evt_...`); a repeated id within the idempotency window is
+    /// accepted once.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// When it happened (default: now).
+    #[serde(default)]
+    pub occurred_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    /// 1 to 1000 events.
+    pub events: Vec<IngestEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Accepted {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AcceptedBatch {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TestEvent {
+    /// Type of the test event (default `hookline.test`).
+    #[serde(default, rename = "type")]
+    pub event_type: Option<String>,
+    /// Body of the test event (default a small JSON object).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<Box<serde_json::value::RawValue>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub attempt: u32,
+    /// success, retryable, permanent, gone, blocked_by_policy, deferred
+    pub outcome: String,
+    /// HTTP status, 0 when no response arrived.
+    pub status: u32,
+    pub latency_ms: u32,
+    pub error: String,
+    pub at: i64,
+}
+
+pub fn outcome_name(o: v1::Outcome) -> &'static str {
+    match o {
+        v1::Outcome::Success => "success",
+        v1::Outcome::Retryable => "retryable",
+        v1::Outcome::Permanent => "permanent",
+        v1::Outcome::Gone => "gone",
+        v1::Outcome::BlockedByPolicy => "blocked_by_policy",
+        v1::Outcome::Deferred => "deferred",
+        v1::Outcome::Unspecified => "unspecified",
+    }
+}
+
+impl From<&v1::Attempt> for AttemptView {
+    fn from(a: &v1::Attempt) -> Self {
+        Self {
+            event_id: a.event_id.clone(),
+            endpoint_id: a.endpoint_id.clone(),
+            event_type: a.event_type.clone(),
+            attempt: a.attempt,
+            outcome: outcome_name(a.outcome()).to_owned(),
+            status: a.status,
+            latency_ms: a.latency_ms,
+            error: a.error.clone(),
+            at: a.at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttemptList {
+    pub data: Vec<AttemptView>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    /// At most this many, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Window in ms, up to 24 h (default 15 min).
+    pub window_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsView {
+    pub endpoint_id: String,
+    pub window_ms: i64,
+    /// Real attempts in the window (deferrals excluded).
+    pub attempts: usize,
+    pub successes: usize,
+    /// Successes / attempts, absent without attempts.
+    pub success_rate: Option<f64>,
+    pub latency_p50_ms: Option<u32>,
+    pub latency_p95_ms: Option<u32>,
+    pub latency_p99_ms: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DlqQuery {
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    /// A reason such as `exhausted`, `endpoint_gone`, `blocked_by_policy`.
+    pub reason: Option<String>,
+    /// Dead at or after (ms).
+    pub from: Option<i64>,
+    /// Dead before (ms).
+    pub to: Option<i64>,
+    /// 1 to 1000 (default 50).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub event_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    /// e.g. `exhausted`, `undecodable_event`.
+    pub reason: String,
+    pub detail: String,
+    pub attempts: u32,
+    pub last_status: Option<u32>,
+    pub last_error: Option<String>,
+    pub dead_at: i64,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+pub fn reason_name(r: v1::DeadLetterReason) -> String {
+    r.as_str_name().trim_start_matches("DEAD_LETTER_REASON_").to_ascii_lowercase()
+}
+
+impl From<&v1::DeadLetter> for DeadLetterView {
+    fn from(d: &v1::DeadLetter) -> Self {
+        let delivery = d.delivery.as_ref();
+        let event = delivery.and_then(|x| x.event.as_ref());
+        let source = d.source.clone().unwrap_or_default();
+        Self {
+            event_id: event.map(|e| e.id.clone()),
+            endpoint_id: delivery.map(|x| x.endpoint_id.clone()),
+            event_type: event.map(|e| e.r#type.clone()),
+            reason: reason_name(d.reason()),
+            detail: d.detail.clone(),
+            attempts: delivery.map_or(0, |x| x.attempt),
+            last_status: d.last_attempt.as_ref().map(|a| a.status),
+            last_error: d.last_attempt.as_ref().map(|a| a.error.clone()),
+            dead_at: d.dead_at_ms,
+            source_topic: source.topic,
+            source_partition: source.partition,
+            source_offset: source.offset,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterList {
+    pub data: Vec<DeadLetterView>,
+}
