@@ -2,7 +2,8 @@
 # The whole test suite, the same on a laptop and in CI (.ci/run calls this):
 # install what is missing, build once, start a real single-node Kafka (KRaft) on its own
 # port, run every test (unit, property, in-process and integration against that broker),
-# stop the broker, and print one summary line.
+# fuzz the management API against its OpenAPI document (schemathesis), stop the broker,
+# and print one summary line.
 #
 #   scripts/test.sh [extra cargo test args]
 set -euo pipefail
@@ -39,11 +40,16 @@ log=$(mktemp)
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+echo "== fuzz the API against its OpenAPI document" >&2
+bash scripts/fuzz-api.sh "${FUZZ_EXAMPLES:-25}" 2>&1 | tee "$log.fuzz"
+fuzz_status=${PIPESTATUS[0]}
 set -e
+[ "$fuzz_status" = 0 ] || status=$fuzz_status
 t2=$(date +%s)
 
 passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
 failed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^failed;?$/) s+=$(i-1)} END {print s+0}' "$log")
-echo "build $((t1 - t0))s, tests $((t2 - t1))s"
+echo "build $((t1 - t0))s, tests and fuzz $((t2 - t1))s"
+grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 echo "total: $passed passed, $failed failed"
 exit "$status"

@@ -25,10 +25,10 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Absolute https URL (http only where the API is configured to allow it).
-    #[schema(example = "https://example.com/webhooks")]
+    #[schema(example = "https://example.com/webhooks", pattern = "^https?://")]
     pub url: String,
     /// Event-type patterns: `order.created`, `order.*`, `*`.
-    #[schema(example = json!(["order.*"]))]
+    #[schema(example = json!(["order.*"]), min_items = 1)]
     pub event_types: Vec<String>,
     /// Only this tenant's events (default: every tenant).
     #[serde(default)]
@@ -159,6 +159,7 @@ pub struct EndpointPage {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Return items after this id.
     pub after: Option<String>,
@@ -183,16 +184,17 @@ pub struct RotateQuery {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestEvent {
-    /// Event type, e.g. `order.created`.
+    /// Event type, e.g. `order.created`: dot-separated segments of letters, digits, `_`, `-`.
     #[serde(rename = "type")]
-    #[schema(example = "order.created")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length = 256, example = "order.created")]
     pub event_type: String,
     /// The webhook body: any JSON, delivered exactly as sent here.
     #[schema(value_type = Object)]
     pub data: Box<serde_json::value::RawValue>,
     /// Event id (default: a new `evt_...`); a repeated id within the idempotency window is
-    /// accepted once.
+    /// accepted once. Printable ASCII without spaces.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]{1,256}$")]
     pub id: Option<String>,
     #[serde(default)]
     pub tenant: String,
@@ -209,6 +211,7 @@ pub struct IngestEvent {
 #[serde(deny_unknown_fields)]
 pub struct IngestBatch {
     /// 1 to 1000 events.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<IngestEvent>,
 }
 
@@ -287,6 +290,7 @@ pub struct AttemptList {
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     /// At most this many, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
 }
 
@@ -295,6 +299,7 @@ pub struct LimitQuery {
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     /// Window in ms, up to 24 h (default 15 min).
+    #[param(minimum = 1, maximum = 86400000)]
     pub window_ms: Option<i64>,
 }
 
@@ -325,6 +330,7 @@ pub struct DlqQuery {
     /// Dead before (ms).
     pub to: Option<i64>,
     /// 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
