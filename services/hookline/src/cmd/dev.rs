@@ -49,7 +49,16 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     let api = hookline_api::state(config.clone(), Arc::clone(&registry), auth, &shutdown)?;
     let api_addr = hookline_api::serve(api, shutdown.clone()).await?;
     println!("api: http://{api_addr}/v1/endpoints (OpenAPI: http://{api_addr}/v1/openapi.json)");
-    let demo = args.demo.then(|| tokio::spawn(demo(config.clone(), Arc::clone(&registry), args, shutdown.clone())));
+    let demo = args.demo.then(|| {
+        let (config, registry, stop) = (config.clone(), Arc::clone(&registry), shutdown.clone());
+        // The demo waits on the registry and the sink: it must not outlive a shutdown.
+        tokio::spawn(async move {
+            tokio::select! {
+                result = demo(config, registry, args, stop.clone()) => result,
+                _ = stop.cancelled() => Ok(()),
+            }
+        })
+    });
 
     // The first role to stop (on error, or the signal) stops the others.
     let (router_result, sender_result) = {
