@@ -64,7 +64,9 @@ async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(),
     }
     if let Some(host) = uri.host() {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        // `[fe80::1%25eth0]`: the zone id does not change which address it is.
+        let literal = host.split('%').next().unwrap_or(host);
+        let addresses: Vec<IpAddr> = match literal.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             // A name that does not resolve now may later; the sender checks at send time.
             Err(_) => tokio::net::lookup_host((host, 0)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),

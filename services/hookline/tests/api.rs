@@ -70,6 +70,8 @@ async fn bad_input_gets_a_problem_naming_the_field() {
         (json!({"url": "ftp://example.com", "event_types": ["a"]}), "url"),
         (json!({"url": "https://127.0.0.1/h", "event_types": ["a"]}), "url"),
         (json!({"url": "https://[::ffff:169.254.169.254]/h", "event_types": ["a"]}), "url"),
+        (json!({"url": "https://[fe80::1%25eth0]/h", "event_types": ["a"]}), "url"),
+        (json!({"url": "https://2130706433/h", "event_types": ["a"]}), "url"),
         (json!({"url": "https://example.com", "event_types": []}), "event_types"),
         (json!({"url": "https://example.com", "event_types": ["a"], "secret": "nope"}), "secret"),
         (json!({"url": "https://example.com", "event_types": ["a"], "headers": {"webhook-id": "x"}}), "headers.webhook-id"),

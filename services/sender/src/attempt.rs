@@ -120,7 +120,7 @@ impl Attempter {
         let endpoint = &entry.endpoint;
         let uri: Uri = endpoint.url.parse().map_err(|e| permanent(format!("url {:?}: {e}", endpoint.url)))?;
         // Literal IPs never reach the resolver, so they are checked here.
-        if let Some(ip) = uri.host().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()) {
+        if let Some(ip) = uri.host().and_then(literal_ip) {
             if let Err(blocked) = self.policy.check(ip) {
                 return Err(AttemptReport::failed(
                     Class::BlockedByPolicy,
@@ -151,6 +151,14 @@ impl Attempter {
             .body(Full::new(event.payload.clone()))
             .map_err(|e| permanent(format!("request: {e}")))
     }
+}
+
+/// The IP address a URL host names literally: dotted IPv4, or bracketed IPv6 with or
+/// without a zone id (`[fe80::1%25eth0]` is judged as `fe80::1`).
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let without_zone = bare.split('%').next().unwrap_or(bare);
+    without_zone.parse().ok()
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
@@ -228,6 +236,24 @@ mod tests {
             assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
             assert!(report.error.starts_with("blocked by policy"), "{}", report.error);
         }
+    }
+
+    #[tokio::test]
+    async fn loopback_in_any_notation_is_refused() {
+        let a = attempter(AddressPolicy::default());
+        let event = v1::Event { id: "evt_1".into(), ..Default::default() };
+        // Decimal, hex, octal and short forms are not IPv4 literals to hyper; the system
+        // resolver turns them into 127.0.0.1, and the policy refuses that. IPv6 forms are
+        // literals, checked before any connection.
+        for host in ["2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]"] {
+            let url = format!("http://{host}:9/x");
+            let report = a.attempt(&entry(&url), &event, 0).await;
+            assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
+        }
+        // A zone id does not hide a link-local address.
+        let report = a.attempt(&entry("http://[fe80::1%25eth0]:9/x"), &event, 0).await;
+        assert_eq!(report.class, Class::BlockedByPolicy, "{}", report.error);
+        assert!(report.error.contains("link-local"), "{}", report.error);
     }
 
     #[tokio::test]
