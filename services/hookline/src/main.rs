@@ -40,6 +40,9 @@ enum Command {
     Sink(cmd::sink::SinkArgs),
     /// Print the effective configuration (defaults, file, HOOKLINE_* variables) as TOML.
     Config,
+    /// Measure the limits: raw signed HTTP POSTs, raw Kafka produce and consume.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 /// Exit status for a configuration or usage error (sysexits EX_USAGE).
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
             Command::Publish(args) => cmd::publish::run(config, args).await,
             Command::Sink(args) => cmd::sink::run(args).await,
+            Command::Bench(c) => cmd::bench::run(config, c).await,
             Command::Config => toml::to_string(&config).map(|t| print!("{t}")).map_err(Into::into),
         }
     });

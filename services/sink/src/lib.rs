@@ -3,7 +3,12 @@
 //! 401 for a bad signature, as a real receiver would), and keeps a ledger of what arrived:
 //! per event id how often, when first, and (optionally) the body and headers.
 //!
-//! `GET /stats` returns the ledger's summary as JSON.
+//! Deliveries are counted per (path, `webhook-id`): with fan-out, one event reaches each
+//! endpoint once. When the body is a JSON object with a numeric `latency_field` (Unix ms),
+//! the end-to-end latency from that timestamp is recorded, overall and per second.
+//!
+//! `GET /stats` returns the ledger's summary as JSON; `GET /stats?timeline=true` adds the
+//! per-second series.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,6 +33,8 @@ pub struct SinkConfig {
     pub keep_bodies: bool,
     /// Log one line per request.
     pub print: bool,
+    /// Top-level JSON field of the body holding the event's creation time (Unix ms).
+    pub latency_field: Option<String>,
 }
 
 /// One request as received.
@@ -44,17 +51,61 @@ pub struct Received {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub received: u64,
+    /// Distinct (path, webhook-id) pairs accepted.
     pub unique: u64,
     pub duplicates: u64,
     pub invalid_signatures: u64,
     pub unverified: u64,
 }
 
+/// End-to-end latency in ms, from the event's own timestamp to arrival.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Second {
+    /// Unix seconds.
+    pub t: i64,
+    pub delivered: u64,
+    pub p99_ms: u64,
+}
+
+type Histogram = hdrhistogram::Histogram<u64>;
+
+fn histogram() -> Histogram {
+    Histogram::new_with_bounds(1, 3_600_000, 3).expect("static bounds are valid")
+}
+
+fn latency_of(h: &Histogram) -> Latency {
+    Latency {
+        count: h.len(),
+        p50: h.value_at_quantile(0.50),
+        p95: h.value_at_quantile(0.95),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+    }
+}
+
+/// Seconds of timeline kept (about two hours).
+const TIMELINE_SECONDS: usize = 7_200;
+
 /// What the sink has seen.
 #[derive(Default)]
 pub struct Ledger {
-    seen: DashMap<String, u32>,
+    /// Accepted deliveries per (path, id), by a 64-bit hash of the pair (bounded memory).
+    pairs: DashMap<u64, u32>,
+    /// Accepted deliveries per id (only with `keep_bodies`: tests look ids up).
+    by_id: DashMap<String, u32>,
     kept: parking_lot::Mutex<Vec<Received>>,
+    latency: parking_lot::Mutex<Option<Histogram>>,
+    timeline: parking_lot::Mutex<std::collections::BTreeMap<i64, (u64, Histogram)>>,
     received: AtomicU64,
     invalid: AtomicU64,
     unverified: AtomicU64,
@@ -63,19 +114,51 @@ pub struct Ledger {
 impl Ledger {
     pub fn summary(&self) -> Summary {
         let received = self.received.load(Ordering::Relaxed);
-        let unique = self.seen.len() as u64;
+        let unique = self.pairs.len() as u64;
         Summary {
             received,
             unique,
-            duplicates: self.seen.iter().map(|e| u64::from(e.value().saturating_sub(1))).sum(),
+            duplicates: self.pairs.iter().map(|e| u64::from(e.value().saturating_sub(1))).sum(),
             invalid_signatures: self.invalid.load(Ordering::Relaxed),
             unverified: self.unverified.load(Ordering::Relaxed),
         }
     }
 
-    /// How many valid requests carried `webhook_id`.
+    /// How many valid requests carried `webhook_id` (counted only with `keep_bodies`).
     pub fn count(&self, webhook_id: &str) -> u32 {
-        self.seen.get(webhook_id).map_or(0, |c| *c)
+        self.by_id.get(webhook_id).map_or(0, |c| *c)
+    }
+
+    pub fn latency(&self) -> Option<Latency> {
+        self.latency.lock().as_ref().map(latency_of)
+    }
+
+    pub fn timeline(&self) -> Vec<Second> {
+        self.timeline.lock().iter().map(|(t, (n, h))| Second { t: *t, delivered: *n, p99_ms: h.value_at_quantile(0.99) }).collect()
+    }
+
+    fn record(&self, path: &str, id: &str, arrived_ms: i64, created_ms: Option<i64>, keep_id: bool) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (path, id).hash(&mut hasher);
+        *self.pairs.entry(hasher.finish()).or_insert(0) += 1;
+        if keep_id {
+            *self.by_id.entry(id.to_owned()).or_insert(0) += 1;
+        }
+        let ms = created_ms.map(|c| (arrived_ms - c).max(1) as u64);
+        if let Some(ms) = ms {
+            let mut latency = self.latency.lock();
+            let _ = latency.get_or_insert_with(histogram).record(ms.min(3_600_000));
+        }
+        let mut timeline = self.timeline.lock();
+        let (n, h) = timeline.entry(arrived_ms / 1000).or_insert_with(|| (0, histogram()));
+        *n += 1;
+        if let Some(ms) = ms {
+            let _ = h.record(ms.min(3_600_000));
+        }
+        while timeline.len() > TIMELINE_SECONDS {
+            timeline.pop_first();
+        }
     }
 
     /// Every kept request, in arrival order (only with `keep_bodies`).
@@ -136,8 +219,25 @@ impl Sink {
     }
 }
 
-async fn stats(State(inner): State<Arc<Inner>>) -> Json<Summary> {
-    Json(inner.ledger.summary())
+#[derive(serde::Deserialize)]
+struct StatsQuery {
+    #[serde(default)]
+    timeline: bool,
+}
+
+/// The ledger as JSON: counts, latency, and (on request) the per-second timeline.
+#[derive(Serialize)]
+struct Stats {
+    #[serde(flatten)]
+    summary: Summary,
+    latency_ms: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<Vec<Second>>,
+}
+
+async fn stats(State(inner): State<Arc<Inner>>, axum::extract::Query(q): axum::extract::Query<StatsQuery>) -> Json<Stats> {
+    let ledger = &inner.ledger;
+    Json(Stats { summary: ledger.summary(), latency_ms: ledger.latency(), timeline: q.timeline.then(|| ledger.timeline()) })
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -170,7 +270,8 @@ async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, 
         println!("{} {} {} bytes, {}", uri.path(), webhook_id, body.len(), outcome);
     }
     if verdict.is_ok() {
-        *ledger.seen.entry(webhook_id.clone()).or_insert(0) += 1;
+        let created = inner.config.latency_field.as_deref().and_then(|field| created_at(&body, field));
+        ledger.record(uri.path(), &webhook_id, now_ms, created, inner.config.keep_bodies);
     } else {
         ledger.invalid.fetch_add(1, Ordering::Relaxed);
     }
@@ -185,6 +286,14 @@ async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, 
         });
     }
     if verdict.is_ok() { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+}
+
+/// The numeric top-level `field` of a JSON object body.
+fn created_at(body: &[u8], field: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Probe(std::collections::HashMap<String, serde_json::Value>);
+    let Probe(map) = serde_json::from_slice(body).ok()?;
+    map.get(field)?.as_i64()
 }
 
 #[cfg(test)]
@@ -210,22 +319,28 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_signatures_and_counts_duplicates() {
-        let sink = Sink::bind("127.0.0.1:0".parse().expect("addr"), SinkConfig { secrets: vec![SECRET.into()], keep_bodies: true, print: false })
+        let config = SinkConfig { secrets: vec![SECRET.into()], keep_bodies: true, print: false, latency_field: Some("at".into()) };
+        let sink = Sink::bind("127.0.0.1:0".parse().expect("addr"), config)
             .await
             .expect("bind");
         let (addr, ledger) = (sink.local_addr(), sink.ledger());
         tokio::spawn(sink.serve(std::future::pending()));
         let key = SigningKey::from_secret(SECRET).expect("secret");
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
-        let good = signature_header([&key], "evt_1", ts, b"{}");
-        assert_eq!(post(addr, "evt_1", &good, "{}").await, 204);
-        assert_eq!(post(addr, "evt_1", &good, "{}").await, 204);
+        let body = Box::leak(format!(r#"{{"at": {}}}"#, ts * 1000 - 250).into_boxed_str());
+        let good = signature_header([&key], "evt_1", ts, body.as_bytes());
+        assert_eq!(post(addr, "evt_1", &good, body).await, 204);
+        assert_eq!(post(addr, "evt_1", &good, body).await, 204);
         assert_eq!(post(addr, "evt_2", &good, "{}").await, 401, "signature made for another id");
         assert_eq!(
             ledger.summary(),
             Summary { received: 3, unique: 1, duplicates: 1, invalid_signatures: 1, unverified: 0 }
         );
         assert_eq!(ledger.count("evt_1"), 2);
+        let latency = ledger.latency().expect("latency recorded from the body's timestamp");
+        assert_eq!(latency.count, 2);
+        assert!(latency.p50 >= 250 && latency.p50 < 2_000, "{latency:?}");
+        assert_eq!(ledger.timeline().iter().map(|s| s.delivered).sum::<u64>(), 2);
         assert!(ledger.received().iter().filter(|r| r.signature_valid).count() == 2);
     }
 }

@@ -17,13 +17,17 @@ pub struct SinkArgs {
     /// Print one line per request.
     #[arg(long)]
     pub print: bool,
+    /// Top-level JSON field of the body with the event's creation time (Unix ms), for
+    /// end-to-end latency (e.g. `occurred_at`).
+    #[arg(long)]
+    pub latency_field: Option<String>,
     /// Print a summary this often, in seconds (0: never).
     #[arg(long, default_value_t = 5)]
     pub summary_every: u64,
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
-    let config = SinkConfig { secrets: args.secrets, keep_bodies: false, print: args.print };
+    let config = SinkConfig { secrets: args.secrets, keep_bodies: false, print: args.print, latency_field: args.latency_field };
     let sink = Sink::bind(args.listen, config).await?;
     let ledger = sink.ledger();
     eprintln!("sink listening on http://{} (summary: GET /stats)", sink.local_addr());

@@ -60,7 +60,7 @@ impl TestSink {
     pub async fn start(secret: &str) -> Self {
         let sink = Sink::bind(
             "127.0.0.1:0".parse().expect("addr"),
-            SinkConfig { secrets: vec![secret.to_owned()], keep_bodies: true, print: false },
+            SinkConfig { secrets: vec![secret.to_owned()], keep_bodies: true, print: false, latency_field: None },
         )
         .await
         .expect("sink binds");

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs one load scenario end to end and writes a report.
+#
+#   load-tests/run.sh [steady|burst|soak|smoke]      (default steady)
+#
+# Knobs (environment): RATE events/s (default 10000), DURATION (60s), FANOUT endpoints per
+# event (1), BATCH events per ingest request (100), PAYLOAD_BYTES (256), BASELINES=1 to also
+# measure the raw HTTP and raw Kafka limits, KAFKA_PORT (9092).
+#
+# Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
+# endpoints through the API; runs k6 (built by scripts/k6.sh); waits for the deliveries to
+# drain; then writes load-tests/results/<scenario>-<time>.{json,txt,svg} with the offered
+# rate, delivered/s, end-to-end latency from each event's own timestamp, loss, duplicates,
+# and CPU seconds and peak RSS per process. Exits non-zero on loss, dropped iterations or
+# failed requests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCENARIO=${1:-steady}
+case "$SCENARIO" in
+  smoke) RATE=${RATE:-200}; DURATION=${DURATION:-5s}; BATCH=${BATCH:-10} ;;
+  soak) DURATION=${DURATION:-30m} ;;
+esac
+RATE=${RATE:-10000}; DURATION=${DURATION:-60s}; FANOUT=${FANOUT:-1}; BATCH=${BATCH:-100}
+PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}
+export KAFKA_PORT=${KAFKA_PORT:-9092}
+BIN=${HOOKLINE_BIN:-target/release/hookline}
+SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_PORT:-9290}
+stamp=$(date +%Y%m%d-%H%M%S)
+out=load-tests/results; mkdir -p "$out"
+name="$SCENARIO-$stamp"; work=$(mktemp -d)
+
+source scripts/bootstrap.sh
+bash scripts/kafka.sh start >&2
+[ -x "$BIN" ] || cargo build --release --locked -p hookline
+bash scripts/k6.sh version >/dev/null
+
+secret=$(python3 -c 'import base64,os;print("whsec_"+base64.b64encode(os.urandom(32)).decode())')
+export HOOKLINE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" HOOKLINE_KAFKA__TOPIC_PREFIX="load$(date +%s)"
+export HOOKLINE_API__LISTEN="127.0.0.1:$API_PORT" HOOKLINE_ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" HOOKLINE_LOG__LEVEL=warn
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+baselines="{}"
+if [ "$BASELINES" = 1 ]; then
+  echo "== baselines" >&2
+  "$BIN" sink --listen "127.0.0.1:$((SINK_PORT + 1))" --secret "$secret" --summary-every 0 >/dev/null 2>&1 & bpid=$!
+  sleep 0.5
+  http_json=$("$BIN" bench http --url "http://127.0.0.1:$((SINK_PORT + 1))/bench" --secret "$secret" --concurrency 64 --count 200000 --payload-bytes "$PAYLOAD_BYTES")
+  kill "$bpid"; wait "$bpid" 2>/dev/null || true
+  kafka_json=$("$BIN" bench kafka --count 500000 --payload-bytes $((PAYLOAD_BYTES + 200)))
+  baselines="{\"http\": $http_json, \"kafka\": $kafka_json}"
+  echo "$baselines" >&2
+fi
+
+echo "== $SCENARIO: $RATE events/s for $DURATION, fan-out $FANOUT, batches of $BATCH" >&2
+"$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$secret" --latency-field occurred_at --summary-every 0 >"$work/sink.log" 2>&1 & sink_pid=$!; pids+=("$sink_pid")
+"$BIN" dev >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
+for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "hookline dev did not become ready" >&2; tail "$work/dev.log" >&2; exit 1; }
+for i in $(seq 1 "$FANOUT"); do
+  curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/endpoints" -H 'content-type: application/json' \
+    -d "{\"url\": \"http://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128}" >/dev/null
+done
+
+kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
+python3 load-tests/measure.py --procs "$work/procs.before.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
+set +e
+python3 load-tests/measure.py "$work/k6.rusage.json" bash scripts/k6.sh run --quiet \
+  -e API="http://127.0.0.1:$API_PORT" -e SCENARIO="$SCENARIO" -e RATE="$RATE" -e DURATION="$DURATION" \
+  -e BATCH="$BATCH" -e PAYLOAD_BYTES="$PAYLOAD_BYTES" -e SUMMARY="$work/k6.json" load-tests/ingest.js
+k6_status=$?
+set -e
+
+accepted=$(python3 -c "import json;print(int(json.load(open('$work/k6.json'))['accepted_events']))")
+expected=$((accepted * FANOUT))
+echo "== draining: $expected deliveries expected" >&2
+last=-1; still=0
+for _ in $(seq 600); do
+  unique=$(curl -sf "http://127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys;print(json.load(sys.stdin)["unique"])')
+  [ "$unique" -ge "$expected" ] && break
+  if [ "$unique" = "$last" ]; then still=$((still + 1)); else still=0; fi
+  [ "$still" -ge 100 ] && break   # nothing new for 10 s
+  last=$unique; sleep 0.1
+done
+curl -sf "http://127.0.0.1:$SINK_PORT/stats?timeline=true" >"$work/sink.json"
+python3 load-tests/measure.py --procs "$work/procs.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
+
+python3 load-tests/report.py --name "$name" --out "$out" --scenario "$SCENARIO" --rate "$RATE" --duration "$DURATION" \
+  --fanout "$FANOUT" --batch "$BATCH" --payload-bytes "$PAYLOAD_BYTES" --k6 "$work/k6.json" --k6-rusage "$work/k6.rusage.json" \
+  --sink "$work/sink.json" --procs "$work/procs.json" --procs-before "$work/procs.before.json" --baselines "$baselines" --k6-status "$k6_status"
