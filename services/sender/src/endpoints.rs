@@ -108,6 +108,20 @@ impl EndpointRuntimes {
         Self { map: DashMap::new(), default_in_flight, max_queued, breaker, global, tiers }
     }
 
+    /// True when `shape` was built from `entry`'s current settings (checked on every
+    /// delivery, so it compares in place instead of building a `Shape`).
+    fn is_current(&self, shape: &Shape, entry: &EndpointEntry) -> bool {
+        let limits = entry.endpoint.limits.as_ref();
+        let max_in_flight = match limits.map_or(0, |l| l.max_in_flight as usize) {
+            0 => self.default_in_flight,
+            n => n,
+        };
+        shape.max_in_flight == max_in_flight
+            && shape.rate == limits.map_or(0, |l| l.rate_per_second)
+            && shape.burst == limits.map_or(0, |l| l.burst)
+            && shape.schedule == entry.endpoint.retry_schedule
+    }
+
     fn shape(&self, entry: &EndpointEntry) -> Shape {
         let limits = entry.endpoint.limits.clone().unwrap_or_default();
         let max_in_flight = match limits.max_in_flight as usize {
@@ -119,12 +133,12 @@ impl EndpointRuntimes {
 
     /// The runtime of `entry`'s endpoint, created or rebuilt to match its current settings.
     pub fn get(&self, entry: &EndpointEntry) -> Arc<EndpointRuntime> {
-        let shape = self.shape(entry);
         if let Some(rt) = self.map.get(&entry.endpoint.id) {
-            if rt.shape == shape {
+            if self.is_current(&rt.shape, entry) {
                 return Arc::clone(rt.value());
             }
         }
+        let shape = self.shape(entry);
         let schedule = if shape.schedule.is_empty() {
             self.global.clone()
         } else {
