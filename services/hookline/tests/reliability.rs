@@ -246,3 +246,29 @@ async fn an_endpoint_failing_past_the_disable_period_is_disabled_and_announced()
     assert!(String::from_utf8_lossy(&announced.payload).contains("\"endpoint_id\":\"failing\""));
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_resets_are_retried_and_then_dead_lettered() {
+    let p = TestPipeline::builder().retry_schedule(&["1s", "1s"]).breaker(100, 1_000).start().await;
+    // A server that accepts and resets every connection (RST, via SO_LINGER 0).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let resets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = resets.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            drop(stream);
+        }
+    });
+    p.add_endpoint("resetting", &format!("http://{addr}/hook"), &["*"], "", &secret(50)).await;
+    p.publish(&[event("evt_reset", "order.created", "", "{}")]).await;
+
+    let dead = p.dead_letters(1).await;
+    assert_eq!(dead[0].reason(), DeadLetterReason::Exhausted);
+    let last = dead[0].last_attempt.as_ref().expect("last attempt");
+    assert_eq!((last.status, last.attempt, last.outcome()), (0, 3, Outcome::Retryable), "{}", last.error);
+    assert!(resets.load(std::sync::atomic::Ordering::Relaxed) >= 3, "every attempt reached the server");
+    p.stop().await;
+}
