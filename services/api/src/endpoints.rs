@@ -201,7 +201,7 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<EndpointView>, Problem> {
     let mut e = current(&s, &id)?;
-    let mut l = e.limits.clone().unwrap_or_default();
+    let mut l = e.limits.unwrap_or_default();
     if let Some(v) = body.url { e.url = v; }
     if let Some(v) = body.event_types { e.event_types = v; }
     if let Some(v) = body.tenant { e.tenant = v; }

@@ -16,9 +16,12 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// Key → (event id, accepted at), and the keys in the order they were accepted.
+type Claims = (HashMap<String, (String, i64)>, VecDeque<(String, i64)>);
+
 /// Remembers accepted idempotency keys for a window, bounded in count (oldest forgotten).
 pub struct Idempotency {
-    inner: Mutex<(HashMap<String, (String, i64)>, VecDeque<(String, i64)>)>,
+    inner: Mutex<Claims>,
     window_ms: i64,
     cap: usize,
 }

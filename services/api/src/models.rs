@@ -114,7 +114,7 @@ pub struct EndpointView {
 
 impl From<&v1::Endpoint> for EndpointView {
     fn from(e: &v1::Endpoint) -> Self {
-        let limits = e.limits.clone().unwrap_or_default();
+        let limits = e.limits.unwrap_or_default();
         Self {
             id: e.id.clone(),
             url: e.url.clone(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     pub kafka: KafkaConfig,
     pub router: RouterConfig,
@@ -85,20 +86,6 @@ impl Default for AdminConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            kafka: KafkaConfig::default(),
-            router: RouterConfig::default(),
-            sender: SenderConfig::default(),
-            retry: RetryConfig::default(),
-            breaker: BreakerConfig::default(),
-            admin: AdminConfig::default(),
-            api: ApiConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -188,14 +188,14 @@ mod tests {
         let header = signature_header([&old, &new], "evt_1", 1000, b"{}");
         assert_eq!(header.split(' ').count(), 2);
         for key in [&old, &new] {
-            assert_eq!(verify(&[key.clone()], "evt_1", "1000", &header, b"{}", 1000, 300), Ok(()));
+            assert_eq!(verify(std::slice::from_ref(key), "evt_1", "1000", &header, b"{}", 1000, 300), Ok(()));
         }
         assert_eq!(
             verify(&[stranger], "evt_1", "1000", &header, b"{}", 1000, 300),
             Err(VerifyError::NoMatch)
         );
         assert_eq!(
-            verify(&[old.clone()], "evt_1", "1000", &header, b"{}", 1301, 300),
+            verify(std::slice::from_ref(&old), "evt_1", "1000", &header, b"{}", 1301, 300),
             Err(VerifyError::OutsideTolerance(301, 300))
         );
         assert!(matches!(
@@ -225,7 +225,7 @@ mod tests {
             let k = SigningKey::from_key_bytes(&key);
             let header = k.sign(&id, ts, &body);
             let ts_text = ts.to_string();
-            prop_assert_eq!(verify(&[k.clone()], &id, &ts_text, &header, &body, ts, 300), Ok(()));
+            prop_assert_eq!(verify(std::slice::from_ref(&k), &id, &ts_text, &header, &body, ts, 300), Ok(()));
             if !body.is_empty() {
                 let mut bad = body.clone();
                 let i = flip.index(bad.len());

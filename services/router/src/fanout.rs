@@ -14,19 +14,19 @@ pub enum Routed {
     /// A valid event and the endpoints subscribed to it (possibly none).
     Deliveries { event_id: String, endpoints: Vec<String> },
     /// Garbage or an invalid event, quarantined.
-    Dead(v1::DeadLetter),
+    Dead(Box<v1::DeadLetter>),
 }
 
 pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, now_ms: i64) -> Routed {
     let raw = record.value.as_deref().unwrap_or_default();
     let dead = |reason: DeadLetterReason, detail: String| {
-        Routed::Dead(v1::DeadLetter {
+        Routed::Dead(Box::new(v1::DeadLetter {
             reason: reason as i32,
             detail,
             source: Some(source(record, true)),
             dead_at_ms: now_ms,
             ..Default::default()
-        })
+        }))
     };
     let event = match v1::Event::decode(raw) {
         Ok(e) => e,

@@ -40,6 +40,8 @@ pub fn load_from(file: Option<&Path>, env: Env) -> Result<Config, SettingsError>
 }
 
 #[cfg(test)]
+// `figment::Jail` closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -123,7 +123,7 @@ impl EndpointRuntimes {
     }
 
     fn shape(&self, entry: &EndpointEntry) -> Shape {
-        let limits = entry.endpoint.limits.clone().unwrap_or_default();
+        let limits = entry.endpoint.limits.unwrap_or_default();
         let max_in_flight = match limits.max_in_flight as usize {
             0 => self.default_in_flight,
             n => n,

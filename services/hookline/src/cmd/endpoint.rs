@@ -12,6 +12,8 @@ use hookline_runtime::{kafka, time::now_ms};
 use serde_json::json;
 use std::sync::Arc;
 
+// Parsed once per process; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EndpointCommand {
     /// Create (or replace, with the same --id) an endpoint. Prints it with its secret.
