@@ -174,8 +174,7 @@ pub async fn run_with_resolver(
         if tier_topics.contains(&record.topic) {
             let due = due_at(&record);
             let wait = due - now_ms();
-            if wait > 0 {
-                held.hold(&consumer, &record, Duration::from_millis(wait as u64));
+            if wait > 0 && held.hold(&consumer, &record, Duration::from_millis(wait as u64)) {
                 continue;
             }
         }
@@ -226,22 +225,28 @@ impl HeldPartitions {
             .is_some_and(|&head| record.offset >= head)
     }
 
-    fn hold(&mut self, consumer: &GroupConsumer, record: &OwnedRecord, wait: Duration) {
+    /// Holds the record's partition until `wait` has passed. Returns false when it could not
+    /// (the caller then delivers the record now: early beats lost, since without the seek
+    /// the record would not be fetched again).
+    fn hold(&mut self, consumer: &GroupConsumer, record: &OwnedRecord, wait: Duration) -> bool {
         let tp = (record.topic.clone(), record.partition);
         let mut tpl = TopicPartitionList::new();
         if tpl.add_partition(&record.topic, record.partition).set_offset(Offset::Offset(record.offset)).is_err() {
-            return;
+            return false;
         }
         if let Err(error) = consumer.pause(&tpl) {
-            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "pause failed");
-            return;
+            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "pause failed; delivering now");
+            return false;
         }
         if let Err(error) = consumer.seek(&record.topic, record.partition, Offset::Offset(record.offset), Duration::ZERO) {
-            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "seek failed");
+            tracing::warn!(%error, topic = %record.topic, partition = record.partition, "seek failed; delivering now");
+            let _ = consumer.resume(&tpl);
+            return false;
         }
         tracing::debug!(topic = %record.topic, partition = record.partition, offset = record.offset, wait_ms = wait.as_millis() as u64, "tier partition held until due");
         self.heads.insert(tp.clone(), record.offset);
         self.wakeups.insert(tp, wait);
+        true
     }
 
     fn release(&mut self, consumer: &GroupConsumer, tp: (String, i32)) {

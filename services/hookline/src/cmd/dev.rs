@@ -48,7 +48,9 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     };
     let api = hookline_api::state(config.clone(), Arc::clone(&registry), auth, &shutdown)?;
     let api_addr = hookline_api::serve(api, shutdown.clone()).await?;
-    println!("api: http://{api_addr}/v1/endpoints (OpenAPI: http://{api_addr}/v1/openapi.json)");
+    // Bound to every interface, reachable on loopback: show the address a person can use.
+    let shown = if api_addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], api_addr.port())) } else { api_addr };
+    println!("api: http://{shown}/v1/endpoints (OpenAPI: http://{shown}/v1/openapi.json)");
     let demo = args.demo.then(|| {
         let (config, registry, stop) = (config.clone(), Arc::clone(&registry), shutdown.clone());
         // The demo waits on the registry and the sink: it must not outlive a shutdown.
