@@ -2,7 +2,8 @@
 # The whole test suite, the same on a laptop and in CI (.ci/run calls this):
 # install what is missing, build once, start a real single-node Kafka (KRaft) on its own
 # port, run every test (unit, property, in-process and integration against that broker),
-# fuzz the management API against its OpenAPI document (schemathesis), run a short k6
+# lint and check the Helm chart, fuzz the management API against its OpenAPI document
+# (schemathesis), run a short k6
 # load smoke through the HTTP ingest (zero loss required), stop the broker, and print one
 # summary line.
 #
@@ -41,6 +42,9 @@ log=$(mktemp)
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+echo "== helm chart: lint, render, check (configs validated by the hookline binary)" >&2
+bash scripts/helm-lint.sh 2>&1 | tee "$log.helm"
+helm_status=${PIPESTATUS[0]}
 echo "== fuzz the API against its OpenAPI document" >&2
 bash scripts/fuzz-api.sh "${FUZZ_EXAMPLES:-25}" 2>&1 | tee "$log.fuzz"
 fuzz_status=${PIPESTATUS[0]}
@@ -49,6 +53,7 @@ HOOKLINE_BIN=target/debug/hookline SINK_PORT=19200 API_PORT=18090 ADMIN_PORT=192
   bash load-tests/run.sh smoke 2>&1 | tee "$log.smoke"
 smoke_status=${PIPESTATUS[0]}
 set -e
+[ "$helm_status" = 0 ] || status=$helm_status
 [ "$fuzz_status" = 0 ] || status=$fuzz_status
 [ "$smoke_status" = 0 ] || status=$smoke_status
 t2=$(date +%s)
@@ -56,6 +61,7 @@ t2=$(date +%s)
 passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
 failed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^failed;?$/) s+=$(i-1)} END {print s+0}' "$log")
 echo "build $((t1 - t0))s, tests, fuzz and load smoke $((t2 - t1))s"
+grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
 echo "total: $passed passed, $failed failed"
