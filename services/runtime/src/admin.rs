@@ -14,6 +14,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide Prometheus recorder (once; later calls reuse it).
 pub fn metrics_recorder() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
@@ -26,6 +29,18 @@ pub fn metrics_recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             // A second recorder (several test pipelines in one process) is refused; fine.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples pile up until drained. A scrape drains them, but a process
+            // nobody scrapes (a laptop, a misconfigured ServiceMonitor) would grow without
+            // bound: the 30-minute soak saw ~6.5 MB/min. Drain every 5 s regardless, as the
+            // exporter's own listener would.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "metrics upkeep thread not started; histograms drain only on scrape");
+            }
             handle
         })
         .clone()
