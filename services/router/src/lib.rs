@@ -18,7 +18,7 @@ use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::message::OwnedHeaders;
@@ -105,13 +105,7 @@ pub async fn run(
     };
 
     // Stop taking work; let in-flight produces finish so their offsets are stored.
-    let all = u32::try_from(cfg.router.max_in_flight_events).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN_TIMEOUT, window.acquire_many(all)).await.is_err() {
-        tracing::warn!(in_flight = tracker.in_flight(), "shutdown: produces still in flight; they will be read again");
-    }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(%error, "final commit");
-    }
+    tracker.drain_and_commit(&window, cfg.router.max_in_flight_events, DRAIN_TIMEOUT).await;
     tracing::info!("router stopped");
     result
 }

@@ -63,6 +63,20 @@ impl OffsetTracker {
         revoked
     }
 
+    /// The end of a consuming role: waits up to `timeout` for every one of the `permits`
+    /// of `window` (work in flight gives its permit back when it is finished), then commits
+    /// the stored offsets synchronously. Work still in flight at the deadline is not
+    /// committed, so the partition's next owner does it again.
+    pub async fn drain_and_commit(&self, window: &tokio::sync::Semaphore, permits: usize, timeout: std::time::Duration) {
+        let all = u32::try_from(permits).unwrap_or(u32::MAX);
+        if tokio::time::timeout(timeout, window.acquire_many(all)).await.is_err() {
+            tracing::warn!(in_flight = self.in_flight(), "shutdown: work still in flight; it will be done again");
+        }
+        if let Err(error) = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            tracing::debug!(%error, "final commit");
+        }
+    }
+
     /// Records begun and not yet committable, over all partitions.
     pub fn in_flight(&self) -> usize {
         self.partitions.lock().values().map(CommitWatermark::in_flight).sum()

@@ -31,7 +31,7 @@ use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
@@ -189,13 +189,7 @@ pub async fn run_with_resolver(
     // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
     // flight finish and are handed on; then store what finished and commit.
     shared.shutdown.cancel();
-    let all = u32::try_from(cfg.sender.max_in_flight).unwrap_or(u32::MAX);
-    if tokio::time::timeout(request_timeout + DRAIN_MARGIN, window.acquire_many(all)).await.is_err() {
-        tracing::warn!(in_flight = shared.tracker.in_flight(), "shutdown: deliveries still in flight; they will be sent again");
-    }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(%error, "final commit");
-    }
+    shared.tracker.drain_and_commit(&window, cfg.sender.max_in_flight, request_timeout + DRAIN_MARGIN).await;
     tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result
 }
