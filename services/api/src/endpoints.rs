@@ -83,19 +83,41 @@ async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(),
     if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
 }
 
-/// Writes the endpoint and waits until this replica's registry shows exactly it.
+/// Serialises the read-modify-write of one endpoint within this replica, so that a change
+/// is never computed from a copy another request is replacing (a PATCH racing a DELETE
+/// would otherwise bring the endpoint back). Striped: ids share a lock by hash, so the set
+/// stays bounded however many endpoints come and go.
+pub struct EndpointLocks(Box<[tokio::sync::Mutex<()>]>);
+
+impl Default for EndpointLocks {
+    fn default() -> Self {
+        Self((0..64).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl EndpointLocks {
+    pub async fn lock(&self, id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let stripe = (hasher.finish() % self.0.len() as u64) as usize;
+        self.0[stripe].lock().await
+    }
+}
+
+/// Waits until this replica's registry has applied the record at `offset`.
+async fn visible(state: &AppState, offset: i64) -> Result<(), Problem> {
+    tokio::time::timeout(VISIBLE_WITHIN, state.registry.wait_applied(offset))
+        .await
+        .map_err(|_| Problem::unavailable("written, but not yet visible here; read it again shortly"))
+}
+
+/// Writes the endpoint and waits until this replica's registry has applied the write.
 async fn write_visible(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
-    registry::put_endpoint(&state.producer, &state.topics.endpoints, endpoint)
+    let offset = registry::put_endpoint(&state.producer, &state.topics.endpoints, endpoint)
         .await
         .map_err(|e| Problem::unavailable(format!("writing the endpoint: {e:#}")))?;
-    let visible = async {
-        while state.registry.get(&endpoint.id).is_none_or(|e| e.endpoint != *endpoint) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(VISIBLE_WITHIN, visible)
-        .await
-        .map_err(|_| Problem::unavailable("written, but not yet visible; read it again shortly"))
+    visible(state, offset).await
 }
 
 fn current(state: &AppState, id: &str) -> Result<v1::Endpoint, Problem> {
@@ -200,6 +222,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<EndpointView>, Problem> {
+    let _writing = s.endpoint_locks.lock(&id).await;
     let mut e = current(&s, &id)?;
     let mut l = e.limits.unwrap_or_default();
     if let Some(v) = body.url { e.url = v; }
@@ -238,16 +261,12 @@ pub async fn update(
     responses((status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+    let _writing = s.endpoint_locks.lock(&id).await;
     current(&s, &id)?;
-    registry::delete_endpoint(&s.producer, &s.topics.endpoints, &id)
+    let offset = registry::delete_endpoint(&s.producer, &s.topics.endpoints, &id)
         .await
         .map_err(|e| Problem::unavailable(format!("deleting the endpoint: {e:#}")))?;
-    let gone = async {
-        while s.registry.get(&id).is_some() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(VISIBLE_WITHIN, gone).await.map_err(|_| Problem::unavailable("deleted, but not yet visible"))?;
+    visible(&s, offset).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -272,6 +291,7 @@ pub async fn rotate(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RotateQuery>,
 ) -> Result<Json<SecretView>, Problem> {
+    let _writing = s.endpoint_locks.lock(&id).await;
     let mut e = current(&s, &id)?;
     let now = now_ms();
     let grace = q.grace_period_ms.map_or(s.config.api.rotation_grace_ms, |g| i64::try_from(g).unwrap_or(i64::MAX));

@@ -43,6 +43,7 @@ pub struct AppState {
     pub history: Arc<History>,
     pub idempotency: Idempotency,
     pub policy: AddressPolicy,
+    pub endpoint_locks: endpoints::EndpointLocks,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -126,6 +127,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
         history,
         policy,
         config,
+        endpoint_locks: endpoints::EndpointLocks::default(),
     }))
 }
 

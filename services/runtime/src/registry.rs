@@ -149,11 +149,14 @@ pub struct EndpointRegistry {
     endpoints: DashMap<String, Arc<EndpointEntry>>,
     index: RwLock<SubscriptionIndex>,
     ready: watch::Sender<bool>,
+    /// The offset after the last record applied: a writer that knows its record's offset
+    /// waits for this to pass it (read-your-writes).
+    applied: watch::Sender<i64>,
 }
 
 impl Default for EndpointRegistry {
     fn default() -> Self {
-        Self { endpoints: DashMap::new(), index: RwLock::new(SubscriptionIndex::default()), ready: watch::channel(false).0 }
+        Self { endpoints: DashMap::new(), index: RwLock::new(SubscriptionIndex::default()), ready: watch::channel(false).0, applied: watch::channel(0).0 }
     }
 }
 
@@ -220,6 +223,24 @@ impl EndpointRegistry {
         *self.ready.borrow()
     }
 
+    /// Records that every record before `next_offset` has been applied.
+    pub fn mark_applied(&self, next_offset: i64) {
+        self.applied.send_if_modified(|applied| {
+            let newer = next_offset > *applied;
+            if newer {
+                *applied = next_offset;
+            }
+            newer
+        });
+    }
+
+    /// Resolves once the record at `offset` (as returned by [`put_endpoint`] or
+    /// [`delete_endpoint`]) has been applied, whatever later records did to the same id.
+    pub async fn wait_applied(&self, offset: i64) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|applied| *applied > offset).await;
+    }
+
     /// Resolves once the registry has read the endpoints topic to its high-water mark.
     pub async fn wait_ready(&self) {
         let mut rx = self.ready.subscribe();
@@ -278,6 +299,7 @@ pub async fn follow(
             Ok(applied) => tracing::debug!(?applied, offset = message.offset(), "endpoint change applied"),
             Err(error) => tracing::warn!(%error, offset = message.offset(), "endpoint record skipped"),
         }
+        registry.mark_applied(message.offset() + 1);
         if !caught_up && message.offset() + 1 >= high {
             caught_up = true;
             tracing::info!(endpoints = registry.len(), "endpoints loaded");
@@ -286,24 +308,25 @@ pub async fn follow(
     }
 }
 
-/// Writes (creates or replaces) `endpoint` after validating it; returns once Kafka has it.
-pub async fn put_endpoint(producer: &FutureProducer, topic: &str, endpoint: &v1::Endpoint) -> anyhow::Result<()> {
+/// Writes (creates or replaces) `endpoint` after validating it; returns, once Kafka has
+/// it, the record's offset (for [`EndpointRegistry::wait_applied`]).
+pub async fn put_endpoint(producer: &FutureProducer, topic: &str, endpoint: &v1::Endpoint) -> anyhow::Result<i64> {
     validate(endpoint)?;
     let value = endpoint.encode_to_vec();
-    producer
+    let delivered = producer
         .send(FutureRecord::to(topic).key(&endpoint.id).payload(&value), Duration::from_secs(30))
         .await
         .map_err(|(e, _)| anyhow::anyhow!("writing endpoint {}: {e}", endpoint.id))?;
-    Ok(())
+    Ok(delivered.offset)
 }
 
-/// Writes a tombstone for `id`.
-pub async fn delete_endpoint(producer: &FutureProducer, topic: &str, id: &str) -> anyhow::Result<()> {
-    producer
+/// Writes a tombstone for `id`; returns its offset.
+pub async fn delete_endpoint(producer: &FutureProducer, topic: &str, id: &str) -> anyhow::Result<i64> {
+    let delivered = producer
         .send(FutureRecord::<str, [u8]>::to(topic).key(id), Duration::from_secs(30))
         .await
         .map_err(|(e, _)| anyhow::anyhow!("deleting endpoint {id}: {e}"))?;
-    Ok(())
+    Ok(delivered.offset)
 }
 
 #[cfg(test)]
@@ -369,5 +392,23 @@ mod tests {
         assert_eq!(entry.signing_keys(500).count(), 1);
         assert_eq!(entry.signing_keys(1_500).count(), 2);
         assert_eq!(entry.signing_keys(2_000).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_until_its_own_offset_is_applied_never_less() {
+        let r = EndpointRegistry::new();
+        r.mark_applied(5);
+        // Offsets 0..=4 are applied: waiting for any of them returns at once.
+        tokio::time::timeout(std::time::Duration::from_millis(100), r.wait_applied(4)).await.expect("already applied");
+        let waiter = tokio::spawn({
+            let r = Arc::clone(&r);
+            async move { r.wait_applied(7).await }
+        });
+        r.mark_applied(3); // an older position never moves it back
+        r.mark_applied(7);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "offset 7 is not applied until the position passes it");
+        r.mark_applied(8);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await.expect("woken").expect("joined");
     }
 }

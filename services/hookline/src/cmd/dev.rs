@@ -107,11 +107,8 @@ async fn demo(config: Config, registry: Arc<EndpointRegistry>, args: DevArgs, sh
         updated_at_ms: now,
         ..Default::default()
     };
-    registry::put_endpoint(&producer, &config.topics().endpoints, &demo_endpoint).await?;
-    registry.wait_ready().await;
-    while registry.get("demo").is_none_or(|e| e.endpoint.url != demo_endpoint.url) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let written = registry::put_endpoint(&producer, &config.topics().endpoints, &demo_endpoint).await?;
+    registry.wait_applied(written).await;
     println!("demo: endpoint \"demo\" -> {} subscribed to order.*, user.signed_up", demo_endpoint.url);
 
     let types = ["order.created", "order.paid", "user.signed_up", "invoice.sent"];

@@ -206,14 +206,10 @@ impl TestPipeline {
 
     /// Writes `endpoint` as given and waits until this pipeline's registry has applied it.
     pub async fn put_endpoint(&self, endpoint: v1::Endpoint) -> v1::Endpoint {
-        let id = endpoint.id.clone();
-        let id = id.as_str();
-        registry::put_endpoint(&self.producer, &self.config.topics().endpoints, &endpoint).await.expect("put");
-        let registry = Arc::clone(&self.registry);
-        eventually(&format!("endpoint {id} applied"), Duration::from_secs(10), || {
-            registry.get(id).is_some_and(|e| e.endpoint == endpoint)
-        })
-        .await;
+        let written = registry::put_endpoint(&self.producer, &self.config.topics().endpoints, &endpoint).await.expect("put");
+        tokio::time::timeout(Duration::from_secs(10), self.registry.wait_applied(written))
+            .await
+            .unwrap_or_else(|_| panic!("endpoint {} not applied within 10 s", endpoint.id));
         endpoint
     }
 
