@@ -111,6 +111,32 @@ async fn permanent_statuses_fail_at_once_and_410_disables_the_endpoint() {
     p.stop().await;
 }
 
+/// A verdict is about the URL the request went to: an edit made while it was in flight (here
+/// the owner moves the endpoint to a working URL) is neither undone nor disabled by the old
+/// URL's late 410.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_a_request_is_in_flight_is_not_undone_by_its_verdict() {
+    let p = TestPipeline::start().await;
+    let old = FaultyReceiver::start(|_, _| Reply::Late(410, 1_500)).await;
+    let ep = p.add_endpoint("moving", &old.url(), &["order.*"], "", &secret(7)).await;
+    p.publish(&[event("evt_moving", "order.created", "", "{}")]).await;
+    eventually("the request is in flight", WAIT, || old.hits().len() == 1).await;
+
+    let new = TestSink::start(&secret(7)).await;
+    let moved = v1::Endpoint { url: new.url("moved"), description: "moved by its owner".into(), ..ep };
+    p.put_endpoint(moved.clone()).await;
+    let dead = p.dead_letters(1).await;
+    assert_eq!(dead[0].reason(), DeadLetterReason::EndpointGone, "the old URL's answer still decides that delivery");
+    // Give a wrong write (the old copy, or disabled) time to come back through the topic.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(p.registry.get("moving").map(|e| e.endpoint.clone()), Some(moved), "the edit stands");
+
+    p.publish(&[event("evt_after_move", "order.created", "", "{}")]).await;
+    let ledger = new.ledger.clone();
+    eventually("the next event goes to the new URL", WAIT, || ledger.count("evt_after_move") == 1).await;
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_defers_work_to_the_tiers_without_attempts() {
     let p = TestPipeline::builder().retry_schedule(&["1s", "1s", "1s"]).breaker(3, 60_000).start().await;

@@ -150,7 +150,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         Class::Permanent => (DeadLetterReason::PermanentFailure, format!("{} (configured as permanent)", report.error)),
         Class::BlockedByPolicy => (DeadLetterReason::BlockedByPolicy, report.error.clone()),
         Class::Gone => {
-            disable(shared, &entry, "answered 410 Gone").await;
+            disable(shared, &entry, "answered 410 Gone", |_| true).await;
             (DeadLetterReason::EndpointGone, format!("{}; endpoint disabled", report.error))
         }
     };
@@ -315,10 +315,33 @@ async fn dead_letter(
     Ok(Done::Finished)
 }
 
-/// Writes an endpoint change through the endpoints topic so every replica converges.
-async fn write_endpoint(shared: &Shared, endpoint: &v1::Endpoint, what: &str) {
-    if let Err(error) = registry::put_endpoint(&shared.producer, &shared.topics.endpoints, endpoint).await {
-        tracing::error!(endpoint_id = %endpoint.id, %error, what, "endpoint change not written");
+/// Writes a change to an endpoint through the endpoints topic, so every replica converges.
+/// The change applies to the registry's freshest copy, not to the copy this delivery started
+/// with: a person may have edited or deleted the endpoint while the request was in flight,
+/// and that edit must not be undone. Nothing is written when the endpoint is gone, when its
+/// URL is no longer the one this delivery went to (the verdict was about the old URL), or
+/// when `change` finds nothing to do. Returns what was written.
+async fn change_endpoint(
+    shared: &Shared,
+    sent_to: &EndpointEntry,
+    what: &str,
+    change: impl FnOnce(&mut v1::Endpoint) -> bool,
+) -> Option<v1::Endpoint> {
+    let fresh = shared.registry.get(&sent_to.endpoint.id)?;
+    if fresh.endpoint.url != sent_to.endpoint.url {
+        return None;
+    }
+    let mut endpoint = fresh.endpoint.clone();
+    if !change(&mut endpoint) {
+        return None;
+    }
+    endpoint.updated_at_ms = now_ms();
+    match registry::put_endpoint(&shared.producer, &shared.topics.endpoints, &endpoint).await {
+        Ok(_) => Some(endpoint),
+        Err(error) => {
+            tracing::error!(endpoint_id = %endpoint.id, %error, what, "endpoint change not written");
+            None
+        }
     }
 }
 
@@ -328,36 +351,46 @@ async fn mark_failing(shared: &Shared, entry: &EndpointEntry, rt: &EndpointRunti
     let since = entry.endpoint.failing_since_ms;
     if since == 0 {
         if !rt.failing_marked.swap(true, Ordering::AcqRel) {
-            let mut endpoint = entry.endpoint.clone();
-            endpoint.failing_since_ms = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now_ms() };
-            endpoint.updated_at_ms = now_ms();
-            write_endpoint(shared, &endpoint, "mark failing").await;
+            let started = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now_ms() };
+            change_endpoint(shared, entry, "mark failing", |e| {
+                let unmarked = e.failing_since_ms == 0;
+                if unmarked {
+                    e.failing_since_ms = started;
+                }
+                unmarked
+            })
+            .await;
         }
     } else if now_ms() - since >= shared.disable_after_ms {
         let days = shared.disable_after_ms as f64 / 86_400_000.0;
-        disable(shared, entry, &format!("every delivery exhausted for {days:.2} days")).await;
+        let limit = shared.disable_after_ms;
+        // Unless a person re-enabled it meanwhile (which clears the failing period).
+        let still_failing = |e: &v1::Endpoint| e.failing_since_ms != 0 && now_ms() - e.failing_since_ms >= limit;
+        disable(shared, entry, &format!("every delivery exhausted for {days:.2} days"), still_failing).await;
     }
 }
 
 async fn clear_failing(shared: &Shared, entry: &EndpointEntry, rt: &EndpointRuntime) {
     if entry.endpoint.failing_since_ms != 0 && rt.failing_marked.swap(false, Ordering::AcqRel) {
-        let mut endpoint = entry.endpoint.clone();
-        endpoint.failing_since_ms = 0;
-        endpoint.updated_at_ms = now_ms();
-        write_endpoint(shared, &endpoint, "clear failing").await;
+        change_endpoint(shared, entry, "clear failing", |e| std::mem::take(&mut e.failing_since_ms) != 0).await;
     }
 }
 
-/// Disables the endpoint and publishes `hookline.endpoint.disabled` to the events topic, so
-/// the disabling can itself be delivered as a webhook.
-async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str) {
+/// Disables the endpoint (if `still` holds for its freshest copy) and publishes
+/// `hookline.endpoint.disabled` to the events topic, so the disabling can itself be
+/// delivered as a webhook.
+async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str, still: impl FnOnce(&v1::Endpoint) -> bool) {
     if entry.endpoint.disabled {
         return;
     }
-    let mut endpoint = entry.endpoint.clone();
-    endpoint.disabled = true;
-    endpoint.updated_at_ms = now_ms();
-    write_endpoint(shared, &endpoint, "disable").await;
+    let change = |e: &mut v1::Endpoint| {
+        let act = !e.disabled && still(e);
+        e.disabled = true;
+        act
+    };
+    let Some(endpoint) = change_endpoint(shared, entry, "disable", change).await else {
+        return;
+    };
     tracing::warn!(endpoint_id = %endpoint.id, reason = why, "endpoint disabled");
     let payload = serde_json::json!({
         "endpoint_id": endpoint.id,

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Reply {
@@ -21,6 +21,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Never answer (the sender's timeout fires).
     Hang,
+    /// Answer this status after this many milliseconds.
+    Late(u16, u64),
 }
 
 /// One request as the receiver saw it.
@@ -104,6 +106,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         Reply::Status(s) => StatusCode::from_u16(s).expect("status").into_response(),
         Reply::RetryAfter(s, secs) => {
             (StatusCode::from_u16(s).expect("status"), [("retry-after", secs.to_string())]).into_response()
+        }
+        Reply::Late(s, ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::from_u16(s).expect("status").into_response()
         }
         Reply::Hang => {
             std::future::pending::<()>().await;
