@@ -4,7 +4,57 @@
 use hookline_proto::v1;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
+
+// The endpoint rules (registry::validate) as schema constraints, so that clients and
+// generated tests know them up front. `schema_with` replaces the whole field schema, doc
+// comment included, hence the descriptions here.
+fn string_list(pattern: &str) -> ArrayBuilder {
+    ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)))
+}
+
+/// The PATCH form of a list: `null` is accepted and means "leave as it is".
+fn or_null(list: ArrayBuilder) -> ArrayBuilder {
+    list.schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+}
+
+fn event_types_schema() -> ArrayBuilder {
+    string_list(r"^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$")
+        .min_items(Some(1))
+        .description(Some("Event-type patterns: `order.created`, `order.*`, `*` (dot-separated segments of letters, digits, `_`, `-`, or `*`)."))
+        .examples([serde_json::json!(["order.*"])])
+}
+
+fn retry_schedule_schema() -> ArrayBuilder {
+    string_list("^[0-9]+(ms|s|m|h|d)$")
+        .description(Some("Own retry schedule: delays before attempts 2, 3, ..., each a number and a unit (`ms`, `s`, `m`, `h`, `d`)."))
+        .examples([serde_json::json!(["5s", "5m", "1h"])])
+}
+
+fn permanent_statuses_schema() -> ArrayBuilder {
+    let status = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+        .minimum(Some(100))
+        .maximum(Some(599));
+    ArrayBuilder::new()
+        .items(status)
+        .description(Some("Statuses that fail a delivery at once instead of being retried (not 2xx)."))
+        .examples([serde_json::json!([400, 422])])
+}
+
+fn event_types_or_null() -> ArrayBuilder {
+    or_null(event_types_schema())
+}
+
+fn retry_schedule_or_null() -> ArrayBuilder {
+    or_null(retry_schedule_schema())
+}
+
+fn permanent_statuses_or_null() -> ArrayBuilder {
+    or_null(permanent_statuses_schema())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,14 +77,14 @@ pub struct CreateEndpoint {
     /// Absolute https URL (http only where the API is configured to allow it).
     #[schema(example = "https://example.com/webhooks", pattern = "^https?://")]
     pub url: String,
-    /// Event-type patterns: `order.created`, `order.*`, `*`.
-    #[schema(example = json!(["order.*"]), min_items = 1)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Vec<String>,
     /// Only this tenant's events (default: every tenant).
     #[serde(default)]
     pub tenant: String,
-    /// `whsec_<base64>` signing secret (default: a new random one).
+    /// `whsec_<base64>` signing secret of 24 to 64 key bytes (default: a new random one).
     #[serde(default)]
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
     pub secret: Option<String>,
     #[serde(default)]
     pub description: String,
@@ -54,11 +104,11 @@ pub struct CreateEndpoint {
     /// Request timeout in ms (0: the sender's default).
     #[serde(default)]
     pub timeout_ms: u32,
-    /// Own retry schedule: delays before attempts 2, 3, ... (e.g. `["5s", "5m"]`).
     #[serde(default)]
+    #[schema(schema_with = retry_schedule_schema)]
     pub retry_schedule: Vec<String>,
-    /// Statuses that fail at once instead of being retried.
     #[serde(default)]
+    #[schema(schema_with = permanent_statuses_schema)]
     pub permanent_statuses: Vec<u32>,
 }
 
@@ -67,6 +117,7 @@ pub struct CreateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     pub url: Option<String>,
+    #[schema(schema_with = event_types_or_null)]
     pub event_types: Option<Vec<String>>,
     pub tenant: Option<String>,
     pub description: Option<String>,
@@ -79,7 +130,9 @@ pub struct UpdateEndpoint {
     pub rate_limit: Option<Option<RateLimit>>,
     pub max_in_flight: Option<u32>,
     pub timeout_ms: Option<u32>,
+    #[schema(schema_with = retry_schedule_or_null)]
     pub retry_schedule: Option<Vec<String>>,
+    #[schema(schema_with = permanent_statuses_or_null)]
     pub permanent_statuses: Option<Vec<u32>>,
 }
 
