@@ -200,6 +200,13 @@ impl SubscriptionIndex {
     }
 }
 
+impl Subscription {
+    /// Whether this subscription alone takes `event` (type, tenant and attributes).
+    pub fn matches(&self, event: EventKey<'_>) -> bool {
+        self.patterns.iter().any(|p| p.matches(event.event_type)) && accepts(self, &event)
+    }
+}
+
 fn accepts(sub: &Subscription, event: &EventKey<'_>) -> bool {
     (sub.tenant.is_empty() || sub.tenant == event.tenant)
         && sub
@@ -342,6 +349,30 @@ mod tests {
                 }
             }
             prop_assert_eq!(index.matches(key(tenant, &t, &none)), expected);
+        }
+    }
+
+    proptest! {
+        /// One subscription on its own (replay backfill) decides exactly as the index does.
+        #[test]
+        fn a_subscription_alone_agrees_with_the_index(
+            patterns in prop::collection::vec(pattern_text(), 1..3),
+            t in event_type(),
+            sub_tenant in prop_oneof![Just(""), Just("acme")],
+            tenant in prop_oneof![Just(""), Just("acme"), Just("other")],
+            filtered in any::<bool>(),
+            eu in any::<bool>(),
+        ) {
+            let texts: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            let mut s = sub("x", sub_tenant, &texts);
+            if filtered {
+                s.filter_attributes.insert("region".into(), "eu".into());
+            }
+            let attrs = if eu { HashMap::from([("region".to_owned(), "eu".to_owned())]) } else { HashMap::new() };
+            let mut index = SubscriptionIndex::default();
+            index.upsert(s.clone());
+            let event = key(tenant, &t, &attrs);
+            prop_assert_eq!(s.matches(event), index.matches(event) == ["x"]);
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`time`]: the wall clock, read in one place.
 
 pub mod admin;
+pub mod compacted;
 pub mod health;
 pub mod kafka;
 pub mod offsets;

@@ -12,13 +12,9 @@ use hookline_core::signing::{SecretError, SigningKey};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use parking_lot::RwLock;
-use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 use crate::shutdown::Shutdown;
 
@@ -148,15 +144,13 @@ pub enum Applied {
 pub struct EndpointRegistry {
     endpoints: DashMap<String, Arc<EndpointEntry>>,
     index: RwLock<SubscriptionIndex>,
-    ready: watch::Sender<bool>,
-    /// The offset after the last record applied: a writer that knows its record's offset
-    /// waits for this to pass it (read-your-writes).
-    applied: watch::Sender<i64>,
+    /// How far the endpoints topic has been read.
+    pub position: crate::compacted::Position,
 }
 
 impl Default for EndpointRegistry {
     fn default() -> Self {
-        Self { endpoints: DashMap::new(), index: RwLock::new(SubscriptionIndex::default()), ready: watch::channel(false).0, applied: watch::channel(0).0 }
+        Self { endpoints: DashMap::new(), index: RwLock::new(SubscriptionIndex::default()), position: Default::default() }
     }
 }
 
@@ -189,6 +183,11 @@ impl EndpointRegistry {
         self.index.read().matches(event)
     }
 
+    /// Whether the (enabled) endpoint `endpoint_id` is subscribed to `event`.
+    pub fn subscribed(&self, endpoint_id: &str, event: EventKey<'_>) -> bool {
+        self.index.read().get(endpoint_id).is_some_and(|s| s.matches(event))
+    }
+
     /// Applies one record of the endpoints topic: a value upserts, a tombstone removes. A
     /// disabled endpoint stays known (its deliveries are dead-lettered with that reason)
     /// but leaves the subscription index, so the router stops fanning out to it.
@@ -216,35 +215,22 @@ impl EndpointRegistry {
     }
 
     pub fn mark_ready(&self) {
-        self.ready.send_replace(true);
+        self.position.mark_ready();
     }
 
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    /// Records that every record before `next_offset` has been applied.
-    pub fn mark_applied(&self, next_offset: i64) {
-        self.applied.send_if_modified(|applied| {
-            let newer = next_offset > *applied;
-            if newer {
-                *applied = next_offset;
-            }
-            newer
-        });
-    }
-
-    /// Resolves once the record at `offset` (as returned by [`put_endpoint`] or
-    /// [`delete_endpoint`]) has been applied, whatever later records did to the same id.
-    pub async fn wait_applied(&self, offset: i64) {
-        let mut rx = self.applied.subscribe();
-        let _ = rx.wait_for(|applied| *applied > offset).await;
+        self.position.is_ready()
     }
 
     /// Resolves once the registry has read the endpoints topic to its high-water mark.
     pub async fn wait_ready(&self) {
-        let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|ready| *ready).await;
+        self.position.wait_ready().await;
+    }
+
+    /// Resolves once the record at `offset` (as returned by [`put_endpoint`] or
+    /// [`delete_endpoint`]) has been applied.
+    pub async fn wait_applied(&self, offset: i64) {
+        self.position.wait_applied(offset).await;
     }
 }
 
@@ -257,55 +243,19 @@ pub async fn follow(
     registry: Arc<EndpointRegistry>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let consumer = crate::kafka::reader(cfg, client_id)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    // Right after topic creation or a broker restart, metadata can be briefly wrong
-    // (no leader yet): retry until it answers or we are told to stop.
-    let mut backoff = Duration::from_millis(100);
-    let high = loop {
-        match consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) {
-            Ok((_, high)) => break high,
-            Err(error) => {
-                tracing::warn!(%error, topic, "endpoints topic not readable yet; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+    let loaded = Arc::clone(&registry);
+    let apply = |key: &[u8], value: Option<&[u8]>, offset: i64| {
+        match registry.apply(key, value) {
+            Ok(applied) => tracing::debug!(?applied, offset, "endpoint change applied"),
+            Err(error) => tracing::warn!(%error, offset, "endpoint record skipped"),
         }
+        registry.position.mark_applied(offset + 1);
     };
-    tracing::info!(topic, records_to_read = high, "loading endpoints");
-    let mut caught_up = high <= 0;
-    if caught_up {
-        registry.mark_ready();
-    }
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            message = consumer.recv() => message,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(error) => {
-                tracing::warn!(%error, topic, "endpoints read failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        match registry.apply(message.key().unwrap_or_default(), message.payload()) {
-            Ok(applied) => tracing::debug!(?applied, offset = message.offset(), "endpoint change applied"),
-            Err(error) => tracing::warn!(%error, offset = message.offset(), "endpoint record skipped"),
-        }
-        registry.mark_applied(message.offset() + 1);
-        if !caught_up && message.offset() + 1 >= high {
-            caught_up = true;
-            tracing::info!(endpoints = registry.len(), "endpoints loaded");
-            registry.mark_ready();
-        }
-    }
+    let caught_up = move || {
+        tracing::info!(endpoints = loaded.len(), "endpoints loaded");
+        loaded.mark_ready();
+    };
+    crate::compacted::follow(cfg, topic, client_id, shutdown, apply, caught_up).await
 }
 
 /// Writes (creates or replaces) `endpoint` after validating it; returns, once Kafka has
@@ -392,23 +342,5 @@ mod tests {
         assert_eq!(entry.signing_keys(500).count(), 1);
         assert_eq!(entry.signing_keys(1_500).count(), 2);
         assert_eq!(entry.signing_keys(2_000).count(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_writer_waits_until_its_own_offset_is_applied_never_less() {
-        let r = EndpointRegistry::new();
-        r.mark_applied(5);
-        // Offsets 0..=4 are applied: waiting for any of them returns at once.
-        tokio::time::timeout(std::time::Duration::from_millis(100), r.wait_applied(4)).await.expect("already applied");
-        let waiter = tokio::spawn({
-            let r = Arc::clone(&r);
-            async move { r.wait_applied(7).await }
-        });
-        r.mark_applied(3); // an older position never moves it back
-        r.mark_applied(7);
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "offset 7 is not applied until the position passes it");
-        r.mark_applied(8);
-        tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await.expect("woken").expect("joined");
     }
 }
