@@ -18,15 +18,16 @@ pub async fn list(State(s): State<Arc<AppState>>, _: Read, ApiQuery(q): ApiQuery
     if !(1..=1000).contains(&limit) {
         return Err(Problem::field("limit", "must be between 1 and 1000"));
     }
-    let reason = match q.reason.as_deref() {
-        None => None,
-        Some(r) => {
-            let wanted = format!("DEAD_LETTER_REASON_{}", r.to_ascii_uppercase());
-            let found = DeadLetterReason::from_str_name(&wanted).filter(|r| *r != DeadLetterReason::Unspecified);
-            let known: Vec<String> = (1..=9).filter_map(|i| DeadLetterReason::try_from(i).ok()).map(reason_name).collect();
-            Some(found.ok_or_else(|| Problem::field("reason", format!("{r:?} is not one of {}", known.join(", "))))?)
-        }
-    };
+    let reason = q.reason.as_deref().map(|r| parse_reason("reason", r)).transpose()?;
     let filter = DeadLetterFilter { endpoint_id: q.endpoint_id, event_type: q.event_type, reason, from_ms: q.from, to_ms: q.to, limit };
     Ok(Json(DeadLetterList { data: s.history.dead_letters(&filter).iter().map(DeadLetterView::from).collect() }))
+}
+
+/// A reason as the API names it (`exhausted`, `endpoint_gone` ...).
+pub fn parse_reason(field: &str, text: &str) -> Result<DeadLetterReason, Problem> {
+    let wanted = format!("DEAD_LETTER_REASON_{}", text.to_ascii_uppercase());
+    DeadLetterReason::from_str_name(&wanted).filter(|r| *r != DeadLetterReason::Unspecified).ok_or_else(|| {
+        let known: Vec<String> = (1..=9).filter_map(|i| DeadLetterReason::try_from(i).ok()).map(reason_name).collect();
+        Problem::field(field, format!("{text:?} is not one of {}", known.join(", ")))
+    })
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod history;
 pub mod models;
 pub mod problem;
+pub mod replays;
 
 use auth::Auth;
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     pub policy: AddressPolicy,
     pub endpoint_locks: endpoints::EndpointLocks,
+    /// Replay jobs, read from the replays topic.
+    pub replays: Arc<hookline_replay::jobs::JobStore>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -55,6 +58,7 @@ pub struct AppState {
         (name = "events", description = "HTTP ingest"),
         (name = "history", description = "Delivery attempts and statistics"),
         (name = "dlq", description = "Dead letters"),
+        (name = "replays", description = "Replay jobs: dead letters again, or an endpoint's backfill from the events topic"),
     )
 )]
 struct ApiDoc;
@@ -81,6 +85,8 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(events::ingest_batch))
         .routes(routes!(events::attempts))
         .routes(routes!(dlq::list))
+        .routes(routes!(replays::create, replays::list))
+        .routes(routes!(replays::get, replays::cancel))
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -118,6 +124,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
         });
     }
     let policy = hookline_sender::address_policy(&config);
+    let replays = hookline_replay::jobs::start_store(&config.kafka, &topics.replays, "hookline-api-replays", shutdown);
     Ok(Arc::new(AppState {
         idempotency: Idempotency::new(a.idempotency_window_ms, a.idempotency_max_keys),
         topics,
@@ -128,6 +135,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
         policy,
         config,
         endpoint_locks: endpoints::EndpointLocks::default(),
+        replays,
     }))
 }
 

@@ -19,8 +19,11 @@ fn or_null(list: ArrayBuilder) -> ArrayBuilder {
     list.schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
 }
 
+/// `order.created`, `order.*`, `*`: dot-separated segments of letters, digits, `_`, `-`, or `*`.
+const EVENT_TYPE_PATTERN: &str = r"^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$";
+
 fn event_types_schema() -> ArrayBuilder {
-    string_list(r"^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$")
+    string_list(EVENT_TYPE_PATTERN)
         .min_items(Some(1))
         .description(Some("Event-type patterns: `order.created`, `order.*`, `*` (dot-separated segments of letters, digits, `_`, `-`, or `*`)."))
         .examples([serde_json::json!(["order.*"])])
@@ -433,4 +436,117 @@ impl From<&v1::DeadLetter> for DeadLetterView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeadLetterList {
     pub data: Vec<DeadLetterView>,
+}
+
+/// Where a replay reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplaySourceName {
+    /// Dead letters, delivered again from attempt 1.
+    Dlq,
+    /// The events topic, delivered to one endpoint (backfill).
+    Events,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReplay {
+    pub source: ReplaySourceName,
+    /// `dlq`: only this endpoint's dead letters (default: every endpoint's). `events`:
+    /// required, the endpoint to backfill; it gets the events its subscription takes.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = event_types_or_empty)]
+    pub event_types: Vec<String>,
+    /// `dlq` only: reasons such as `exhausted`, `endpoint_gone` (default: every reason).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Records written at or after this time (ms).
+    #[schema(minimum = 0)]
+    pub from: i64,
+    /// Records written before this time (ms; default: now).
+    #[serde(default)]
+    pub to: Option<i64>,
+    /// Deliveries per second at most (default: `replay.default_rate_per_second`).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub rate_per_second: Option<u32>,
+}
+
+fn event_types_or_empty() -> ArrayBuilder {
+    string_list(EVENT_TYPE_PATTERN)
+        .description(Some("Only events whose type matches one of these patterns (default: no extra filter)."))
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayProgress {
+    /// Records of the range read so far.
+    pub read: u64,
+    /// Records in the range (known once the job has started).
+    pub total: u64,
+    /// Deliveries produced.
+    pub replayed: u64,
+    /// Records outside the filter.
+    pub filtered: u64,
+    /// Records that cannot be replayed (undecodable, endpoint deleted or disabled).
+    pub unreplayable: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayView {
+    pub id: String,
+    pub source: ReplaySourceName,
+    pub endpoint_id: Option<String>,
+    pub event_types: Vec<String>,
+    pub reasons: Vec<String>,
+    pub from: i64,
+    pub to: i64,
+    pub rate_per_second: u32,
+    /// `pending`, `running`, `completed`, `cancelled` or `failed`.
+    pub state: String,
+    pub cancel_requested: bool,
+    pub progress: ReplayProgress,
+    pub detail: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl From<&hookline_replay::jobs::Job> for ReplayView {
+    fn from(job: &hookline_replay::jobs::Job) -> Self {
+        let r = &job.request;
+        let status = job.status.clone().unwrap_or_default();
+        let (read, total) = hookline_replay::plan::progress(&status);
+        let positive = |ms: i64| (ms > 0).then_some(ms);
+        Self {
+            id: r.id.clone(),
+            source: if r.source() == v1::ReplaySource::Events { ReplaySourceName::Events } else { ReplaySourceName::Dlq },
+            endpoint_id: (!r.endpoint_id.is_empty()).then(|| r.endpoint_id.clone()),
+            event_types: r.event_types.clone(),
+            reasons: r.reasons.iter().filter_map(|x| v1::DeadLetterReason::try_from(*x).ok()).map(reason_name).collect(),
+            from: r.from_ms,
+            to: r.to_ms,
+            rate_per_second: r.rate_per_second,
+            state: hookline_replay::plan::state_name(job.state()).to_owned(),
+            cancel_requested: r.cancel_requested,
+            progress: ReplayProgress {
+                read,
+                total,
+                replayed: status.replayed,
+                filtered: status.filtered,
+                unreplayable: status.unreplayable,
+            },
+            detail: status.detail.clone(),
+            created_at: r.created_at_ms,
+            started_at: positive(status.started_at_ms),
+            finished_at: positive(status.finished_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayList {
+    /// Newest first.
+    pub data: Vec<ReplayView>,
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub breaker: BreakerConfig,
     pub admin: AdminConfig,
     pub api: ApiConfig,
+    pub replay: ReplayConfig,
     pub log: LogConfig,
 }
 
@@ -249,6 +250,23 @@ impl Default for SenderConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Deliveries per second a replay job produces when it names no rate of its own.
+    pub default_rate_per_second: u32,
+    /// The highest rate a job may ask for.
+    pub max_rate_per_second: u32,
+    /// How often a running job writes its position and counts (its resume point).
+    pub progress_interval_ms: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self { default_rate_per_second: 200, max_rate_per_second: 5_000, progress_interval_ms: 1_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `json` (default, for machines) or `text` (for a terminal).
     pub format: String,
@@ -404,6 +422,18 @@ impl Config {
         ] {
             check(v >= 0, &format!("api.{name}"), "must not be negative".into());
         }
+        let r = &self.replay;
+        check(r.max_rate_per_second >= 1, "replay.max_rate_per_second", "must be at least 1".into());
+        check(
+            (1..=r.max_rate_per_second.max(1)).contains(&r.default_rate_per_second),
+            "replay.default_rate_per_second",
+            format!("must be between 1 and replay.max_rate_per_second ({})", r.max_rate_per_second),
+        );
+        check(
+            (100..=60_000).contains(&r.progress_interval_ms),
+            "replay.progress_interval_ms",
+            "must be between 100 and 60000".into(),
+        );
         check(
             ["json", "text"].contains(&self.log.format.as_str()),
             "log.format",
@@ -437,6 +467,9 @@ pub struct Topics {
     pub deliveries: String,
     pub attempts: String,
     pub dlq: String,
+    /// Replay jobs: compacted, one partition; key `<id>` holds the request (written by the
+    /// API), key `<id>/status` its progress (written by the replay worker).
+    pub replays: String,
 }
 
 impl Topics {
@@ -448,6 +481,7 @@ impl Topics {
             deliveries: format!("{prefix}.deliveries"),
             attempts: format!("{prefix}.attempts"),
             dlq: format!("{prefix}.dlq"),
+            replays: format!("{prefix}.replays"),
         }
     }
 

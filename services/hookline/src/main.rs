@@ -31,6 +31,8 @@ enum Command {
     Router,
     /// Sign and send deliveries.
     Sender,
+    /// Run replay jobs (dead letters again, or an endpoint's backfill); one replica.
+    Replay,
     /// The management API (endpoints, ingest, history, DLQ); `api token`, `api openapi`.
     Api(cmd::api::ApiArgs),
     /// Manage topics.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             Command::Dev(args) => cmd::dev::run(config, args).await,
             Command::Router => cmd::roles::router(config).await,
             Command::Sender => cmd::roles::sender(config).await,
+            Command::Replay => cmd::roles::replay(config).await,
             Command::Api(args) => cmd::api::run(config, args).await,
             Command::Topics(c) => cmd::topics::run(config, c).await,
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,

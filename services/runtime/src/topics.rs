@@ -45,17 +45,18 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
         c.push(("max.message.bytes", WRAPPING_MAX_BYTES.to_string()));
         c
     };
-    let mut endpoints = vec![
+    // Endpoints and replay jobs: small compacted state topics, read whole at start.
+    let mut compacted = vec![
         ("cleanup.policy", "compact".to_owned()),
         ("min.insync.replicas", isr.clone()),
         // Compact soon after writes so a restart reads few superseded records.
         ("min.cleanable.dirty.ratio", "0.1".to_owned()),
         ("segment.ms", "3600000".to_owned()),
     ];
-    endpoints.sort();
+    compacted.sort();
     let mut specs = vec![
         TopicSpec { name: t.events, partitions: k.partitions.events, configs: common(k.events_retention_ms) },
-        TopicSpec { name: t.endpoints, partitions: 1, configs: endpoints },
+        TopicSpec { name: t.endpoints, partitions: 1, configs: compacted.clone() },
         TopicSpec {
             name: t.deliveries,
             partitions: k.partitions.deliveries,
@@ -63,6 +64,7 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
         },
         TopicSpec { name: t.attempts, partitions: k.partitions.attempts, configs: common(k.attempts_retention_ms) },
         TopicSpec { name: t.dlq, partitions: k.partitions.dlq, configs: wrapping(k.dlq_retention_ms) },
+        TopicSpec { name: t.replays, partitions: 1, configs: compacted },
     ];
     for (_, name) in cfg.retry_tiers() {
         specs.push(TopicSpec { name, partitions: k.partitions.retry, configs: wrapping(k.deliveries_retention_ms) });
@@ -110,10 +112,10 @@ pub async fn ensure(cfg: &Config) -> Result<Vec<(String, TopicStatus)>, TopicsEr
                     .find(|t| t.name() == spec.name)
                     .map(|t| t.partitions().len() as i32)
                     .unwrap_or(0);
-                if spec.name.ends_with(".endpoints") && partitions != 1 {
+                if spec.partitions == 1 && spec.configs.iter().any(|c| *c == ("cleanup.policy", "compact".to_owned())) && partitions != 1 {
                     return Err(TopicsError::Topic {
                         topic: spec.name.clone(),
-                        problem: format!("has {partitions} partitions; the endpoints topic must have exactly 1"),
+                        problem: format!("has {partitions} partitions; a compacted state topic must have exactly 1"),
                     });
                 }
                 if partitions < spec.partitions {
@@ -149,7 +151,7 @@ mod tests {
             names,
             [
                 "hookline.events", "hookline.endpoints", "hookline.deliveries", "hookline.attempts", "hookline.dlq",
-                "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
+                "hookline.replays", "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
                 "hookline.retry.5h", "hookline.retry.10h",
             ]
         );

@@ -38,8 +38,11 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     let registry = roles::start_registry(&config, "dev", &shutdown);
     let health = hookline_runtime::health::Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
-    let router = tokio::spawn(hookline_router::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone()));
-    let sender = tokio::spawn(hookline_sender::run(config.clone(), Arc::clone(&registry), health, shutdown.clone()));
+    let router = hookline_router::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
+    let router = tokio::spawn(async move { Ok::<_, anyhow::Error>(router.await?) });
+    let sender = hookline_sender::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
+    let sender = tokio::spawn(async move { Ok::<_, anyhow::Error>(sender.await?) });
+    let replay = tokio::spawn(hookline_replay::run(config.clone(), Arc::clone(&registry), health, shutdown.clone()));
     let auth = if config.api.tokens.is_empty() {
         tracing::warn!("dev mode: no api.tokens configured, so the API accepts every request");
         hookline_api::auth::Auth::open()
@@ -63,26 +66,21 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     });
 
     // The first role to stop (on error, or the signal) stops the others.
-    let (router_result, sender_result) = {
+    let stops_all = |role: tokio::task::JoinHandle<anyhow::Result<()>>| {
         let stop = shutdown.clone();
-        let router = async move {
-            let r = router.await;
+        async move {
+            let r = role.await;
             stop.cancel();
             r
-        };
-        let stop = shutdown.clone();
-        let sender = async move {
-            let r = sender.await;
-            stop.cancel();
-            r
-        };
-        tokio::join!(router, sender)
+        }
     };
+    let (router_result, sender_result, replay_result) = tokio::join!(stops_all(router), stops_all(sender), stops_all(replay));
     if let Some(demo) = demo {
         demo.await.context("demo task")??;
     }
     router_result.context("router task")??;
     sender_result.context("sender task")??;
+    replay_result.context("replay task")??;
     Ok(())
 }
 

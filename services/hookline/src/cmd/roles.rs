@@ -1,4 +1,5 @@
-//! `hookline router` and `hookline sender`: one role per process, for scale-out by replicas.
+//! `hookline router`, `hookline sender` and `hookline replay`: one role per process, for
+//! scale-out by replicas (replay: one replica).
 
 use hookline_core::config::Config;
 use hookline_runtime::admin;
@@ -39,22 +40,34 @@ pub async fn start_admin(
     Ok(())
 }
 
-pub async fn router(config: Config) -> anyhow::Result<()> {
+/// Runs one role as the whole process: the registry, the admin listener, then `run` until
+/// a signal (or its own failure).
+async fn role<Fut, E>(
+    config: Config,
+    name: &'static str,
+    run: impl FnOnce(Config, Arc<EndpointRegistry>, Arc<Health>, Shutdown) -> Fut,
+) -> anyhow::Result<()>
+where
+    Fut: std::future::Future<Output = Result<(), E>>,
+    anyhow::Error: From<E>,
+{
     let shutdown = shutdown::on_signal();
-    let registry = start_registry(&config, "router", &shutdown);
+    let registry = start_registry(&config, name, &shutdown);
     let health = Health::new();
     start_admin(&config, &health, &registry, &shutdown).await?;
-    let result = hookline_router::run(config, registry, health, shutdown.clone()).await;
+    let result = run(config, registry, health, shutdown.clone()).await;
     shutdown.cancel();
     Ok(result?)
 }
 
+pub async fn router(config: Config) -> anyhow::Result<()> {
+    role(config, "router", hookline_router::run).await
+}
+
 pub async fn sender(config: Config) -> anyhow::Result<()> {
-    let shutdown = shutdown::on_signal();
-    let registry = start_registry(&config, "sender", &shutdown);
-    let health = Health::new();
-    start_admin(&config, &health, &registry, &shutdown).await?;
-    let result = hookline_sender::run(config, registry, health, shutdown.clone()).await;
-    shutdown.cancel();
-    Ok(result?)
+    role(config, "sender", hookline_sender::run).await
+}
+
+pub async fn replay(config: Config) -> anyhow::Result<()> {
+    role(config, "replay", hookline_replay::run).await
 }

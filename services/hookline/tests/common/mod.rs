@@ -94,6 +94,19 @@ pub struct TestPipeline {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A role task that can be stopped on its own.
+pub struct Worker {
+    stop: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("stops in time").expect("task");
+    }
+}
+
 pub struct Builder {
     config: Config,
     roles: bool,
@@ -288,6 +301,14 @@ impl TestPipeline {
         config.api.require_https = require_https;
         config.api.history_lookback_ms = 60_000;
         api::TestApi::new(config, Arc::clone(&self.registry), &self.shutdown)
+    }
+
+    /// A replay worker on this pipeline's topics; it stops with the pipeline or on its own.
+    pub fn replay_worker(&self) -> Worker {
+        let stop = self.shutdown.child_token();
+        let (c, r, s) = (self.config.clone(), Arc::clone(&self.registry), stop.clone());
+        let task = tokio::spawn(async move { hookline_replay::run(c, r, Health::new(), s).await.expect("replay worker") });
+        Worker { stop, task }
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,110 @@
+//! `/v1/replays`: replay jobs. The API writes a job's request to the replays topic; the
+//! replay worker runs it and writes its progress there (see docs/replay.md).
+
+use crate::auth::{Admin, Read};
+use crate::dlq::parse_reason;
+use crate::models::{CreateReplay, ReplayList, ReplaySourceName, ReplayView};
+use crate::problem::{ApiJson, FieldError, Problem};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookline_proto::v1;
+use hookline_replay::{jobs, plan};
+use hookline_runtime::time::now_ms;
+use std::sync::Arc;
+use std::time::Duration;
+
+type AppStateRef = State<Arc<AppState>>;
+
+/// Writes `request` and waits until this replica's job store has applied it.
+async fn write_visible(s: &AppState, request: &v1::ReplayRequest) -> Result<(), Problem> {
+    let offset = jobs::put_request(&s.producer, &s.topics.replays, request)
+        .await
+        .map_err(|e| Problem::unavailable(format!("writing the replay job: {e:#}")))?;
+    tokio::time::timeout(Duration::from_secs(10), s.replays.position.wait_applied(offset))
+        .await
+        .map_err(|_| Problem::unavailable("written, but not yet visible here; read it again shortly"))
+}
+
+fn view(s: &AppState, id: &str) -> Result<ReplayView, Problem> {
+    s.replays.get(id).map(|j| ReplayView::from(&j)).ok_or_else(|| Problem::not_found("replay", id))
+}
+
+#[utoipa::path(post, operation_id = "create_replay", path = "/v1/replays", tag = "replays",
+    request_body = CreateReplay,
+    responses(
+        (status = 202, description = "Accepted; the replay worker runs jobs one at a time, oldest first", body = ReplayView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<CreateReplay>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
+    let now = now_ms();
+    let mut reasons = Vec::new();
+    for (i, text) in body.reasons.iter().enumerate() {
+        reasons.push(parse_reason(&format!("reasons[{i}]"), text)? as i32);
+    }
+    let request = v1::ReplayRequest {
+        id: format!("rp_{}", uuid::Uuid::now_v7().simple()),
+        source: match body.source {
+            ReplaySourceName::Dlq => v1::ReplaySource::Dlq,
+            ReplaySourceName::Events => v1::ReplaySource::Events,
+        } as i32,
+        endpoint_id: body.endpoint_id.unwrap_or_default(),
+        event_types: body.event_types,
+        reasons,
+        from_ms: body.from,
+        to_ms: body.to.unwrap_or(now),
+        rate_per_second: body.rate_per_second.unwrap_or(s.config.replay.default_rate_per_second),
+        created_at_ms: now,
+        ..Default::default()
+    };
+    let mut errors: Vec<FieldError> = match plan::validate(&request, s.config.replay.max_rate_per_second) {
+        Ok(()) => Vec::new(),
+        Err(invalid) => invalid.into_iter().map(|e| FieldError { field: e.field.into(), problem: e.problem }).collect(),
+    };
+    if !request.endpoint_id.is_empty() && s.registry.get(&request.endpoint_id).is_none() {
+        errors.push(FieldError { field: "endpoint_id".into(), problem: format!("no endpoint with id {:?}", request.endpoint_id) });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    write_visible(&s, &request).await?;
+    tracing::info!(replay_id = %request.id, source = ?body.source, endpoint_id = %request.endpoint_id, "replay requested");
+    Ok((StatusCode::ACCEPTED, Json(view(&s, &request.id)?)))
+}
+
+#[utoipa::path(get, operation_id = "list_replays", path = "/v1/replays", tag = "replays",
+    responses((status = 200, body = ReplayList), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): AppStateRef, _: Read) -> Json<ReplayList> {
+    Json(ReplayList { data: s.replays.all().iter().map(ReplayView::from).collect() })
+}
+
+#[utoipa::path(get, operation_id = "get_replay", path = "/v1/replays/{id}", tag = "replays", params(("id" = String, Path)),
+    responses((status = 200, body = ReplayView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Result<Json<ReplayView>, Problem> {
+    Ok(Json(view(&s, &id)?))
+}
+
+#[utoipa::path(delete, operation_id = "cancel_replay", path = "/v1/replays/{id}", tag = "replays", params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "Cancellation requested; the worker stops at its next step and marks the job cancelled", body = ReplayView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The job has already ended", body = Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn cancel(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
+    let job = s.replays.get(&id).ok_or_else(|| Problem::not_found("replay", &id))?;
+    if plan::is_terminal(job.state()) {
+        let state = plan::state_name(job.state());
+        return Err(Problem::new(StatusCode::CONFLICT, "conflict", format!("replay {id} has already ended ({state})")));
+    }
+    if !job.request.cancel_requested {
+        let request = v1::ReplayRequest { cancel_requested: true, ..job.request };
+        write_visible(&s, &request).await?;
+        tracing::info!(replay_id = %id, "replay cancellation requested");
+    }
+    Ok((StatusCode::ACCEPTED, Json(view(&s, &id)?)))
+}
