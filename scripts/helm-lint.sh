@@ -12,7 +12,12 @@
 #   - renders that must fail (the chart's own validations);
 #   - a python3 check of every rendered document (probes, security context, args,
 #     checksum annotation, hook annotations, selectors, the hookline.toml in the Secret
-#     parsed with tomllib, ...).
+#     parsed with tomllib, the replay singleton, the Grafana dashboard ConfigMap, ...);
+#   - the Grafana dashboard (helm/hookline/dashboards/hookline.json): valid JSON, data
+#     source and variables, and every hookline_* metric it queries exported by the code
+#     (services/**/*.rs), so it cannot drift from the code silently;
+#   - target/debug/hookline, when built, accepts every rendered hookline.toml and refuses
+#     an invalid [replay] section.
 # Prints one summary line; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,9 +79,13 @@ render() { # name, then helm template args
 render default
 render production -f "$chart/ci/production-values.yaml"
 render existing-secret -f "$chart/ci/production-values.yaml" --set existingSecret=hookline-config-managed \
-  --set kafkaSasl.enabled=false
+  --set kafkaSasl.enabled=false --set grafana.dashboards.label=hookline_dashboards \
+  --set-string grafana.dashboards.labelValue=yes --set grafana.dashboards.namespace=monitoring
 render minimal --set router.enabled=false --set api.enabled=false --set topicsJob.enabled=false \
-  --set serviceAccount.create=false --set metrics.service.enabled=false
+  --set serviceAccount.create=false --set metrics.service.enabled=false --set replay.enabled=false
+render replay-paused --set replay.replicaCount=0
+# A [replay] section the binary must refuse (default rate above the maximum).
+render replay-invalid --set config.replay.default_rate_per_second=6000
 
 # Renders that must be refused, with the message that explains why.
 must_fail() { # expected message part, then helm template args
@@ -96,13 +105,17 @@ must_fail "is not one of admin, read, publish" --set 'apiTokens[0].name=x' \
   --set "apiTokens[0].sha256=$(printf x | sha256sum | cut -d' ' -f1)" --set 'apiTokens[0].scopes[0]=root'; neg=$((neg + 1))
 must_fail "kafkaSasl.enabled needs kafkaSasl.password" --set kafkaSasl.enabled=true --set kafkaSasl.username=u; neg=$((neg + 1))
 must_fail "put API tokens in apiTokens" --set 'config.api.tokens[0].name=x'; neg=$((neg + 1))
+must_fail "replay.replicaCount 2: the replay worker is a singleton" --set replay.replicaCount=2; neg=$((neg + 1))
+must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.type=RollingUpdate; neg=$((neg + 1))
+must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.rollingUpdate.maxSurge=1; neg=$((neg + 1))
 
 # --- checks ---------------------------------------------------------------------------
 echo "== checks" >&2
 "$python" - "$out" "$neg" <<'PY'
-import base64, os, re, sys, tomllib, yaml
+import base64, glob, json, os, re, sys, tomllib, yaml
 
 out, negatives = sys.argv[1], int(sys.argv[2])
+dashboard_file = "helm/hookline/dashboards/hookline.json"
 checks = 0
 manifests = 0
 failures = []
@@ -144,7 +157,8 @@ def subset(a, b):
 def hookline_toml(secret):
     return base64.b64decode(secret["data"]["hookline.toml"]).decode()
 
-def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=False, hpa=(), ingress=False, job=True):
+def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=False, hpa=(), ingress=False, job=True,
+              replay=None, dashboards=None):
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(docs, "Deployment")}
     check(sorted(deps) == sorted(roles), f"{name}: deployments {sorted(deps)} != {sorted(roles)}")
     secrets = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
@@ -163,7 +177,7 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         except tomllib.TOMLDecodeError as e:
             check(False, f"{name}: hookline.toml does not parse: {e}\n{text}")
     if cfg is not None:
-        for section in ("kafka", "router", "sender", "retry", "breaker", "admin", "api", "log"):
+        for section in ("kafka", "router", "sender", "retry", "breaker", "admin", "api", "replay", "log"):
             check(isinstance(cfg.get(section), dict), f"{name}: hookline.toml has no [{section}]")
         k = cfg.get("kafka", {})
         check(isinstance(k.get("bootstrap_servers"), str) and k["bootstrap_servers"], f"{name}: kafka.bootstrap_servers")
@@ -176,6 +190,11 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         check(cfg["admin"].get("listen") == "0.0.0.0:9090", f"{name}: admin.listen")
         check(cfg["api"].get("listen") == "0.0.0.0:8080", f"{name}: api.listen")
         check(cfg["log"].get("format") == "json", f"{name}: log.format json")
+        # [replay] is rendered even with replay.enabled=false: the api reads it too.
+        rp = cfg.get("replay", {})
+        check(rp == (replay or {"default_rate_per_second": 200, "max_rate_per_second": 5000, "progress_interval_ms": 1000}),
+              f"{name}: [replay] {rp}")
+        check(all(type(v) is int for v in rp.values()), f"{name}: [replay] values rendered as integers")
         check("allow_loopback" not in cfg["sender"], f"{name}: sender.allow_loopback must not be set")
         toks = cfg["api"].get("tokens", [])
         check(len(toks) == tokens, f"{name}: {len(toks)} api tokens, expected {tokens}")
@@ -236,6 +255,14 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             check("replicas" not in spec, f"{n}: replicas set although an HPA manages it")
         else:
             check(isinstance(spec.get("replicas"), int) and spec["replicas"] >= 1, f"{n}: replicas")
+        if role == "replay":
+            # A singleton: two workers would run every replay job twice.
+            check(spec.get("replicas") == 1, f"{n}: replay replicas {spec.get('replicas')}, expected 1")
+            check(spec.get("strategy") == {"type": "Recreate"}, f"{n}: replay strategy {spec.get('strategy')}, expected Recreate")
+            check(c.get("args", [])[-1:] == ["replay"], f"{n}: replay args {c.get('args')}")
+            res = c.get("resources") or {}
+            check(res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory")
+                  and res.get("limits", {}).get("memory"), f"{n}: replay resources {res}")
 
     pods = {role: d["spec"]["template"] for role, d in deps.items()}
     def selects_pod(selector):
@@ -254,16 +281,27 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
     if "api" in roles:
         check(any(s["spec"]["ports"][0]["port"] == 8080 and s["spec"]["type"] == "ClusterIP" for s in svcs.values()), f"{name}: api Service on 8080")
 
-    # PodDisruptionBudgets: one per role with more than one replica.
+    # PodDisruptionBudgets: one per role with more than one replica; none for the replay
+    # singleton (minAvailable 1 on one pod would block every node drain).
     pdbs = by_kind(docs, "PodDisruptionBudget")
     for p in pdbs:
-        check(len(selects_pod(p["spec"]["selector"]["matchLabels"])) == 1, f"{name}: PDB {p['metadata']['name']} selects no single role")
+        sel = selects_pod(p["spec"]["selector"]["matchLabels"])
+        check(len(sel) == 1, f"{name}: PDB {p['metadata']['name']} selects no single role")
+        check(sel != ["replay"], f"{name}: PDB {p['metadata']['name']} for the replay singleton")
         check(p["spec"].get("minAvailable") == 1, f"{name}: PDB minAvailable")
-    check(len(pdbs) == len(roles), f"{name}: {len(pdbs)} PDBs for {len(roles)} roles")
+    multi = [r for r in roles if r != "replay"]
+    check(len(pdbs) == len(multi), f"{name}: {len(pdbs)} PDBs for {len(multi)} multi-replica roles")
+
+    # The replay role: nothing of it rendered when disabled.
+    if "replay" not in roles:
+        left = [f"{d['kind']}/{d['metadata']['name']}" for d in docs
+                if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "replay"]
+        check(not left, f"{name}: replay disabled but rendered {left}")
 
     # HPAs.
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
     check(sorted(h["metadata"]["labels"]["app.kubernetes.io/component"] for h in hpas) == sorted(hpa), f"{name}: HPAs")
+    check(not any(h["spec"]["scaleTargetRef"]["name"].endswith("-replay") for h in hpas), f"{name}: an HPA targets the replay singleton")
     for h in hpas:
         role = h["metadata"]["labels"]["app.kubernetes.io/component"]
         check(h["spec"]["scaleTargetRef"]["name"] == deps[role]["metadata"]["name"], f"{name}: HPA target")
@@ -294,6 +332,8 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             sender_job = [s["metadata"]["name"] for s in svcs.values() if s["metadata"]["name"].endswith("-sender-metrics")]
             check(sender_job and f'job="{sender_job[0]}"' in alerts["HooklineDeadLettersRising"]["expr"], f"{name}: rules select the sender metrics job")
             check("outcome!~" in alerts["HooklineAttemptsFailing"]["expr"] and "> 0.2" in alerts["HooklineAttemptsFailing"]["expr"], f"{name}: failure ratio rule")
+            for a in ("HooklineTargetDown", "HooklineRoleNotReady"):
+                check("|replay)" in alerts[a]["expr"], f"{name}: {a} does not cover the replay role")
     else:
         check(not sms and not rules, f"{name}: monitoring objects rendered although disabled")
 
@@ -305,6 +345,19 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             for p in rule["http"]["paths"]:
                 b = p["backend"]["service"]
                 check(b["name"] in svcs and any(sp["name"] == b["port"]["name"] for sp in svcs[b["name"]]["spec"]["ports"]), f"{name}: ingress backend")
+
+    # The Grafana dashboard ConfigMap (grafana.dashboards.*).
+    cms = [d for d in by_kind(docs, "ConfigMap") if "hookline.json" in (d.get("data") or {})]
+    if dashboards:
+        label, value, ns = dashboards
+        check(len(cms) == 1, f"{name}: {len(cms)} dashboard ConfigMaps, expected 1")
+        for cm in cms:
+            n = f"{name}: ConfigMap {cm['metadata']['name']}"
+            check(cm["metadata"]["labels"].get(label) == value, f"{n}: label {label}={value!r} missing: {cm['metadata']['labels']}")
+            check(cm["metadata"].get("namespace") == ns, f"{n}: namespace {cm['metadata'].get('namespace')} != {ns}")
+            check(cm["data"]["hookline.json"].strip() == open(dashboard_file).read().strip(), f"{n}: hookline.json differs from {dashboard_file}")
+    else:
+        check(not cms, f"{name}: dashboard ConfigMap rendered although grafana.dashboards.enabled is false")
 
     # The topics Job and its hook companions.
     jobs = by_kind(docs, "Job")
@@ -335,20 +388,99 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         check(sa == "default" or (sa_doc and hook(sa_doc[0]) and int(sa_doc[0]["metadata"]["annotations"]["helm.sh/hook-weight"]) < weight)
               or (sa and not sa_doc and not sas), f"{n}: serviceAccount {sa} does not exist before the hook")
 
-check_set("default", load("default"), roles=["router", "sender", "api"], tokens=0, sasl=False)
-check_set("production", load("production"), roles=["router", "sender", "api"], tokens=2, sasl=True,
-          monitoring=True, hpa=("router", "sender"), ingress=True)
-check_set("existing-secret", load("existing-secret"), roles=["router", "sender", "api"], tokens=0, sasl=False,
-          existing="hookline-config-managed", monitoring=True, hpa=("router", "sender"), ingress=True)
+all_roles = ["router", "sender", "api", "replay"]
+prod_replay = {"default_rate_per_second": 100, "max_rate_per_second": 2000, "progress_interval_ms": 1000}
+check_set("default", load("default"), roles=all_roles, tokens=0, sasl=False)
+check_set("production", load("production"), roles=all_roles, tokens=2, sasl=True,
+          monitoring=True, hpa=("router", "sender"), ingress=True, replay=prod_replay,
+          dashboards=("grafana_dashboard", "1", "hookline"))
+check_set("existing-secret", load("existing-secret"), roles=all_roles, tokens=0, sasl=False,
+          existing="hookline-config-managed", monitoring=True, hpa=("router", "sender"), ingress=True,
+          dashboards=("hookline_dashboards", "yes", "monitoring"))
 minimal = load("minimal")
 check_set("minimal", minimal, roles=["sender"], tokens=0, sasl=False, job=False)
+
+# replay.replicaCount=0 pauses replays: the Deployment stays, with 0 replicas, still Recreate.
+paused = [d for d in by_kind(load("replay-paused"), "Deployment") if d["metadata"]["name"].endswith("-replay")]
+check(len(paused) == 1 and paused[0]["spec"].get("replicas") == 0 and paused[0]["spec"].get("strategy") == {"type": "Recreate"},
+      "replay-paused: expected the replay Deployment with 0 replicas and Recreate")
+
+# --- The Grafana dashboard ---------------------------------------------------------------
+# Metrics the code exports: every metrics::counter!/gauge!/histogram!("hookline_...") in
+# services/. Histograms are exported as Prometheus histograms (the recorder sets buckets,
+# services/runtime/src/admin.rs): <name>_bucket, _sum and _count.
+exported = {}
+macro = re.compile(r'\b(?:metrics::)?(counter|gauge|histogram)!\s*\(\s*"(hookline_[a-z0-9_]+)"')
+for path in glob.glob("services/**/*.rs", recursive=True):
+    for kind, metric in macro.findall(open(path, encoding="utf-8").read()):
+        exported[metric] = kind
+check(len(exported) >= 10, f"dashboard: only {len(exported)} metrics found in services/ (grep broken?)")
+try:
+    dash = json.load(open(dashboard_file))
+except (OSError, json.JSONDecodeError) as e:
+    dash = None
+    check(False, f"dashboard: {dashboard_file} does not parse: {e}")
+if dash is not None:
+    check(isinstance(dash.get("schemaVersion"), int) and dash["schemaVersion"] >= 36, f"dashboard: schemaVersion {dash.get('schemaVersion')}")
+    check(dash.get("uid") == "hookline-overview" and dash.get("title") and dash.get("id") is None, "dashboard: uid/title/id")
+    tvars = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+    check(tvars.get("datasource", {}).get("type") == "datasource" and tvars["datasource"].get("query") == "prometheus",
+          "dashboard: a datasource variable of type prometheus")
+    for v in ("namespace", "job"):
+        check(tvars.get(v, {}).get("type") == "query" and tvars[v].get("datasource", {}).get("uid") == "${datasource}", f"dashboard: ${v} variable")
+    # Every datasource reference is the variable (no data source uid of one Grafana).
+    def walk(o, path="$"):
+        if isinstance(o, dict):
+            if "datasource" in o and isinstance(o["datasource"], dict):
+                yield path, o["datasource"]
+            for k, v in o.items():
+                yield from walk(v, f"{path}.{k}")
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                yield from walk(v, f"{path}[{i}]")
+    for path, ds in walk(dash):
+        check(ds.get("uid") == "${datasource}" or ds.get("type") == "grafana", f"dashboard: hard-coded datasource at {path}: {ds}")
+    panels = []
+    for p in dash.get("panels", []):
+        panels.append(p)
+        panels.extend(p.get("panels", []))
+    ids = [p.get("id") for p in panels]
+    check(len(ids) == len(set(ids)) and all(isinstance(i, int) for i in ids), "dashboard: panel ids not unique")
+    rows = [p["title"] for p in panels if p["type"] == "row"]
+    for want in ("Overview", "Latency", "Retries", "breakers", "Replay"):
+        check(any(want.lower() in r.lower() for r in rows), f"dashboard: no row for {want} in {rows}")
+    used = set()
+    for p in panels:
+        if p["type"] == "row":
+            continue
+        g = p.get("gridPos", {})
+        check(g.get("w", 0) > 0 and g.get("x", 0) + g.get("w", 0) <= 24 and g.get("h", 0) > 0, f"dashboard: panel {p.get('title')} gridPos {g}")
+        check(p.get("targets"), f"dashboard: panel {p.get('title')} has no query")
+        for t in p.get("targets", []):
+            expr = t.get("expr", "")
+            refs = re.findall(r"\b(hookline_[a-z0-9_]+)(\{[^}]*\})?", expr)
+            names = [m for m, _ in refs]
+            check(names, f"dashboard: panel {p['title']} queries no hookline metric: {expr}")
+            # Each hookline metric is scoped to the chosen namespace and jobs.
+            for m, sel in refs:
+                check('namespace="$namespace"' in sel and 'job=~"$job"' in sel, f"dashboard: panel {p['title']}: {m}{sel} not scoped to $namespace/$job")
+            check(expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), f"dashboard: panel {p['title']}: unbalanced {expr}")
+            used.update(names)
+    known = exported
+    for m in sorted(used):
+        base = re.sub(r"_(bucket|sum|count)$", "", m)
+        if m in known:
+            check(known[m] != "histogram", f"dashboard: histogram {m} queried without _bucket/_sum/_count")
+        else:
+            check(base != m and known.get(base) == "histogram",
+                  f"dashboard: {m} is not exported by services/ (metrics::counter!/gauge!/histogram!, or a histogram's _bucket/_sum/_count)")
 
 # The hookline binary itself must accept every rendered config (it exits 64 on a bad
 # value), so the chart's values can never drift from what the code validates.
 binary = os.environ.get("HOOKLINE_BIN", "target/debug/hookline")
 if os.access(binary, os.X_OK):
     import subprocess, tempfile
-    for set_name in ["default", "production", "minimal"]:
+    for set_name in ["default", "production", "minimal", "replay-paused"]:
         for secret in by_kind(load(set_name), "Secret"):
             if "hookline.toml" not in (secret.get("data") or {}):
                 continue
@@ -356,6 +488,15 @@ if os.access(binary, os.X_OK):
                 f.write(hookline_toml(secret))
             r = subprocess.run([binary, "--config", f.name, "config"], capture_output=True, text=True)
             check(r.returncode == 0, f"{set_name}/{secret['metadata']['name']}: hookline rejects the rendered config: {r.stderr.strip()}")
+            os.unlink(f.name)
+    # The [replay] section reaches the binary: an invalid one is refused (status 64).
+    bad = [s for s in by_kind(load("replay-invalid"), "Secret") if not hook(s)]
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(hookline_toml(bad[0]))
+    r = subprocess.run([binary, "--config", f.name, "config"], capture_output=True, text=True)
+    os.unlink(f.name)
+    check(r.returncode == 64 and "replay.default_rate_per_second" in r.stderr,
+          f"replay-invalid: hookline should refuse replay.default_rate_per_second=6000 (status 64), got {r.returncode}: {r.stderr.strip()}")
 else:
     print(f"helm-lint: {binary} not built; rendered configs not checked by the binary", file=sys.stderr)
 

@@ -196,14 +196,14 @@ The whole hookline.toml.
 {{- $cfg := include "hookline.configMap" . | fromJson -}}
 # hookline.toml rendered by the {{ include "hookline.chart" . }} Helm chart (release {{ .Release.Name }}).
 # Do not edit in the cluster: change the chart values and upgrade.
-{{- range $section := list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "log" }}
+{{- range $section := list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "log" }}
 {{- $m := get $cfg $section }}
 {{- if $m }}
 {{ include "hookline.toml.table" (dict "path" (list $section) "map" $m) }}
 {{- end }}
 {{- end }}
 {{- range $section, $m := $cfg }}
-{{- if not (has $section (list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "log")) }}
+{{- if not (has $section (list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "log")) }}
 {{ include "hookline.toml.table" (dict "path" (list $section) "map" $m) }}
 {{- end }}
 {{- end }}
@@ -251,6 +251,15 @@ Checks that fail the render with a clear message rather than a crash-looping pod
 {{- if and $r.autoscaling.enabled (gt (int $r.autoscaling.maxReplicas) $n) -}}
 {{- fail (printf "hookline: %s.autoscaling.maxReplicas %d exceeds config.kafka.partitions.%s (%d)" $role (int $r.autoscaling.maxReplicas) $key $n) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.replay.enabled -}}
+{{- if gt (int .Values.replay.replicaCount) 1 -}}
+{{- fail (printf "hookline: replay.replicaCount %d: the replay worker is a singleton (two replicas would both run every replay job and send its deliveries twice); use 1, or 0 to pause replays" (int .Values.replay.replicaCount)) -}}
+{{- end -}}
+{{- $strategy := .Values.replay.updateStrategy | default dict -}}
+{{- if or (ne (toString $strategy.type) "Recreate") (hasKey $strategy "rollingUpdate") -}}
+{{- fail (printf "hookline: replay.updateStrategy must be {type: Recreate}, not %s: a rolling update runs the old and the new worker side by side, both running the same replay jobs" (toJson $strategy)) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.sender.enabled -}}
