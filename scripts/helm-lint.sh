@@ -177,7 +177,7 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         except tomllib.TOMLDecodeError as e:
             check(False, f"{name}: hookline.toml does not parse: {e}\n{text}")
     if cfg is not None:
-        for section in ("kafka", "router", "sender", "retry", "breaker", "admin", "api", "replay", "log"):
+        for section in ("kafka", "router", "sender", "retry", "breaker", "admin", "api", "replay", "traces", "log"):
             check(isinstance(cfg.get(section), dict), f"{name}: hookline.toml has no [{section}]")
         k = cfg.get("kafka", {})
         check(isinstance(k.get("bootstrap_servers"), str) and k["bootstrap_servers"], f"{name}: kafka.bootstrap_servers")
@@ -195,6 +195,9 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         check(rp == (replay or {"default_rate_per_second": 200, "max_rate_per_second": 5000, "progress_interval_ms": 1000}),
               f"{name}: [replay] {rp}")
         check(all(type(v) is int for v in rp.values()), f"{name}: [replay] values rendered as integers")
+        tr = cfg.get("traces", {})
+        check(tr.get("service_name") == "hookline" and tr.get("propagate_to_endpoints") is False, f"{name}: [traces] {tr}")
+        check(tr.get("otlp_endpoint") in ("", "http://otel-collector.observability:4318/v1/traces"), f"{name}: traces.otlp_endpoint {tr.get('otlp_endpoint')!r}")
         check("allow_loopback" not in cfg["sender"], f"{name}: sender.allow_loopback must not be set")
         toks = cfg["api"].get("tokens", [])
         check(len(toks) == tokens, f"{name}: {len(toks)} api tokens, expected {tokens}")

@@ -196,14 +196,14 @@ The whole hookline.toml.
 {{- $cfg := include "hookline.configMap" . | fromJson -}}
 # hookline.toml rendered by the {{ include "hookline.chart" . }} Helm chart (release {{ .Release.Name }}).
 # Do not edit in the cluster: change the chart values and upgrade.
-{{- range $section := list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "log" }}
+{{- range $section := list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "traces" "log" }}
 {{- $m := get $cfg $section }}
 {{- if $m }}
 {{ include "hookline.toml.table" (dict "path" (list $section) "map" $m) }}
 {{- end }}
 {{- end }}
 {{- range $section, $m := $cfg }}
-{{- if not (has $section (list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "log")) }}
+{{- if not (has $section (list "kafka" "router" "sender" "retry" "breaker" "admin" "api" "replay" "traces" "log")) }}
 {{ include "hookline.toml.table" (dict "path" (list $section) "map" $m) }}
 {{- end }}
 {{- end }}

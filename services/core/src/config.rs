@@ -18,6 +18,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub api: ApiConfig,
     pub replay: ReplayConfig,
+    pub traces: TracesConfig,
     pub log: LogConfig,
 }
 
@@ -267,6 +268,30 @@ impl Default for ReplayConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// OTLP/HTTP traces URL, e.g. `http://otel-collector:4318/v1/traces` (empty: no export).
+    pub otlp_endpoint: String,
+    /// Extra headers on every export request (e.g. an API key of a tracing vendor).
+    pub otlp_headers: std::collections::BTreeMap<String, String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Send each attempt's trace context to the endpoint as a `traceparent` header.
+    pub propagate_to_endpoints: bool,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            otlp_headers: Default::default(),
+            service_name: "hookline".into(),
+            propagate_to_endpoints: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `json` (default, for machines) or `text` (for a terminal).
     pub format: String,
@@ -434,6 +459,13 @@ impl Config {
             "replay.progress_interval_ms",
             "must be between 100 and 60000".into(),
         );
+        let t = &self.traces;
+        check(
+            t.otlp_endpoint.is_empty() || t.otlp_endpoint.starts_with("http://"),
+            "traces.otlp_endpoint",
+            format!("{:?} must be an http:// URL (an OTLP/HTTP collector, e.g. http://otel-collector:4318/v1/traces) or empty", t.otlp_endpoint),
+        );
+        check(!t.service_name.trim().is_empty(), "traces.service_name", "must not be empty".into());
         check(
             ["json", "text"].contains(&self.log.format.as_str()),
             "log.format",

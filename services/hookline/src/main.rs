@@ -65,6 +65,23 @@ fn main() -> ExitCode {
         }
     };
     hookline_runtime::telemetry::init(&config.log);
+    let role = match &cli.command {
+        Command::Dev(_) => Some("dev"),
+        Command::Router => Some("router"),
+        Command::Sender => Some("sender"),
+        Command::Replay => Some("replay"),
+        Command::Api(args) if args.command.is_none() => Some("api"),
+        _ => None,
+    };
+    // Outside the async runtime: the exporter's blocking HTTP client must be created and
+    // dropped there.
+    let traces = match role.map(|r| hookline_runtime::traces::init(&config.traces, r)).transpose() {
+        Ok(t) => t.flatten(),
+        Err(error) => {
+            eprintln!("hookline: traces: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(error) => {
@@ -87,6 +104,9 @@ fn main() -> ExitCode {
             Command::Config => toml::to_string(&config).map(|t| print!("{t}")).map_err(Into::into),
         }
     });
+    drop(runtime);
+    // Flushes the spans still held.
+    drop(traces);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -12,7 +12,7 @@ use hookline_runtime::registry::EndpointRegistry;
 #[derive(Debug)]
 pub enum Routed {
     /// A valid event and the endpoints subscribed to it (possibly none).
-    Deliveries { event_id: String, endpoints: Vec<String> },
+    Deliveries { event_id: String, event_type: String, trace: Option<v1::TraceContext>, endpoints: Vec<String> },
     /// Garbage or an invalid event, quarantined.
     Dead(Box<v1::DeadLetter>),
 }
@@ -42,7 +42,7 @@ pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, now_ms: i64) -> 
         event_type: &event.r#type,
         attributes: &event.attributes,
     });
-    Routed::Deliveries { event_id: event.id, endpoints }
+    Routed::Deliveries { event_id: event.id, event_type: event.r#type, trace: event.trace, endpoints }
 }
 
 /// The coordinates of `record`, with its raw value when it could not be decoded.
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn a_valid_event_with_no_subscriber_routes_nowhere() {
         let registry = EndpointRegistry::default();
-        let Routed::Deliveries { event_id, endpoints } = route(&record(Some(event().encode_to_vec())), &registry, 9)
+        let Routed::Deliveries { event_id, endpoints, .. } = route(&record(Some(event().encode_to_vec())), &registry, 9)
         else {
             panic!("valid event");
         };

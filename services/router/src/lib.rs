@@ -18,6 +18,7 @@ use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
+use hookline_runtime::traces::{self, Attribute};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -119,13 +120,34 @@ async fn route(
     topics: &hookline_core::config::Topics,
 ) -> Result<Vec<impl std::future::Future<Output = Result<(), KafkaError>>>, KafkaError> {
     let routed = fanout::route(record, registry, now_ms());
-    let headers = record.header("traceparent").map(|tp| {
-        OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) })
-    });
+    let mut traceparent = record.header("traceparent").map(str::to_owned);
+    let mut span = None;
     let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();
     match routed {
-        Routed::Deliveries { event_id, endpoints } => {
+        Routed::Deliveries { event_id, event_type, trace, endpoints } => {
             tracing::debug!(event_id, matched = endpoints.len(), "event routed");
+            // A producer's trace context (Kafka header first, then the event's own field)
+            // gets a route span; the deliveries carry that span's context to the sender.
+            let (tp, ts) = match (&traceparent, &trace) {
+                (Some(tp), _) => (tp.as_str(), record.header("tracestate").unwrap_or_default()),
+                (None, Some(t)) => (t.traceparent.as_str(), t.tracestate.as_str()),
+                (None, None) => ("", ""),
+            };
+            if let Some(parent) = traces::parent(tp, ts) {
+                let attributes = vec![
+                    Attribute::new("messaging.system", "kafka"),
+                    Attribute::new("messaging.operation.type", "process"),
+                    Attribute::new("messaging.destination.name", record.topic.clone()),
+                    Attribute::new("messaging.destination.partition.id", record.partition.to_string()),
+                    Attribute::new("messaging.kafka.offset", record.offset),
+                    Attribute::new("hookline.event_id", event_id.clone()),
+                    Attribute::new("hookline.event_type", event_type),
+                    Attribute::new("hookline.endpoints_matched", endpoints.len() as i64),
+                ];
+                let s = traces::Span::start("hookline.route", traces::Kind::Consumer, &parent, attributes);
+                traceparent = Some(s.traceparent());
+                span = Some(s);
+            }
             let result = if endpoints.is_empty() { "unmatched" } else { "routed" };
             metrics::counter!("hookline_router_events_total", "result" => result).increment(1);
             metrics::counter!("hookline_router_deliveries_total").increment(endpoints.len() as u64);
@@ -144,10 +166,16 @@ async fn route(
             outgoing.push((key, topics.dlq.as_str(), dead_letter_record(&dead)));
         }
     }
+    let headers = traceparent.as_deref().map(|tp| {
+        OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) })
+    });
     let mut acks = Vec::with_capacity(outgoing.len());
     for (key, topic, value) in outgoing {
         let ack = kafka::enqueue(producer, topic, &key, &value, headers.clone()).await?;
         acks.push(kafka::acked(ack));
+    }
+    if let Some(span) = span {
+        span.end();
     }
     Ok(acks)
 }

@@ -23,3 +23,4 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 pub mod topics;
+pub mod traces;

@@ -16,6 +16,7 @@ use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::{self, EndpointEntry, EndpointRegistry};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
+use hookline_runtime::traces::{self, Attribute};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub endpoints: EndpointRuntimes,
     pub jitter: f64,
     pub disable_after_ms: i64,
+    /// Send each attempt's trace context to the endpoint (`traces.propagate_to_endpoints`).
+    pub propagate_trace: bool,
     pub fatal: mpsc::Sender<KafkaError>,
     pub shutdown: Shutdown,
 }
@@ -114,9 +117,21 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     }
 
     let event = delivery.event.as_ref().expect("checked by the caller");
-    let report = shared.attempter.attempt(&entry, event, now_ms()).await;
+    let span = attempt_span(record, &entry, &delivery);
+    let outgoing_trace = span.as_ref().filter(|_| shared.propagate_trace).map(traces::Span::traceparent);
+    let report = shared.attempter.attempt(&entry, event, now_ms(), outgoing_trace.as_deref()).await;
     rt.answered(now_ms());
     let outcome = outcome_label(report.class);
+    if let Some(span) = span {
+        if report.status > 0 {
+            span.set(Attribute::new("http.response.status_code", i64::from(report.status)));
+        }
+        span.set(Attribute::new("hookline.outcome", outcome));
+        if report.class != Class::Success {
+            span.fail(report.error.clone());
+        }
+        span.end();
+    }
     metrics::counter!("hookline_sender_attempts_total", "outcome" => outcome).increment(1);
     metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)
         .record(report.latency.as_secs_f64());
@@ -138,7 +153,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         }
         Class::Retryable { retry_after } => match next_step(&rt.schedule, delivery.attempt.max(1), retry_after) {
             NextStep::Retry { attempt, tier } => {
-                forward(shared, delivery, attempt, tier, report.error).await?;
+                forward(shared, record, delivery, attempt, tier, report.error).await?;
                 return Ok(Done::Finished);
             }
             NextStep::Exhausted => {
@@ -187,7 +202,7 @@ async fn defer(
         Some(tier) if now - since < span => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
             let next = delivery.attempt.max(1);
-            forward(shared, delivery, next, tier, last_error).await?;
+            forward(shared, record, delivery, next, tier, last_error).await?;
             Ok(Done::Finished)
         }
         _ => {
@@ -197,9 +212,34 @@ async fn defer(
     }
 }
 
+/// A span for one attempt, under the record's trace context (the router's span; for a
+/// delivery without the header, the event's own), if it carries one.
+fn attempt_span(record: &OwnedRecord, entry: &EndpointEntry, delivery: &v1::Delivery) -> Option<traces::Span> {
+    let event = delivery.event.as_ref()?;
+    let (tp, ts) = match (record.header("traceparent"), &event.trace) {
+        (Some(tp), _) => (tp, ""),
+        (None, Some(t)) => (t.traceparent.as_str(), t.tracestate.as_str()),
+        (None, None) => return None,
+    };
+    let parent = traces::parent(tp, ts)?;
+    let host = entry.endpoint.url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned)).unwrap_or_default();
+    let mut attributes = vec![
+        Attribute::new("http.request.method", "POST"),
+        Attribute::new("server.address", host),
+        Attribute::new("hookline.endpoint_id", delivery.endpoint_id.clone()),
+        Attribute::new("hookline.event_id", event.id.clone()),
+        Attribute::new("hookline.attempt", i64::from(delivery.attempt.max(1))),
+    ];
+    if !delivery.replay_id.is_empty() {
+        attributes.push(Attribute::new("hookline.replay_id", delivery.replay_id.clone()));
+    }
+    Some(traces::Span::start("hookline.deliver", traces::Kind::Client, &parent, attributes))
+}
+
 /// Produces the delivery's next attempt to its tier and waits for the acknowledgement.
 async fn forward(
     shared: &Shared,
+    record: &OwnedRecord,
     mut delivery: v1::Delivery,
     attempt: u32,
     tier: Delay,
@@ -213,7 +253,11 @@ async fn forward(
     delivery.last_error = last_error;
     delivery.next_attempt_at_ms = due_at_ms(now, tier, shared.jitter, rand::random::<f64>());
     let due = delivery.next_attempt_at_ms.to_string();
-    let headers = OwnedHeaders::new().insert(Header { key: DUE_HEADER, value: Some(due.as_str()) });
+    let mut headers = OwnedHeaders::new().insert(Header { key: DUE_HEADER, value: Some(due.as_str()) });
+    // Later attempts stay in the trace of the first (children of the router's span).
+    if let Some(tp) = record.header("traceparent") {
+        headers = headers.insert(Header { key: "traceparent", value: Some(tp) });
+    }
     let topic = shared.topics.retry(tier);
     metrics::counter!("hookline_sender_retries_total", "tier" => tier.to_string()).increment(1);
     let ack = kafka::enqueue(&shared.producer, &topic, &delivery.endpoint_id, &delivery.encode_to_vec(), Some(headers)).await?;

@@ -110,6 +110,7 @@ pub async fn run_with_resolver(
         ),
         jitter: cfg.retry.jitter,
         disable_after_ms: cfg.retry.disable_after_ms,
+        propagate_trace: cfg.traces.propagate_to_endpoints,
         fatal: fatal_tx,
         shutdown: work_shutdown,
     });

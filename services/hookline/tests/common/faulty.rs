@@ -33,6 +33,8 @@ pub struct Hit {
     pub at_ms: i64,
     pub reply: Reply,
     pub body: Bytes,
+    /// The `traceparent` header, if the sender sent one.
+    pub traceparent: Option<String>,
 }
 
 type Script = dyn Fn(&str, usize) -> Reply + Send + Sync;
@@ -101,7 +103,9 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         *c - 1
     };
     let reply = (inner.script)(&id, n);
-    inner.hits.lock().push(Hit { webhook_id: id, at: Instant::now(), at_ms: hookline_runtime::time::now_ms(), reply, body });
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let hit = Hit { webhook_id: id, at: Instant::now(), at_ms: hookline_runtime::time::now_ms(), reply, body, traceparent };
+    inner.hits.lock().push(hit);
     match reply {
         Reply::Status(s) => StatusCode::from_u16(s).expect("status").into_response(),
         Reply::RetryAfter(s, secs) => {

@@ -148,6 +148,13 @@ impl Builder {
         self
     }
 
+    /// Export traces to `otlp_endpoint` and send trace context to endpoints.
+    pub fn traces(mut self, otlp_endpoint: &str) -> Self {
+        self.config.traces.otlp_endpoint = otlp_endpoint.to_owned();
+        self.config.traces.propagate_to_endpoints = true;
+        self
+    }
+
     pub fn disable_after_ms(mut self, ms: i64) -> Self {
         self.config.retry.disable_after_ms = ms;
         self
