@@ -55,7 +55,15 @@ impl Idempotency {
     }
 }
 
-fn to_event(e: IngestEvent, index: Option<usize>) -> Result<v1::Event, Problem> {
+/// The caller's W3C trace context (`traceparent`, `tracestate` request headers), carried by
+/// the events it publishes so their delivery is traced under it.
+fn trace_of(headers: &HeaderMap) -> Option<v1::TraceContext> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let traceparent = get("traceparent");
+    (!traceparent.is_empty()).then(|| v1::TraceContext { traceparent, tracestate: get("tracestate") })
+}
+
+fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext>) -> Result<v1::Event, Problem> {
     let field = |f: &str| index.map_or_else(|| f.to_owned(), |i| format!("events[{i}].{f}"));
     let id = e.id.unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple()));
     if let Err(error) = hookline_core::event::validate(&id, &e.event_type) {
@@ -73,7 +81,7 @@ fn to_event(e: IngestEvent, index: Option<usize>) -> Result<v1::Event, Problem> 
         // The caller's JSON text exactly as sent.
         payload: e.data.get().as_bytes().to_vec().into(),
         attributes: e.attributes.into_iter().collect(),
-        trace: None,
+        trace,
     })
 }
 
@@ -105,7 +113,7 @@ pub async fn ingest(
     ApiJson(body): ApiJson<IngestEvent>,
 ) -> Result<(StatusCode, HeaderMap, Json<Accepted>), Problem> {
     let caller_id = body.id.clone();
-    let event = to_event(body, None)?;
+    let event = to_event(body, None, trace_of(&headers))?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -132,8 +140,10 @@ pub async fn ingest(
 pub async fn ingest_batch(
     State(s): State<Arc<AppState>>,
     _: Publish,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<IngestBatch>,
 ) -> Result<(StatusCode, Json<AcceptedBatch>), Problem> {
+    let trace = trace_of(&headers);
     if !(1..=1000).contains(&body.events.len()) {
         return Err(Problem::field("events", format!("has {} events; send 1 to 1000", body.events.len())));
     }
@@ -142,7 +152,7 @@ pub async fn ingest_batch(
     let mut caller_ids = Vec::with_capacity(body.events.len());
     for (i, e) in body.events.into_iter().enumerate() {
         caller_ids.push(e.id.clone());
-        match to_event(e, Some(i)) {
+        match to_event(e, Some(i), trace.clone()) {
             Ok(ev) => events.push(ev),
             Err(p) => errors.extend(p.errors),
         }

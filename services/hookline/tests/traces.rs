@@ -1,12 +1,15 @@
 //! OpenTelemetry traces end to end, into an OTLP/HTTP receiver: an event carrying a W3C
 //! trace context gets a route span (child of the producer's span) and one deliver span per
 //! attempt (children of the route span, retries included); the endpoint receives each
-//! attempt's context as `traceparent`; an event without a trace context makes no span.
+//! attempt's context as `traceparent`; an event without a trace context makes no span; an
+//! event published over HTTP is traced under the request's `traceparent`.
 //! Its own test binary: the tracer provider is global to the process.
 
 mod common;
 
 use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use common::api::PUBLISH;
 use axum::routing::post;
 use common::faulty::{FaultyReceiver, Reply};
 use common::{event, eventually, secret, TestPipeline};
@@ -129,6 +132,20 @@ async fn a_traced_event_is_followed_through_router_sender_and_its_retry() {
     let expected: Vec<String> = deliver.iter().map(|s| format!("00-{TRACE_ID}-{}-01", s.span_id)).collect();
     assert_eq!(sent, expected);
     assert!(rx.hits_for("evt_untraced").iter().all(|h| h.traceparent.is_none()), "no context, nothing sent");
+
+    // HTTP ingest: the request's own traceparent becomes the event's trace context.
+    let api = p.api(false);
+    let caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let body = r#"{"type": "order.paid", "id": "evt_http", "data": {}}"#;
+    let accepted = api.call_raw(Method::POST, "/v1/events", Some(PUBLISH), Some(body), &[("traceparent", caller)]).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.json);
+    eventually("the ingested event's route span", WAIT, || {
+        traces.flush();
+        exported().iter().any(|s| s.name == "hookline.route" && s.trace_id == "0af7651916cd43dd8448eb211c80319c")
+    })
+    .await;
+    let route = exported().into_iter().find(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c" && s.name == "hookline.route");
+    assert_eq!(route.map(|s| (s.parent, s.attributes["hookline.event_id"].clone())), Some(("b7ad6b7169203331".into(), "evt_http".into())));
     p.stop().await;
     drop(traces);
 }
