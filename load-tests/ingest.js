@@ -54,6 +54,10 @@ export const options = {
 };
 
 const params = { headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } };
+// TRACED=1: every request carries a sampled W3C traceparent of its own, so each event is
+// traced through router and sender (the cost of tracing everything).
+const TRACED = __ENV.TRACED === '1';
+const hex = (n) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
 
 export default function () {
   const now = Date.now();
@@ -61,7 +65,8 @@ export default function () {
   for (let i = 0; i < BATCH; i++) {
     events.push({ type: 'load.created', occurred_at: now, data: { occurred_at: now, seq: i, pad: PAD } });
   }
-  const res = http.post(`${API}/v1/events/batch`, JSON.stringify({ events }), params);
+  const request = TRACED ? { headers: { ...params.headers, traceparent: `00-${hex(32)}-${hex(16)}-01` } } : params;
+  const res = http.post(`${API}/v1/events/batch`, JSON.stringify({ events }), request);
   check(res, { 'batch accepted (202)': (r) => r.status === 202 });
 }
 

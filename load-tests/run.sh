@@ -5,7 +5,9 @@
 #
 # Knobs (environment): RATE events/s (default 10000), DURATION (60s), FANOUT endpoints per
 # event (1), BATCH events per ingest request (100), PAYLOAD_BYTES (256), BASELINES=1 to also
-# measure the raw HTTP and raw Kafka limits, KAFKA_PORT (9092).
+# measure the raw HTTP and raw Kafka limits, TRACED=1 to give every request a sampled
+# traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
+# KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
 # endpoints through the API; runs k6 (built by scripts/k6.sh); waits for the deliveries to
@@ -21,7 +23,7 @@ case "$SCENARIO" in
   soak) DURATION=${DURATION:-30m} ;;
 esac
 RATE=${RATE:-10000}; DURATION=${DURATION:-60s}; FANOUT=${FANOUT:-1}; BATCH=${BATCH:-100}
-PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}
+PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}; TRACED=${TRACED:-0}; OTLP_PORT=${OTLP_PORT:-9390}
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 BIN=${HOOKLINE_BIN:-target/release/hookline}
 SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_PORT:-9290}
@@ -55,6 +57,10 @@ if [ "$BASELINES" = 1 ]; then
 fi
 
 echo "== $SCENARIO: $RATE events/s for $DURATION, fan-out $FANOUT, batches of $BATCH" >&2
+if [ "$TRACED" = 1 ]; then
+  python3 load-tests/otlp_sink.py "$OTLP_PORT" "$work/otlp.json" & otlp_pid=$!; pids+=("$otlp_pid")
+  export HOOKLINE_TRACES__OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT/v1/traces"
+fi
 "$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$secret" --latency-field occurred_at --summary-every 0 >"$work/sink.log" 2>&1 & sink_pid=$!; pids+=("$sink_pid")
 "$BIN" dev >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
@@ -69,7 +75,7 @@ python3 load-tests/measure.py --procs "$work/procs.before.json" "kafka=$kafka_pi
 set +e
 python3 load-tests/measure.py "$work/k6.rusage.json" bash scripts/k6.sh run --quiet \
   -e API="http://127.0.0.1:$API_PORT" -e SCENARIO="$SCENARIO" -e RATE="$RATE" -e DURATION="$DURATION" \
-  -e BATCH="$BATCH" -e PAYLOAD_BYTES="$PAYLOAD_BYTES" -e SUMMARY="$work/k6.json" load-tests/ingest.js
+  -e BATCH="$BATCH" -e PAYLOAD_BYTES="$PAYLOAD_BYTES" -e TRACED="$TRACED" -e SUMMARY="$work/k6.json" load-tests/ingest.js
 k6_status=$?
 set -e
 
@@ -90,3 +96,10 @@ python3 load-tests/measure.py --procs "$work/procs.json" "kafka=$kafka_pid" "hoo
 python3 load-tests/report.py --name "$name" --out "$out" --scenario "$SCENARIO" --rate "$RATE" --duration "$DURATION" \
   --fanout "$FANOUT" --batch "$BATCH" --payload-bytes "$PAYLOAD_BYTES" --k6 "$work/k6.json" --k6-rusage "$work/k6.rusage.json" \
   --sink "$work/sink.json" --procs "$work/procs.json" --procs-before "$work/procs.before.json" --baselines "$baselines" --k6-status "$k6_status"
+if [ "$TRACED" = 1 ]; then
+  # Stop hookline first so it flushes its last spans, then read the receiver's counts.
+  kill -TERM "$dev_pid"; wait "$dev_pid" 2>/dev/null || true
+  kill -TERM "$otlp_pid"; wait "$otlp_pid" 2>/dev/null || true
+  python3 -c "import json;c=json.load(open('$work/otlp.json'));print(f\"traces: {c['spans']} spans in {c['requests']} OTLP requests ({c['bytes']/1e6:.1f} MB) for {$expected} deliveries\")" | tee -a "$out/$name.txt" >&2
+fi
+
