@@ -192,7 +192,7 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         check(cfg["log"].get("format") == "json", f"{name}: log.format json")
         # [replay] is rendered even with replay.enabled=false: the api reads it too.
         rp = cfg.get("replay", {})
-        check(rp == (replay or {"default_rate_per_second": 200, "max_rate_per_second": 5000, "progress_interval_ms": 1000}),
+        check(rp == {"default_rate_per_second": 200, "max_rate_per_second": 5000, "progress_interval_ms": 1000, "keep_finished_ms": 2592000000, **(replay or {})},
               f"{name}: [replay] {rp}")
         check(all(type(v) is int for v in rp.values()), f"{name}: [replay] values rendered as integers")
         tr = cfg.get("traces", {})

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[derive(Default)]
@@ -47,7 +49,6 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
         Self {
             listen: "0.0.0.0:8080".into(),
             tokens: Vec::new(),
@@ -165,7 +166,6 @@ pub struct KafkaConfig {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
         Self {
             bootstrap_servers: "127.0.0.1:9092".into(),
             topic_prefix: "hookline".into(),
@@ -258,11 +258,19 @@ pub struct ReplayConfig {
     pub max_rate_per_second: u32,
     /// How often a running job writes its position and counts (its resume point).
     pub progress_interval_ms: u64,
+    /// How long a finished job (completed, cancelled, failed) stays listed before the
+    /// worker deletes it from the replays topic.
+    pub keep_finished_ms: i64,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        Self { default_rate_per_second: 200, max_rate_per_second: 5_000, progress_interval_ms: 1_000 }
+        Self {
+            default_rate_per_second: 200,
+            max_rate_per_second: 5_000,
+            progress_interval_ms: 1_000,
+            keep_finished_ms: 30 * DAY_MS,
+        }
     }
 }
 
@@ -459,6 +467,7 @@ impl Config {
             "replay.progress_interval_ms",
             "must be between 100 and 60000".into(),
         );
+        check(r.keep_finished_ms >= 1_000, "replay.keep_finished_ms", "must be at least 1000".into());
         let t = &self.traces;
         check(
             t.otlp_endpoint.is_empty() || t.otlp_endpoint.starts_with("http://"),

@@ -170,3 +170,19 @@ async fn bad_replay_requests_get_a_problem_naming_the_field() {
     assert_eq!(api.call(Method::POST, "/v1/replays", Some(READ), Some(json!({"source": "dlq", "from": 0}))).await.status, StatusCode::FORBIDDEN);
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_deleted_after_the_keep_period() {
+    let p = TestPipeline::builder().replay_keep_finished_ms(1_000).start().await;
+    let api = p.api(false);
+    let _worker = p.replay_worker();
+    let now = now_ms();
+    // An empty range: completed at once, then kept for a second.
+    let job = start(&api, json!({"source": "dlq", "from": now - 1, "to": now})).await;
+    until_state(&api, &job, "completed").await;
+    eventually_async("the finished job is deleted", WAIT, || async {
+        api.call(Method::GET, &format!("/v1/replays/{job}"), Some(READ), None).await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    p.stop().await;
+}

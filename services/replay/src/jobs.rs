@@ -57,6 +57,16 @@ impl JobStore {
         self.jobs.read().values().find(|j| !plan::is_terminal(j.state())).cloned()
     }
 
+    /// Finished jobs that ended more than `keep_ms` before `now_ms`.
+    pub fn expired(&self, now_ms: i64, keep_ms: i64) -> Vec<String> {
+        let jobs = self.jobs.read();
+        let old = |j: &&Job| {
+            let finished = j.status.as_ref().map_or(0, |s| s.finished_at_ms);
+            plan::is_terminal(j.state()) && finished > 0 && finished.saturating_add(keep_ms) < now_ms
+        };
+        jobs.values().filter(old).map(|j| j.request.id.clone()).collect()
+    }
+
     /// Applies one record of the replays topic; a record that does not decode is skipped.
     pub fn apply(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
         let key = String::from_utf8_lossy(key);
@@ -67,11 +77,13 @@ impl JobStore {
             };
             let mut jobs = self.jobs.write();
             match (jobs.get_mut(id), status) {
-                (Some(job), status) => job.status = status,
+                (Some(job), Some(status)) => job.status = Some(status),
                 (None, Some(status)) => {
                     self.orphans.write().insert(id.to_owned(), status);
                 }
-                (None, None) => {
+                // A deleted status deletes the job: it must never look pending again.
+                (_, None) => {
+                    jobs.remove(id);
                     self.orphans.write().remove(id);
                 }
             }
@@ -129,6 +141,18 @@ async fn put(producer: &FutureProducer, topic: &str, key: &str, value: &[u8]) ->
     Ok(delivered.offset)
 }
 
+/// Deletes a job: tombstones for its request, then its status (the API writes nothing to a
+/// finished job, so the worker may delete both).
+pub async fn delete(producer: &FutureProducer, topic: &str, id: &str) -> anyhow::Result<()> {
+    for key in [id.to_owned(), format!("{id}{STATUS_SUFFIX}")] {
+        producer
+            .send(FutureRecord::<str, [u8]>::to(topic).key(&key), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("deleting replay record {key}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Writes a job's request; returns its offset once Kafka has it.
 pub async fn put_request(producer: &FutureProducer, topic: &str, request: &v1::ReplayRequest) -> anyhow::Result<i64> {
     put(producer, topic, &request.id, &request.encode_to_vec()).await
@@ -171,9 +195,16 @@ mod tests {
         let ids: Vec<String> = store.all().into_iter().map(|j| j.request.id).collect();
         assert_eq!(ids, ["rp_3", "rp_2", "rp_1"], "newest first");
 
+        let finished = |at: i64| v1::ReplayStatus { id: "rp_2".into(), state: ReplayState::Completed as i32, finished_at_ms: at, ..Default::default() };
+        store.apply(b"rp_2/status", Some(&finished(1_000).encode_to_vec())).expect("status");
+        assert_eq!(store.expired(5_000, 3_000), ["rp_2"], "finished 4 s ago, kept 3 s");
+        assert!(store.expired(3_500, 3_000).is_empty());
+        assert!(store.expired(i64::MAX, 0).iter().all(|id| id == "rp_2"), "running and pending jobs never expire");
         assert!(store.apply(b"rp_9", Some(b"\xff\xff")).is_err());
         assert!(store.apply(b"rp_x", Some(&request("rp_y"))).is_err(), "key and id must agree");
         store.apply(b"rp_1", None).expect("tombstone");
         assert!(store.get("rp_1").is_none());
+        store.apply(b"rp_3/status", None).expect("status tombstone");
+        assert!(store.get("rp_3").is_none(), "a deleted status never leaves a pending job behind");
     }
 }

@@ -62,9 +62,21 @@ pub async fn run(config: Config, registry: Arc<EndpointRegistry>, health: Arc<He
     let ctx = Ctx { config, topics, registry, jobs, producer, health, shutdown };
     let mut changes = ctx.jobs.position.subscribe();
     let mut failures = 0;
+    let mut last_purge: Option<Instant> = None;
     tracing::info!("replay worker ready");
     loop {
         ctx.health.tick("replay", true);
+        let keep_ms = ctx.config.replay.keep_finished_ms;
+        let purge_every = Duration::from_millis(u64::try_from(keep_ms).unwrap_or(0)).min(Duration::from_secs(60));
+        if last_purge.is_none_or(|at| at.elapsed() >= purge_every) {
+            last_purge = Some(Instant::now());
+            for id in ctx.jobs.expired(now_ms(), keep_ms) {
+                match jobs::delete(&ctx.producer, &ctx.topics.replays, &id).await {
+                    Ok(()) => tracing::info!(replay_id = %id, "finished replay job deleted after replay.keep_finished_ms"),
+                    Err(error) => tracing::warn!(replay_id = %id, error = format!("{error:#}"), "finished replay job not deleted"),
+                }
+            }
+        }
         let Some(job) = ctx.jobs.next_unfinished() else {
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return Ok(()),

@@ -148,6 +148,11 @@ impl Builder {
         self
     }
 
+    pub fn replay_keep_finished_ms(mut self, ms: i64) -> Self {
+        self.config.replay.keep_finished_ms = ms;
+        self
+    }
+
     /// Export traces to `otlp_endpoint` and send trace context to endpoints.
     pub fn traces(mut self, otlp_endpoint: &str) -> Self {
         self.config.traces.otlp_endpoint = otlp_endpoint.to_owned();
