@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Hookline's scripts need and the machine lacks: a JDK 17+ and Maven (for the
 # local Kafka), a C toolchain with make and perl (librdkafka is built from source by
-# rdkafka-sys), curl and python3 (scripts). Rust itself must already be there (rustup).
+# rdkafka-sys), OpenSSL headers and pkg-config (librdkafka's TLS), the openssl command (the
+# test broker's certificates), curl and python3 (scripts). Rust itself must already be there (rustup).
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,10 @@ need make make
 need perl perl
 need curl curl
 need python3 python3
+need openssl openssl
+need pkg-config pkg-config
+# librdkafka is built with TLS against the system OpenSSL.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2

@@ -18,6 +18,13 @@
 #                           kafka-tools release is not on Maven Central; CLI tools only, not the broker)
 #   KAFKA_PORT             (default 9092)    PLAINTEXT listener on 127.0.0.1
 #   KAFKA_CONTROLLER_PORT  (default KAFKA_PORT+1, i.e. 9093)
+#   KAFKA_SSL_PORT         (default unset)   also listen with TLS on this port; a test CA and
+#                                            the broker's certificate are made once in
+#                                            <state>/tls (clients trust <state>/tls/ca.pem)
+#   KAFKA_SASL_PORT        (default unset)   also listen with SASL_SSL (SCRAM-SHA-512, user
+#                                            "hookline", password "hookline-test-secret",
+#                                            created when the storage is formatted); needs
+#                                            KAFKA_SSL_PORT
 #   KAFKA_HEAP_OPTS        (default "-Xmx1g -Xms512m")
 #   KAFKA_OPTS             extra JVM options for the broker
 #   KAFKA_START_TIMEOUT    (default 90)      seconds to wait for readiness
@@ -35,6 +42,10 @@ LOG4J_VERSION="${KAFKA_LOG4J_VERSION:-2.24.3}"
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"
+SCRAM_USER=hookline
+SCRAM_PASSWORD=hookline-test-secret
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms512m}"
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -441,17 +452,57 @@ logger.config.level = warn
 EOF
 }
 
+# A CA and a broker certificate for 127.0.0.1 (PKCS#8 key + chain in one PEM, Kafka's PEM
+# keystore), made once per state dir.
+make_tls_material() {
+  local dir="$STATE_DIR/tls"
+  [[ -f "$dir/broker.pem" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "KAFKA_SSL_PORT needs the openssl command (apt-get install openssl)"
+  mkdir -p "$dir"
+  say "making a test CA and a broker certificate in $dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hookline-test-ca" \
+      -keyout ca.key -out ca.pem >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.crt >/dev/null 2>&1
+    openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8
+    cat broker.pk8 broker.crt ca.pem >broker.pem.tmp && mv broker.pem.tmp broker.pem
+  ) || die "making the TLS material failed"
+}
+
 write_server_properties() {
+  local listeners="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" tls=""
+  if [[ -n "$KAFKA_SSL_PORT" ]]; then
+    make_tls_material
+    listeners="$listeners,SSL://$HOST:$KAFKA_SSL_PORT"
+    protocols="$protocols,SSL:SSL"
+    tls="ssl.keystore.type=PEM
+ssl.keystore.location=$STATE_DIR/tls/broker.pem
+ssl.client.auth=none"
+  fi
+  if [[ -n "$KAFKA_SASL_PORT" ]]; then
+    [[ -n "$KAFKA_SSL_PORT" ]] || die "KAFKA_SASL_PORT needs KAFKA_SSL_PORT (SASL_SSL uses the same certificate)"
+    listeners="$listeners,SASL_SSL://$HOST:$KAFKA_SASL_PORT"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+    tls="$tls
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  fi
   cat >"$CONF_DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh: single-node KRaft (combined broker + controller) for local tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+listeners=$listeners
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
+$tls
 
 log.dirs=$DATA_DIR
 num.partitions=1
@@ -494,12 +545,15 @@ format_storage_if_needed() {
   local cid
   cid="$(new_cluster_id)"
   say "formatting storage in $DATA_DIR (cluster id $cid, standalone KRaft quorum)"
+  # The SCRAM user of the SASL_SSL listener lives in the cluster metadata, written here.
   if ! run_java "$LIBS_DIR/*" "$STORAGE_MAIN" format --standalone --cluster-id "$cid" \
+        --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
         --config "$CONF_DIR/server.properties" >"$LOG_DIR/format.log" 2>&1; then
     cat "$LOG_DIR/format.log" >&2
     die "storage format failed"
   fi
   echo "$KAFKA_CONTROLLER_PORT" >"$STATE_DIR/controller.port"
+  touch "$STATE_DIR/scram-user"
 }
 
 print_failure_logs() {
@@ -546,7 +600,10 @@ do_start() {
       die "state dir $STATE_DIR was formatted for controller port $(cat "$STATE_DIR/controller.port"), not $KAFKA_CONTROLLER_PORT; run '$0 reset' first"
     fi
     local p
-    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if [[ -n "$KAFKA_SASL_PORT" && -f "$DATA_DIR/meta.properties" && ! -f "$STATE_DIR/scram-user" ]]; then
+      die "state dir $STATE_DIR was formatted without the SCRAM user KAFKA_SASL_PORT needs; run '$0 reset' first"
+    fi
+    for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" $KAFKA_SSL_PORT $KAFKA_SASL_PORT; do
       port_open "$p" && die "port $HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
     done
     write_server_properties
@@ -589,6 +646,16 @@ do_start() {
     exit 1
   fi
   say "ready on $HOST:$KAFKA_PORT (pid $pid) in $(since "$t0") [$probe_out]"
+  if [[ -n "$KAFKA_SSL_PORT" ]]; then
+    grep -q "SSL://$HOST:$KAFKA_SSL_PORT" "$CONF_DIR/server.properties" \
+      || die "the running broker has no TLS listener on $KAFKA_SSL_PORT (started without KAFKA_SSL_PORT); stop it first"
+    say "TLS on $HOST:$KAFKA_SSL_PORT (CA $STATE_DIR/tls/ca.pem)"
+  fi
+  if [[ -n "$KAFKA_SASL_PORT" ]]; then
+    grep -q "SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$CONF_DIR/server.properties" \
+      || die "the running broker has no SASL_SSL listener on $KAFKA_SASL_PORT (started without KAFKA_SASL_PORT); stop it first"
+    say "SASL_SSL (SCRAM-SHA-512, user $SCRAM_USER) on $HOST:$KAFKA_SASL_PORT"
+  fi
 }
 
 do_stop() {

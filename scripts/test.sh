@@ -15,6 +15,13 @@ source scripts/bootstrap.sh
 export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
 export KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
 export HOOKLINE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+# The broker also listens with TLS, for the Kafka-over-TLS tests.
+export KAFKA_SSL_PORT=${TEST_KAFKA_SSL_PORT:-19094}
+export HOOKLINE_TEST_KAFKA_TLS="127.0.0.1:$KAFKA_SSL_PORT"
+export HOOKLINE_TEST_KAFKA_CA="$PWD/.cache/kafka-state/$KAFKA_PORT/tls/ca.pem"
+# ... and with SASL_SSL (SCRAM-SHA-512), as production brokers usually do.
+export KAFKA_SASL_PORT=${TEST_KAFKA_SASL_PORT:-19095}
+export HOOKLINE_TEST_KAFKA_SASL="127.0.0.1:$KAFKA_SASL_PORT"
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # Integration tests mostly wait on Kafka and timers: run several at once.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-6}
@@ -30,10 +37,15 @@ t1=$(date +%s)
 
 echo "== kafka on 127.0.0.1:$KAFKA_PORT" >&2
 started_here=0
-if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
-  bash scripts/kafka.sh start
-  started_here=1
+bash scripts/kafka.sh status >/dev/null 2>&1 || started_here=1
+# A test broker formatted before the SASL listener existed lacks its SCRAM user: the test
+# broker's state is disposable, so start it over.
+state=".cache/kafka-state/$KAFKA_PORT"
+if [ "$started_here" = 1 ] && [ -f "$state/data/meta.properties" ] && [ ! -f "$state/scram-user" ]; then
+  bash scripts/kafka.sh reset
 fi
+# Starts it, or checks the running one (which must have the TLS listener).
+bash scripts/kafka.sh start
 stop_kafka() { [ "$started_here" = 1 ] && bash scripts/kafka.sh stop || true; }
 trap stop_kafka EXIT
 

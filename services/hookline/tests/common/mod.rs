@@ -148,6 +148,20 @@ impl Builder {
         self
     }
 
+    /// Every Kafka client over TLS to `bootstrap`, trusting the CA in `ca_pem`.
+    pub fn kafka_tls(mut self, bootstrap: &str, ca_pem: &str) -> Self {
+        self.config.kafka.bootstrap_servers = bootstrap.to_owned();
+        self.config.kafka.client.insert("security.protocol".into(), "ssl".into());
+        self.config.kafka.client.insert("ssl.ca.location".into(), ca_pem.to_owned());
+        self
+    }
+
+    /// One more librdkafka property for every client.
+    pub fn kafka_client(mut self, key: &str, value: &str) -> Self {
+        self.config.kafka.client.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     pub fn replay_keep_finished_ms(mut self, ms: i64) -> Self {
         self.config.replay.keep_finished_ms = ms;
         self
