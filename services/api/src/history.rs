@@ -11,21 +11,41 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct History {
-    per_endpoint: Mutex<HashMap<String, VecDeque<v1::Attempt>>>,
+    // Both views share each attempt.
+    per_endpoint: Mutex<HashMap<String, VecDeque<Arc<v1::Attempt>>>>,
     per_event: Mutex<EventIndex>,
     dead: Mutex<VecDeque<v1::DeadLetter>>,
     per_endpoint_cap: usize,
     dead_cap: usize,
 }
 
-/// Attempts by event id; the oldest event is forgotten first.
+/// Attempts by event id; the oldest event is forgotten first, when either the events or
+/// the attempts held pass their cap (at fan-out 10, 100,000 events are 1,000,000 attempts).
 struct EventIndex {
-    map: HashMap<String, Vec<v1::Attempt>>,
+    map: HashMap<String, Vec<Arc<v1::Attempt>>>,
     order: VecDeque<String>,
     cap: usize,
+    attempts: usize,
+    attempts_cap: usize,
+}
+
+impl EventIndex {
+    fn push(&mut self, attempt: Arc<v1::Attempt>) {
+        if !self.map.contains_key(&attempt.event_id) {
+            self.order.push_back(attempt.event_id.clone());
+        }
+        self.map.entry(attempt.event_id.clone()).or_default().push(attempt);
+        self.attempts += 1;
+        // The newest event always stays, however many attempts it has.
+        while (self.order.len() > self.cap || self.attempts > self.attempts_cap) && self.order.len() > 1 {
+            let Some(old) = self.order.pop_front() else { break };
+            self.attempts -= self.map.remove(&old).map_or(0, |a| a.len());
+        }
+    }
 }
 
 /// Filters of `GET /v1/dlq`.
@@ -48,10 +68,11 @@ pub struct Stats {
 }
 
 impl History {
-    pub fn new(per_endpoint: usize, events: usize, dead: usize) -> Self {
+    pub fn new(per_endpoint: usize, events: usize, attempts: usize, dead: usize) -> Self {
+        let index = EventIndex { map: HashMap::new(), order: VecDeque::new(), cap: events, attempts: 0, attempts_cap: attempts };
         Self {
             per_endpoint: Mutex::default(),
-            per_event: Mutex::new(EventIndex { map: HashMap::new(), order: VecDeque::new(), cap: events }),
+            per_event: Mutex::new(index),
             dead: Mutex::default(),
             per_endpoint_cap: per_endpoint,
             dead_cap: dead,
@@ -59,24 +80,16 @@ impl History {
     }
 
     pub fn record_attempt(&self, attempt: v1::Attempt) {
+        let attempt = Arc::new(attempt);
         {
             let mut per = self.per_endpoint.lock();
             let list = per.entry(attempt.endpoint_id.clone()).or_default();
             if list.len() == self.per_endpoint_cap {
                 list.pop_front();
             }
-            list.push_back(attempt.clone());
+            list.push_back(Arc::clone(&attempt));
         }
-        let mut index = self.per_event.lock();
-        if !index.map.contains_key(&attempt.event_id) {
-            if index.order.len() == index.cap {
-                if let Some(old) = index.order.pop_front() {
-                    index.map.remove(&old);
-                }
-            }
-            index.order.push_back(attempt.event_id.clone());
-        }
-        index.map.entry(attempt.event_id.clone()).or_default().push(attempt);
+        self.per_event.lock().push(attempt);
     }
 
     pub fn record_dead_letter(&self, dead: v1::DeadLetter) {
@@ -90,18 +103,18 @@ impl History {
     /// The endpoint's most recent attempts, newest first.
     pub fn endpoint_attempts(&self, endpoint_id: &str, limit: usize) -> Vec<v1::Attempt> {
         let per = self.per_endpoint.lock();
-        per.get(endpoint_id).map(|l| l.iter().rev().take(limit).cloned().collect()).unwrap_or_default()
+        per.get(endpoint_id).map(|l| l.iter().rev().take(limit).map(|a| (**a).clone()).collect()).unwrap_or_default()
     }
 
     /// Every attempt recorded for the event, in order.
     pub fn event_attempts(&self, event_id: &str) -> Vec<v1::Attempt> {
-        self.per_event.lock().map.get(event_id).cloned().unwrap_or_default()
+        self.per_event.lock().map.get(event_id).map(|l| l.iter().map(|a| (**a).clone()).collect()).unwrap_or_default()
     }
 
     /// Real attempts (not deferrals) of the endpoint since `since_ms`.
     pub fn stats(&self, endpoint_id: &str, since_ms: i64) -> Stats {
         let per = self.per_endpoint.lock();
-        let recent: Vec<&v1::Attempt> = per
+        let recent: Vec<&Arc<v1::Attempt>> = per
             .get(endpoint_id)
             .map(|l| l.iter().filter(|a| a.at_ms >= since_ms && a.outcome() != v1::Outcome::Deferred).collect())
             .unwrap_or_default();
@@ -220,7 +233,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_newest_first() {
-        let h = History::new(2, 2, 2);
+        let h = History::new(2, 2, 100, 2);
         for i in 0..5 {
             h.record_attempt(attempt(&format!("e{i}"), "ep", v1::Outcome::Success, 1, i));
         }
@@ -231,8 +244,27 @@ mod tests {
     }
 
     #[test]
+    fn the_event_view_is_bounded_by_attempts_too() {
+        // Fan-out 3: each event has three attempts; at most 7 attempts are held.
+        let h = History::new(100, 1_000, 7, 1);
+        for i in 0..4 {
+            for ep in ["a", "b", "c"] {
+                h.record_attempt(attempt(&format!("e{i}"), ep, v1::Outcome::Success, 1, i));
+            }
+        }
+        let held: Vec<usize> = (0..4).map(|i| h.event_attempts(&format!("e{i}")).len()).collect();
+        assert_eq!(held, [0, 0, 3, 3], "whole events go, oldest first, until 7 or fewer are held");
+        // An event with more attempts than the cap is still shown while it is the newest.
+        let big = History::new(100, 1_000, 2, 1);
+        for ep in ["a", "b", "c", "d"] {
+            big.record_attempt(attempt("huge", ep, v1::Outcome::Success, 1, 0));
+        }
+        assert_eq!(big.event_attempts("huge").len(), 4);
+    }
+
+    #[test]
     fn stats_count_real_attempts_in_the_window() {
-        let h = History::new(100, 100, 1);
+        let h = History::new(100, 100, 100, 1);
         h.record_attempt(attempt("a", "ep", v1::Outcome::Retryable, 100, 10));
         h.record_attempt(attempt("a", "ep", v1::Outcome::Success, 20, 20));
         h.record_attempt(attempt("b", "ep", v1::Outcome::Deferred, 0, 30));
@@ -245,7 +277,7 @@ mod tests {
 
     #[test]
     fn dead_letters_filter() {
-        let h = History::new(1, 1, 10);
+        let h = History::new(1, 1, 1, 10);
         for (i, (ep, reason)) in [("a", v1::DeadLetterReason::Exhausted), ("b", v1::DeadLetterReason::EndpointGone)].iter().enumerate() {
             h.record_dead_letter(v1::DeadLetter {
                 delivery: Some(v1::Delivery { endpoint_id: ep.to_string(), ..Default::default() }),

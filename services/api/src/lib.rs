@@ -111,7 +111,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
     let topics = config.topics();
     let producer = hookline_runtime::kafka::producer(&config.kafka, "hookline-api")?;
     let a = &config.api;
-    let history = Arc::new(History::new(a.history_per_endpoint, a.history_events, a.dlq_kept));
+    let history = Arc::new(History::new(a.history_per_endpoint, a.history_events, a.history_attempts, a.dlq_kept));
     for (topic, is_attempts) in [(topics.attempts.clone(), true), (topics.dlq.clone(), false)] {
         let (kafka, h, stop, lookback) = (config.kafka.clone(), Arc::clone(&history), shutdown.clone(), a.history_lookback_ms);
         tokio::spawn(async move {

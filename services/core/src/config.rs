@@ -43,7 +43,10 @@ pub struct ApiConfig {
     /// How far back the attempts and DLQ views are rebuilt at start.
     pub history_lookback_ms: i64,
     pub history_per_endpoint: usize,
+    /// Events whose attempts `GET /v1/events/{id}/attempts` can show ...
     pub history_events: usize,
+    /// ... and the attempts held for that at most (the oldest events go first).
+    pub history_attempts: usize,
     pub dlq_kept: usize,
 }
 
@@ -60,6 +63,7 @@ impl Default for ApiConfig {
             history_lookback_ms: DAY_MS,
             history_per_endpoint: 100,
             history_events: 100_000,
+            history_attempts: 200_000,
             dlq_kept: 10_000,
         }
     }
@@ -444,6 +448,7 @@ impl Config {
             ("idempotency_max_keys", a.idempotency_max_keys),
             ("history_per_endpoint", a.history_per_endpoint),
             ("history_events", a.history_events),
+            ("history_attempts", a.history_attempts),
             ("dlq_kept", a.dlq_kept),
         ] {
             check(v >= 1, &format!("api.{name}"), "must be at least 1".into());
