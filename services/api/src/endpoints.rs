@@ -8,7 +8,7 @@ use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookline_core::signing::secret_from_bytes;
+use hookline_core::signing::{ed25519_secret_from_seed, secret_from_bytes};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::kafka;
@@ -28,8 +28,12 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
 
 type AppStateRef = State<Arc<AppState>>;
 
-fn new_secret() -> String {
-    secret_from_bytes(&rand::random::<[u8; 32]>())
+fn new_secret(signing: Signing) -> String {
+    let entropy = rand::random::<[u8; 32]>();
+    match signing {
+        Signing::Hmac => secret_from_bytes(&entropy),
+        Signing::Ed25519 => ed25519_secret_from_seed(&entropy),
+    }
 }
 
 /// Maps the registry's endpoint rules onto field errors.
@@ -145,7 +149,12 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
         return Err(Problem::field("rate_limit.per_second", "must be at least 1 (leave rate_limit out for none)"));
     }
     let now = now_ms();
-    let secret = body.secret.clone().unwrap_or_else(new_secret);
+    if let (Some(secret), Some(signing)) = (&body.secret, body.signing) {
+        if Signing::of(secret) != signing {
+            return Err(Problem::field("signing", "does not match the kind of secret given (whsec_: hmac, whsk_: ed25519)"));
+        }
+    }
+    let secret = body.secret.clone().unwrap_or_else(|| new_secret(body.signing.unwrap_or(Signing::Hmac)));
     let endpoint = v1::Endpoint {
         id: format!("ep_{}", uuid::Uuid::now_v7().simple()),
         tenant: body.tenant,
@@ -278,7 +287,7 @@ pub async fn secret(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> 
     let now = now_ms();
     let newest = e.secrets.last().map(|x| x.key.clone()).unwrap_or_default();
     let previous = e.secrets.iter().rev().skip(1).find(|x| x.expires_at_ms > now).map(|x| x.expires_at_ms);
-    Ok(Json(SecretView { secret: newest, previous_expires_at: previous }))
+    Ok(Json(SecretView { public_key: Signing::public_key(&newest), secret: newest, previous_expires_at: previous }))
 }
 
 #[utoipa::path(post, operation_id = "rotate_endpoint_secret", path = "/v1/endpoints/{id}/secret/rotate", tag = "endpoints",
@@ -306,12 +315,14 @@ pub async fn rotate(
             old.expires_at_ms = until;
         }
     }
-    let secret = new_secret();
+    // The new secret is of the same scheme as the one it replaces.
+    let signing = e.secrets.last().map_or(Signing::Hmac, |x| Signing::of(&x.key));
+    let secret = new_secret(signing);
     e.secrets.push(v1::Secret { key: secret.clone(), not_before_ms: 0, expires_at_ms: 0 });
     e.updated_at_ms = now;
     write_visible(&s, &e).await?;
     tracing::info!(endpoint_id = %id, grace_ms = grace, "secret rotated");
-    Ok(Json(SecretView { secret, previous_expires_at: (grace > 0).then_some(until) }))
+    Ok(Json(SecretView { public_key: Signing::public_key(&secret), secret, previous_expires_at: (grace > 0).then_some(until) }))
 }
 
 #[utoipa::path(post, operation_id = "send_test_event", path = "/v1/endpoints/{id}/test", tag = "endpoints", params(("id" = String, Path)),

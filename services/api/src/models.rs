@@ -85,10 +85,15 @@ pub struct CreateEndpoint {
     /// Only this tenant's events (default: every tenant).
     #[serde(default)]
     pub tenant: String,
-    /// `whsec_<base64>` signing secret of 24 to 64 key bytes (default: a new random one).
+    /// The signing secret: `whsec_<base64>` of 24 to 64 bytes (HMAC-SHA256, `v1`
+    /// signatures), or an ed25519 secret key `whsk_<base64>` of 32 or 64 bytes (`v1a`
+    /// signatures). Default: a new random one of the `signing` scheme.
     #[serde(default)]
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
+    #[schema(pattern = "^(whsec_[A-Za-z0-9+/]{32,86}={0,2}|whsk_([A-Za-z0-9+/]{43}=|[A-Za-z0-9+/]{86}==))$")]
     pub secret: Option<String>,
+    /// The scheme of the secret made when `secret` is absent (default `hmac`).
+    #[serde(default)]
+    pub signing: Option<Signing>,
     #[serde(default)]
     pub description: String,
     /// Extra request headers sent with every delivery.
@@ -113,6 +118,29 @@ pub struct CreateEndpoint {
     #[serde(default)]
     #[schema(schema_with = permanent_statuses_schema)]
     pub permanent_statuses: Vec<u32>,
+}
+
+/// How deliveries are signed (Standard Webhooks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Signing {
+    /// HMAC-SHA256 with a shared `whsec_` secret: `v1,` signatures.
+    Hmac,
+    /// ed25519 with a `whsk_` secret key; receivers verify with the `whpk_` public key:
+    /// `v1a,` signatures.
+    Ed25519,
+}
+
+impl Signing {
+    /// The scheme of a secret, by its prefix.
+    pub fn of(secret: &str) -> Self {
+        if secret.starts_with(hookline_core::signing::ED25519_SECRET_PREFIX) { Self::Ed25519 } else { Self::Hmac }
+    }
+
+    /// The public key receivers verify with, for an ed25519 secret.
+    pub fn public_key(secret: &str) -> Option<String> {
+        hookline_core::signing::SigningKey::from_secret(secret).ok().and_then(|k| k.public_key())
+    }
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -164,6 +192,10 @@ pub struct EndpointView {
     pub permanent_statuses: Vec<u32>,
     /// Since when every delivery has been exhausted, if so.
     pub failing_since: Option<i64>,
+    /// `hmac` or `ed25519`: how the newest secret signs.
+    pub signing: Signing,
+    /// For `ed25519`: the `whpk_` public key receivers verify with (not secret).
+    pub public_key: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -189,6 +221,8 @@ impl From<&v1::Endpoint> for EndpointView {
             retry_schedule: e.retry_schedule.clone(),
             permanent_statuses: e.permanent_statuses.clone(),
             failing_since: (e.failing_since_ms > 0).then_some(e.failing_since_ms),
+            signing: e.secrets.last().map_or(Signing::Hmac, |s| Signing::of(&s.key)),
+            public_key: e.secrets.last().and_then(|s| Signing::public_key(&s.key)),
             created_at: e.created_at_ms,
             updated_at: e.updated_at_ms,
         }
@@ -223,8 +257,10 @@ pub struct PageQuery {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SecretView {
-    /// The secret that now signs, `whsec_...`.
+    /// The secret that now signs, `whsec_...` or `whsk_...`.
     pub secret: String,
+    /// For an ed25519 secret: the `whpk_` public key receivers verify with.
+    pub public_key: Option<String>,
     /// Until when the previous secret also signs (rotation window), if any.
     pub previous_expires_at: Option<i64>,
 }

@@ -196,6 +196,55 @@ async fn http_ingest_delivers_once_per_idempotency_key_and_batches() {
     p.stop().await;
 }
 
+/// Standard Webhooks asymmetric signatures: an endpoint with an ed25519 secret key (`whsk_`)
+/// gets `v1a` signatures that a receiver holding only the public key (`whpk_`) verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ed25519_endpoint_gets_v1a_signatures_its_public_key_verifies() {
+    use base64::Engine as _;
+    use ed25519_dalek::Verifier as _;
+    let p = TestPipeline::start().await;
+    let api = p.api(false);
+    let secret_key = hookline_core::signing::ed25519_secret_from_seed(&[44u8; 32]);
+    let public_key = hookline_core::signing::SigningKey::from_secret(&secret_key).expect("key").public_key().expect("whpk_");
+    let sink = TestSink::start(&public_key).await;
+    let body = json!({"url": sink.url("ed"), "event_types": ["*"], "secret": secret_key});
+    let created = api.call(Method::POST, "/v1/endpoints", Some(ADMIN), Some(body)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!((created.json["signing"].as_str(), created.json["public_key"].as_str()), (Some("ed25519"), Some(public_key.as_str())));
+
+    p.publish(&[event("evt_ed", "order.created", "", r#"{"n":1}"#)]).await;
+    let ledger = sink.ledger.clone();
+    eventually("delivered and verified with the public key alone", WAIT, || ledger.count("evt_ed") == 1).await;
+    assert_eq!(sink.ledger.summary().invalid_signatures, 0);
+    // Checked again without Hookline's code: ed25519 over `id.timestamp.body`.
+    let got = sink.ledger.received().into_iter().find(|r| r.webhook_id == "evt_ed").expect("delivery");
+    let header = got.headers["webhook-signature"].to_str().expect("ascii").to_owned();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = b64.decode(header.strip_prefix("v1a,").expect("a v1a signature")).expect("base64");
+    let public: [u8; 32] = b64.decode(public_key.strip_prefix("whpk_").expect("whpk_")).expect("b64").try_into().expect("32 bytes");
+    let content = [b"evt_ed.", got.headers["webhook-timestamp"].as_bytes(), b".", &got.body[..]].concat();
+    ed25519_dalek::VerifyingKey::from_bytes(&public)
+        .expect("public key")
+        .verify(&content, &ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes"))
+        .expect("ed25519 verifies");
+
+    // A rotation keeps the scheme; a generated key pair comes with its public key.
+    let id = created.json["id"].as_str().expect("id");
+    let rotated = api.call(Method::POST, &format!("/v1/endpoints/{id}/secret/rotate"), Some(ADMIN), None).await;
+    let new_public = rotated.json["public_key"].as_str().expect("public key").to_owned();
+    assert!(rotated.json["secret"].as_str().is_some_and(|s| s.starts_with("whsk_")) && new_public != public_key, "{}", rotated.json);
+    let made = api.call(Method::POST, "/v1/endpoints", Some(ADMIN), Some(json!({"url": sink.url("gen"), "event_types": ["*"], "signing": "ed25519"}))).await;
+    let made_secret = made.json["secret"].as_str().expect("secret");
+    assert_eq!(
+        hookline_core::signing::SigningKey::from_secret(made_secret).expect("whsk_").public_key().as_deref(),
+        made.json["public_key"].as_str()
+    );
+    let mismatch = json!({"url": sink.url("x"), "event_types": ["*"], "signing": "ed25519", "secret": secret(9)});
+    let refused = api.call(Method::POST, "/v1/endpoints", Some(ADMIN), Some(mismatch)).await;
+    assert_eq!((refused.status, refused.json["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("signing")));
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_secret_and_the_old_one_both_verify_during_the_window_then_only_the_new() {
     let p = TestPipeline::start().await;

@@ -193,7 +193,7 @@ impl Sink {
             .secrets
             .iter()
             .enumerate()
-            .map(|(index, s)| SigningKey::from_secret(s).map_err(|error| SinkError::Secret { index, error }))
+            .map(|(index, s)| SigningKey::for_verifying(s).map_err(|error| SinkError::Secret { index, error }))
             .collect::<Result<Vec<_>, _>>()?;
         let listener = TcpListener::bind(addr).await.map_err(|error| SinkError::Bind { addr, error })?;
         Ok(Self { listener, inner: Arc::new(Inner { keys, config, ledger: Arc::default() }) })

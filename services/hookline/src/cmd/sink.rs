@@ -10,8 +10,8 @@ pub struct SinkArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
-    /// Endpoint secret(s) to verify with, `whsec_...` (repeatable). Without one, requests
-    /// are counted unverified.
+    /// Endpoint secret(s) to verify with, `whsec_...`, or ed25519 public keys `whpk_...`
+    /// (repeatable). Without one, requests are counted unverified.
     #[arg(long = "secret", env = "HOOKLINE_SINK_SECRET")]
     pub secrets: Vec<String>,
     /// Print one line per request.
