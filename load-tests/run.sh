@@ -7,6 +7,7 @@
 # event (1), BATCH events per ingest request (100), PAYLOAD_BYTES (256), BASELINES=1 to also
 # measure the raw HTTP and raw Kafka limits, TRACED=1 to give every request a sampled
 # traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
+# HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
 # KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
@@ -23,7 +24,7 @@ case "$SCENARIO" in
   soak) DURATION=${DURATION:-30m} ;;
 esac
 RATE=${RATE:-10000}; DURATION=${DURATION:-60s}; FANOUT=${FANOUT:-1}; BATCH=${BATCH:-100}
-PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}; TRACED=${TRACED:-0}; OTLP_PORT=${OTLP_PORT:-9390}
+PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}; TRACED=${TRACED:-0}; OTLP_PORT=${OTLP_PORT:-9390}; HTTPS=${HTTPS:-0}
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 BIN=${HOOKLINE_BIN:-target/release/hookline}
 SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_PORT:-9290}
@@ -61,13 +62,19 @@ if [ "$TRACED" = 1 ]; then
   python3 load-tests/otlp_sink.py "$OTLP_PORT" "$work/otlp.json" & otlp_pid=$!; pids+=("$otlp_pid")
   export HOOKLINE_TRACES__OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT/v1/traces"
 fi
-"$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$secret" --latency-field occurred_at --summary-every 0 >"$work/sink.log" 2>&1 & sink_pid=$!; pids+=("$sink_pid")
+scheme=http; sink_tls=(); sink_curl=()
+if [ "$HTTPS" = 1 ]; then
+  bash scripts/test-ca.sh "$work/tls"
+  scheme=https; sink_tls=(--tls-cert "$work/tls/server.pem" --tls-key "$work/tls/server.key"); sink_curl=(--cacert "$work/tls/ca.pem")
+  export HOOKLINE_SENDER__CA_FILE="$work/tls/ca.pem"
+fi
+"$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$secret" --latency-field occurred_at --summary-every 0 "${sink_tls[@]}" >"$work/sink.log" 2>&1 & sink_pid=$!; pids+=("$sink_pid")
 "$BIN" dev >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "hookline dev did not become ready" >&2; tail "$work/dev.log" >&2; exit 1; }
 for i in $(seq 1 "$FANOUT"); do
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/endpoints" -H 'content-type: application/json' \
-    -d "{\"url\": \"http://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128}" >/dev/null
+    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128}" >/dev/null
 done
 
 kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
@@ -84,13 +91,13 @@ expected=$((accepted * FANOUT))
 echo "== draining: $expected deliveries expected" >&2
 last=-1; still=0
 for _ in $(seq 600); do
-  unique=$(curl -sf "http://127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys;print(json.load(sys.stdin)["unique"])')
+  unique=$(curl -sf "${sink_curl[@]}" "$scheme://127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys;print(json.load(sys.stdin)["unique"])')
   [ "$unique" -ge "$expected" ] && break
   if [ "$unique" = "$last" ]; then still=$((still + 1)); else still=0; fi
   [ "$still" -ge 100 ] && break   # nothing new for 10 s
   last=$unique; sleep 0.1
 done
-curl -sf "http://127.0.0.1:$SINK_PORT/stats?timeline=true" >"$work/sink.json"
+curl -sf "${sink_curl[@]}" "$scheme://127.0.0.1:$SINK_PORT/stats?timeline=true" >"$work/sink.json"
 python3 load-tests/measure.py --procs "$work/procs.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
 
 python3 load-tests/report.py --name "$name" --out "$out" --scenario "$SCENARIO" --rate "$RATE" --duration "$DURATION" \

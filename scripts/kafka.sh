@@ -452,25 +452,9 @@ logger.config.level = warn
 EOF
 }
 
-# A CA and a broker certificate for 127.0.0.1 (PKCS#8 key + chain in one PEM, Kafka's PEM
-# keystore), made once per state dir.
+# A CA and a broker certificate for 127.0.0.1 (scripts/test-ca.sh), made once per state dir.
 make_tls_material() {
-  local dir="$STATE_DIR/tls"
-  [[ -f "$dir/broker.pem" ]] && return 0
-  command -v openssl >/dev/null 2>&1 || die "KAFKA_SSL_PORT needs the openssl command (apt-get install openssl)"
-  mkdir -p "$dir"
-  say "making a test CA and a broker certificate in $dir"
-  (
-    cd "$dir"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hookline-test-ca" \
-      -keyout ca.key -out ca.pem >/dev/null 2>&1
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr >/dev/null 2>&1
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile broker.ext -out broker.crt >/dev/null 2>&1
-    openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8
-    cat broker.pk8 broker.crt ca.pem >broker.pem.tmp && mv broker.pem.tmp broker.pem
-  ) || die "making the TLS material failed"
+  bash "$SCRIPT_DIR/test-ca.sh" "$STATE_DIR/tls" || die "making the TLS material failed"
 }
 
 write_server_properties() {
@@ -481,7 +465,7 @@ write_server_properties() {
     listeners="$listeners,SSL://$HOST:$KAFKA_SSL_PORT"
     protocols="$protocols,SSL:SSL"
     tls="ssl.keystore.type=PEM
-ssl.keystore.location=$STATE_DIR/tls/broker.pem
+ssl.keystore.location=$STATE_DIR/tls/server-bundle.pem
 ssl.client.auth=none"
   fi
   if [[ -n "$KAFKA_SASL_PORT" ]]; then

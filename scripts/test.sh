@@ -23,6 +23,8 @@ export HOOKLINE_TEST_KAFKA_CA="$PWD/.cache/kafka-state/$KAFKA_PORT/tls/ca.pem"
 export KAFKA_SASL_PORT=${TEST_KAFKA_SASL_PORT:-19095}
 export HOOKLINE_TEST_KAFKA_SASL="127.0.0.1:$KAFKA_SASL_PORT"
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# One build from scratch: incremental state only costs time and disk (gigabytes) here.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # Integration tests mostly wait on Kafka and timers: run several at once.
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-6}
 

@@ -236,6 +236,9 @@ pub struct SenderConfig {
     pub allow_loopback: bool,
     /// CIDR blocks the SSRF policy lets through (internal targets), e.g. `10.20.0.0/16`.
     pub allowed_cidrs: Vec<String>,
+    /// A PEM file of extra CA certificates trusted for endpoint TLS, besides the public
+    /// (webpki) roots: for internal endpoints behind a private CA. Empty: none.
+    pub ca_file: String,
 }
 
 impl Default for SenderConfig {
@@ -249,6 +252,7 @@ impl Default for SenderConfig {
             pool_max_idle_per_host: 256,
             allow_loopback: false,
             allowed_cidrs: Vec::new(),
+            ca_file: String::new(),
         }
     }
 }

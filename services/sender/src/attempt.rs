@@ -204,7 +204,7 @@ mod tests {
 
     fn attempter(policy: AddressPolicy) -> Attempter {
         let policy = Arc::new(policy);
-        let settings = ClientSettings { connect_timeout: Duration::from_secs(1), pool_max_idle_per_host: 1 };
+        let settings = ClientSettings { connect_timeout: Duration::from_secs(1), pool_max_idle_per_host: 1, extra_roots: Vec::new() };
         let client = build(PolicyResolver::system(Arc::clone(&policy)), &settings).expect("client");
         Attempter::new(client, policy, Duration::from_secs(1))
     }

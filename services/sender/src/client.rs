@@ -87,6 +87,19 @@ impl tower_service::Service<Name> for PolicyResolver {
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    /// Trusted besides the public (webpki) roots (`sender.ca_file`).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+/// Reads the CA certificates of a PEM file (`sender.ca_file`).
+pub fn read_ca_file(path: &str) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| anyhow::anyhow!("sender.ca_file {path}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("sender.ca_file {path}: {e}"))?;
+    anyhow::ensure!(!certs.is_empty(), "sender.ca_file {path}: no certificate in it");
+    Ok(certs)
 }
 
 pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<HttpClient, rustls::Error> {
@@ -95,8 +108,16 @@ pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<Http
     http.set_nodelay(true);
     http.set_connect_timeout(Some(settings.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for cert in &settings.extra_roots {
+        roots.add(cert.clone())?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()

@@ -46,6 +46,8 @@ pub enum SenderError {
     Setup(#[from] KafkaError),
     #[error("tls setup")]
     Tls(#[from] rustls::Error),
+    #[error("{0:#}")]
+    CaFile(anyhow::Error),
     #[error("a retry or dead letter could not be written; stopping so the delivery is read again")]
     HandOff(#[source] KafkaError),
 }
@@ -89,6 +91,11 @@ pub async fn run_with_resolver(
     let settings = client::ClientSettings {
         connect_timeout: Duration::from_millis(cfg.sender.connect_timeout_ms),
         pool_max_idle_per_host: cfg.sender.pool_max_idle_per_host,
+        extra_roots: if cfg.sender.ca_file.is_empty() {
+            Vec::new()
+        } else {
+            client::read_ca_file(&cfg.sender.ca_file).map_err(SenderError::CaFile)?
+        },
     };
     let request_timeout = Duration::from_millis(cfg.sender.request_timeout_ms);
     let schedule = cfg.retry.parsed().unwrap_or_default();

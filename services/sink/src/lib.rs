@@ -35,6 +35,27 @@ pub struct SinkConfig {
     pub print: bool,
     /// Top-level JSON field of the body holding the event's creation time (Unix ms).
     pub latency_field: Option<String>,
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_chain: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+fn server_tls(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert_chain)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// One request as received.
@@ -177,6 +198,7 @@ struct Inner {
 pub struct Sink {
     listener: TcpListener,
     inner: Arc<Inner>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +207,8 @@ pub enum SinkError {
     Secret { index: usize, error: hookline_core::signing::SecretError },
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("tls: {0:#}")]
+    Tls(anyhow::Error),
 }
 
 impl Sink {
@@ -195,8 +219,12 @@ impl Sink {
             .enumerate()
             .map(|(index, s)| SigningKey::for_verifying(s).map_err(|error| SinkError::Secret { index, error }))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = match &config.tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(server_tls(files).map_err(SinkError::Tls)?))),
+            None => None,
+        };
         let listener = TcpListener::bind(addr).await.map_err(|error| SinkError::Bind { addr, error })?;
-        Ok(Self { listener, inner: Arc::new(Inner { keys, config, ledger: Arc::default() }) })
+        Ok(Self { listener, inner: Arc::new(Inner { keys, config, ledger: Arc::default() }), tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -215,7 +243,23 @@ impl Sink {
             .route("/", post(receive))
             .route("/{*path}", post(receive))
             .with_state(self.inner);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+        let Some(acceptor) = self.tls else {
+            return axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        };
+        // HTTPS: TLS handshake, then HTTP/1.1 or HTTP/2 (ALPN) on each connection.
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = self.listener.accept() => accepted?,
+            };
+            let (acceptor, service) = (acceptor.clone(), hyper_util::service::TowerToHyperService::new(app.clone()));
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else { return };
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
     }
 }
 
@@ -319,7 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_signatures_and_counts_duplicates() {
-        let config = SinkConfig { secrets: vec![SECRET.into()], keep_bodies: true, print: false, latency_field: Some("at".into()) };
+        let config = SinkConfig { secrets: vec![SECRET.into()], keep_bodies: true, print: false, latency_field: Some("at".into()), tls: None };
         let sink = Sink::bind("127.0.0.1:0".parse().expect("addr"), config)
             .await
             .expect("bind");

@@ -54,6 +54,7 @@ async fn http(url: &str, secret: &str, concurrency: usize, count: u64, payload_b
     let settings = hookline_sender::client::ClientSettings {
         connect_timeout: Duration::from_secs(5),
         pool_max_idle_per_host: concurrency,
+        extra_roots: Vec::new(),
     };
     let client = hookline_sender::client::build(hookline_sender::client::PolicyResolver::system(policy), &settings)?;
     let key = SigningKey::from_secret(secret)?;

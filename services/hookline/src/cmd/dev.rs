@@ -86,7 +86,7 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
 
 async fn demo(config: Config, registry: Arc<EndpointRegistry>, args: DevArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let secret = endpoint::new_secret();
-    let sink = Sink::bind(args.demo_sink, SinkConfig { secrets: vec![secret.clone()], keep_bodies: false, print: true, latency_field: None })
+    let sink = Sink::bind(args.demo_sink, SinkConfig { secrets: vec![secret.clone()], keep_bodies: false, print: true, latency_field: None, tls: None })
         .await?;
     let addr = sink.local_addr();
     let ledger = sink.ledger();

@@ -1,7 +1,7 @@
 //! `hookline sink`: a local receiver that verifies signatures and counts deliveries.
 
 use hookline_runtime::shutdown;
-use hookline_sink::{Sink, SinkConfig};
+use hookline_sink::{Sink, SinkConfig, TlsFiles};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,13 +24,21 @@ pub struct SinkArgs {
     /// Print a summary this often, in seconds (0: never).
     #[arg(long, default_value_t = 5)]
     pub summary_every: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
-    let config = SinkConfig { secrets: args.secrets, keep_bodies: false, print: args.print, latency_field: args.latency_field };
+    let tls = args.tls_cert.zip(args.tls_key).map(|(cert_chain, key)| TlsFiles { cert_chain, key });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = SinkConfig { secrets: args.secrets, keep_bodies: false, print: args.print, latency_field: args.latency_field, tls };
     let sink = Sink::bind(args.listen, config).await?;
     let ledger = sink.ledger();
-    eprintln!("sink listening on http://{} (summary: GET /stats)", sink.local_addr());
+    eprintln!("sink listening on {scheme}://{} (summary: GET /stats)", sink.local_addr());
     if args.summary_every > 0 {
         let every = Duration::from_secs(args.summary_every);
         tokio::spawn(async move {

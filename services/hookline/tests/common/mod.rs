@@ -53,26 +53,30 @@ pub struct TestSink {
     pub ledger: Arc<Ledger>,
     pub secret: String,
     stop: Shutdown,
+    https: bool,
 }
 
 impl TestSink {
     /// A receiver on 127.0.0.1:0 verifying with `secret`, keeping bodies.
     pub async fn start(secret: &str) -> Self {
-        let sink = Sink::bind(
-            "127.0.0.1:0".parse().expect("addr"),
-            SinkConfig { secrets: vec![secret.to_owned()], keep_bodies: true, print: false, latency_field: None },
-        )
-        .await
-        .expect("sink binds");
+        Self::start_with(secret, None).await
+    }
+
+    /// The same, serving HTTPS with `tls`.
+    pub async fn start_with(secret: &str, tls: Option<hookline_sink::TlsFiles>) -> Self {
+        let https = tls.is_some();
+        let config = SinkConfig { secrets: vec![secret.to_owned()], keep_bodies: true, print: false, latency_field: None, tls };
+        let sink = Sink::bind("127.0.0.1:0".parse().expect("addr"), config).await.expect("sink binds");
         let stop = Shutdown::new();
         let (addr, ledger) = (sink.local_addr(), sink.ledger());
         let s = stop.clone();
         tokio::spawn(sink.serve(async move { s.cancelled().await }));
-        Self { addr, ledger, secret: secret.to_owned(), stop }
+        Self { addr, ledger, secret: secret.to_owned(), stop, https }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{path}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/{path}", self.addr)
     }
 }
 
@@ -159,6 +163,12 @@ impl Builder {
     /// One more librdkafka property for every client.
     pub fn kafka_client(mut self, key: &str, value: &str) -> Self {
         self.config.kafka.client.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Trust the CA certificates in `pem` for endpoint TLS (`sender.ca_file`).
+    pub fn endpoint_ca_file(mut self, pem: &str) -> Self {
+        self.config.sender.ca_file = pem.to_owned();
         self
     }
 
