@@ -18,8 +18,12 @@ pub const DEFAULT_SCHEDULE: &[&str] = &["5s", "5m", "30m", "2h", "5h", "10h", "1
 pub struct Delay(Duration);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a delay like 500ms, 5s, 5m, 2h or 1d (a whole number and a unit)")]
+#[error("{0:?} is not a delay like 500ms, 5s, 5m, 2h or 1d (a whole number and a unit, at most 30d)")]
 pub struct DelayError(String);
+
+/// The longest single delay: a month between two attempts is already past any schedule
+/// worth having (and beyond it, numbers overflow).
+const MAX_DELAY_MS: u64 = 30 * 86_400_000;
 
 impl Delay {
     pub fn from_millis(ms: u64) -> Self {
@@ -38,17 +42,16 @@ impl FromStr for Delay {
         let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| DelayError(s.to_owned()))?;
         let (n, unit) = t.split_at(split);
         let n: u64 = n.parse().map_err(|_| DelayError(s.to_owned()))?;
-        let ms = match unit {
-            "ms" => n,
-            "s" => n * 1_000,
-            "m" => n * 60_000,
-            "h" => n * 3_600_000,
-            "d" => n * 86_400_000,
+        let unit_ms: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return Err(DelayError(s.to_owned())),
         };
-        if ms == 0 {
-            return Err(DelayError(s.to_owned()));
-        }
+        // Checked: a caller can send any number (schemathesis sent 66902704044837d).
+        let ms = n.checked_mul(unit_ms).filter(|ms| (1..=MAX_DELAY_MS).contains(ms)).ok_or_else(|| DelayError(s.to_owned()))?;
         Ok(Self(Duration::from_millis(ms)))
     }
 }
@@ -190,9 +193,10 @@ mod tests {
         assert_eq!(d("90m").to_string(), "90m");
         assert_eq!(d("1500ms").to_string(), "1500ms");
         assert_eq!(d("24h").to_string(), "1d");
-        for bad in ["", "5", "s", "0s", "5 parsecs", "-5s", "1.5s"] {
+        for bad in ["", "5", "s", "0s", "5 parsecs", "-5s", "1.5s", "31d", "66902704044837d", "18446744073709551615ms0"] {
             assert!(bad.parse::<Delay>().is_err(), "{bad:?}");
         }
+        assert_eq!(d("30d").to_string(), "30d", "the longest delay");
         assert!(matches!(RetrySchedule::parse(&["5s", "x"]), Err(ScheduleError::BadDelay(1, _))));
     }
 

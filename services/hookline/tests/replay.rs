@@ -186,3 +186,43 @@ async fn finished_jobs_are_deleted_after_the_keep_period() {
     .await;
     p.stop().await;
 }
+
+/// A job whose range retention deleted while it was paused (here: `DeleteRecords` up to the
+/// end, between two workers) still ends, with what was left, instead of waiting for
+/// records that are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_deleted_by_retention_mid_job_still_completes() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::Consumer as _;
+    let p = TestPipeline::start().await;
+    let api = p.api(false);
+    let worker = p.replay_worker();
+    let from = now_ms();
+    publish_orders(&p, "evt_gone", 40).await;
+    let sink = TestSink::start(&secret(26)).await;
+    p.add_endpoint("late", &sink.url("late"), &["order.*"], "", &sink.secret).await;
+    // One record a second: the job is still reading when the records go.
+    let job = start(&api, json!({"source": "events", "endpoint_id": "late", "from": from, "rate_per_second": 1})).await;
+    eventually_async("the job is reading", WAIT, || async { state_of(&api, &job).await["progress"]["replayed"].as_u64() > Some(0) }).await;
+    worker.stop().await;
+
+    let events = p.config.topics().events;
+    let reader = hookline_runtime::kafka::reader(&p.config.kafka, "test-watermarks").expect("reader");
+    let mut upto = rdkafka::TopicPartitionList::new();
+    for partition in 0..p.config.kafka.partitions.events {
+        let (_, high) = reader.fetch_watermarks(&events, partition, Duration::from_secs(10)).expect("watermarks");
+        upto.add_partition_offset(&events, partition, rdkafka::Offset::Offset(high)).expect("offset");
+    }
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &p.config.kafka.bootstrap_servers)
+        .create()
+        .expect("admin");
+    admin.delete_records(&upto, &AdminOptions::new()).await.expect("records deleted");
+
+    let _worker = p.replay_worker();
+    let done = until_state(&api, &job, "completed").await;
+    let replayed = done["progress"]["replayed"].as_u64().expect("replayed");
+    assert!(replayed < 40, "the deleted records were skipped, not waited for: {done}");
+    p.stop().await;
+}

@@ -177,6 +177,21 @@ fn plan_range(consumer: &StreamConsumer, topic: &str, from_ms: i64, to_ms: i64) 
     Ok(planned)
 }
 
+/// Moves each unfinished partition past records retention has deleted (its log now starts
+/// after `next_offset`); says whether any moved.
+fn skip_deleted(consumer: &StreamConsumer, topic: &str, status: &mut v1::ReplayStatus) -> anyhow::Result<bool> {
+    let mut moved = false;
+    for p in status.partitions.iter_mut().filter(|p| p.next_offset < p.end_offset) {
+        let (low, _) = consumer.fetch_watermarks(topic, p.partition, KAFKA_TIMEOUT)?;
+        if low > p.next_offset {
+            tracing::warn!(topic, partition = p.partition, from = p.next_offset, to = low.min(p.end_offset), "replay range partly deleted by retention; skipping it");
+            p.next_offset = low.min(p.end_offset);
+            moved = true;
+        }
+    }
+    Ok(moved)
+}
+
 /// Points the consumer at the unfinished partitions, from their next offsets.
 fn assign_unfinished(consumer: &StreamConsumer, topic: &str, status: &v1::ReplayStatus) -> anyhow::Result<()> {
     let mut tpl = TopicPartitionList::new();
@@ -238,7 +253,14 @@ async fn execute(ctx: &Ctx, job: Job) -> anyhow::Result<Ended> {
             m = tokio::time::timeout(Duration::from_millis(500), consumer.recv()) => m,
         };
         let message = match message {
-            Err(_idle) => continue,
+            Err(_idle) => {
+                // Nothing to read although the range is not done: its records may have been
+                // deleted by retention since the job was planned.
+                if tokio::task::block_in_place(|| skip_deleted(&consumer, topic, &mut status))? {
+                    assign_unfinished(&consumer, topic, &status)?;
+                }
+                continue;
+            }
             Ok(m) => m?,
         };
         let (partition, offset) = (message.partition(), message.offset());

@@ -61,10 +61,13 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
     with_overrides(c, cfg).create_with_context(GroupContext::new(client_id))
 }
 
-/// A consumer outside any group, for reading a topic from its start (the endpoints topic).
+/// A consumer outside any group, for reading a topic from its start (the state topics,
+/// replay ranges). An offset that retention has deleted resumes at the earliest record
+/// left, never at the end.
 pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer> {
     let mut c = base(cfg, client_id);
     c.set("group.id", format!("{client_id}.reader"))
+        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
