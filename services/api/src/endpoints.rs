@@ -3,7 +3,7 @@
 
 use crate::auth::{Admin, Read};
 use crate::models::*;
-use crate::problem::{ApiJson, ApiQuery, FieldError, Problem};
+use crate::problem::{visible, ApiJson, ApiQuery, FieldError, Problem};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,16 +16,12 @@ use hookline_runtime::registry::{self, EndpointError};
 use hookline_runtime::time::now_ms;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Headers an endpoint may not set: Hookline sets them.
 const RESERVED_HEADERS: &[&str] = &[
     "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
     "webhook-id", "webhook-timestamp", "webhook-signature",
 ];
-/// How long a write waits to become visible in this replica's registry.
-const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
-
 type AppStateRef = State<Arc<AppState>>;
 
 fn new_secret(signing: Signing) -> String {
@@ -109,19 +105,12 @@ impl EndpointLocks {
     }
 }
 
-/// Waits until this replica's registry has applied the record at `offset`.
-async fn visible(state: &AppState, offset: i64) -> Result<(), Problem> {
-    tokio::time::timeout(VISIBLE_WITHIN, state.registry.wait_applied(offset))
-        .await
-        .map_err(|_| Problem::unavailable("written, but not yet visible here; read it again shortly"))
-}
-
 /// Writes the endpoint and waits until this replica's registry has applied the write.
 async fn write_visible(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
     let offset = registry::put_endpoint(&state.producer, &state.topics.endpoints, endpoint)
         .await
         .map_err(|e| Problem::unavailable(format!("writing the endpoint: {e:#}")))?;
-    visible(state, offset).await
+    visible(&state.registry.position, offset).await
 }
 
 fn current(state: &AppState, id: &str) -> Result<v1::Endpoint, Problem> {
@@ -275,7 +264,7 @@ pub async fn delete(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> 
     let offset = registry::delete_endpoint(&s.producer, &s.topics.endpoints, &id)
         .await
         .map_err(|e| Problem::unavailable(format!("deleting the endpoint: {e:#}")))?;
-    visible(&s, offset).await?;
+    visible(&s.registry.position, offset).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -136,3 +136,14 @@ where
         }
     }
 }
+
+/// How long a write waits to become visible in this replica's view of its state topic.
+const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until this replica has applied the record at `offset` of a state topic
+/// (read-your-writes); 503 if that takes longer than 10 s.
+pub async fn visible(position: &hookline_runtime::compacted::Position, offset: i64) -> Result<(), Problem> {
+    tokio::time::timeout(VISIBLE_WITHIN, position.wait_applied(offset))
+        .await
+        .map_err(|_| Problem::unavailable("written, but not yet visible here; read it again shortly"))
+}

@@ -4,7 +4,7 @@
 use crate::auth::{Admin, Read};
 use crate::dlq::parse_reason;
 use crate::models::{CreateReplay, ReplayList, ReplaySourceName, ReplayView};
-use crate::problem::{ApiJson, FieldError, Problem};
+use crate::problem::{visible, ApiJson, FieldError, Problem};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,6 @@ use hookline_proto::v1;
 use hookline_replay::{jobs, plan};
 use hookline_runtime::time::now_ms;
 use std::sync::Arc;
-use std::time::Duration;
 
 type AppStateRef = State<Arc<AppState>>;
 
@@ -22,9 +21,7 @@ async fn write_visible(s: &AppState, request: &v1::ReplayRequest) -> Result<(), 
     let offset = jobs::put_request(&s.producer, &s.topics.replays, request)
         .await
         .map_err(|e| Problem::unavailable(format!("writing the replay job: {e:#}")))?;
-    tokio::time::timeout(Duration::from_secs(10), s.replays.position.wait_applied(offset))
-        .await
-        .map_err(|_| Problem::unavailable("written, but not yet visible here; read it again shortly"))
+    visible(&s.replays.position, offset).await
 }
 
 fn view(s: &AppState, id: &str) -> Result<ReplayView, Problem> {

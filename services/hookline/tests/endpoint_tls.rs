@@ -7,23 +7,12 @@ mod common;
 
 use common::{event, eventually, secret, TestPipeline, TestSink};
 use hookline_proto::v1::DeadLetterReason;
-use hookline_sink::TlsFiles;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-/// A CA and a certificate for 127.0.0.1 it signed (scripts/test-ca.sh).
-fn private_ca(dir: &Path) -> (PathBuf, TlsFiles) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-ca.sh");
-    let out = Command::new("bash").arg(script).arg(dir).output().expect("bash runs");
-    assert!(out.status.success(), "test-ca.sh: {}", String::from_utf8_lossy(&out.stderr));
-    (dir.join("ca.pem"), TlsFiles { cert_chain: dir.join("server.pem"), key: dir.join("server.key") })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_behind_a_private_ca_is_reached_only_when_its_ca_is_trusted() {
     let dir = std::env::temp_dir().join(format!("hookline-endpoint-tls-{}", uuid::Uuid::new_v4().simple()));
-    let (ca, tls) = private_ca(&dir);
+    let (ca, tls) = common::test_ca(&dir);
 
     let trusting = TestPipeline::builder().endpoint_ca_file(&ca.display().to_string()).start().await;
     let sink = TestSink::start_with(&secret(51), Some(tls.clone())).await;

@@ -42,22 +42,13 @@ async fn the_whole_pipeline_runs_over_tls() {
 async fn a_broker_whose_certificate_is_not_trusted_is_refused() {
     // A CA of our own that never signed the broker's certificate.
     let dir = std::env::temp_dir().join(format!("hookline-untrusted-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=someone-else"])
-        .arg("-keyout")
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(dir.join("ca.pem"))
-        .output()
-        .expect("openssl runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (untrusted_ca, _) = common::test_ca(&dir);
 
     let mut config = Config::default();
     config.kafka.bootstrap_servers = tls_bootstrap();
     config.kafka.topic_prefix = format!("t{}", uuid::Uuid::new_v4().simple());
     config.kafka.client.insert("security.protocol".into(), "ssl".into());
-    config.kafka.client.insert("ssl.ca.location".into(), dir.join("ca.pem").display().to_string());
+    config.kafka.client.insert("ssl.ca.location".into(), untrusted_ca.display().to_string());
     let created = tokio::time::timeout(Duration::from_secs(90), hookline_runtime::topics::ensure(&config)).await;
     match created {
         Ok(Ok(report)) => panic!("topics created through an untrusted broker: {report:?}"),

@@ -9,10 +9,9 @@ use hookline_proto::Message as _;
 use hookline_runtime::compacted::{self, Position};
 use hookline_runtime::shutdown::Shutdown;
 use parking_lot::RwLock;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 const STATUS_SUFFIX: &str = "/status";
 
@@ -133,34 +132,22 @@ pub fn start_store(cfg: &KafkaConfig, topic: &str, client_id: &str, shutdown: &S
     store
 }
 
-async fn put(producer: &FutureProducer, topic: &str, key: &str, value: &[u8]) -> anyhow::Result<i64> {
-    let delivered = producer
-        .send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("writing replay record {key}: {e}"))?;
-    Ok(delivered.offset)
-}
-
 /// Deletes a job: tombstones for its request, then its status (the API writes nothing to a
 /// finished job, so the worker may delete both).
 pub async fn delete(producer: &FutureProducer, topic: &str, id: &str) -> anyhow::Result<()> {
-    for key in [id.to_owned(), format!("{id}{STATUS_SUFFIX}")] {
-        producer
-            .send(FutureRecord::<str, [u8]>::to(topic).key(&key), Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("deleting replay record {key}: {e}"))?;
-    }
+    compacted::put(producer, topic, id, None).await?;
+    compacted::put(producer, topic, &format!("{id}{STATUS_SUFFIX}"), None).await?;
     Ok(())
 }
 
 /// Writes a job's request; returns its offset once Kafka has it.
 pub async fn put_request(producer: &FutureProducer, topic: &str, request: &v1::ReplayRequest) -> anyhow::Result<i64> {
-    put(producer, topic, &request.id, &request.encode_to_vec()).await
+    compacted::put(producer, topic, &request.id, Some(&request.encode_to_vec())).await
 }
 
 /// Writes a job's status; returns its offset once Kafka has it.
 pub async fn put_status(producer: &FutureProducer, topic: &str, status: &v1::ReplayStatus) -> anyhow::Result<i64> {
-    put(producer, topic, &format!("{}{STATUS_SUFFIX}", status.id), &status.encode_to_vec()).await
+    compacted::put(producer, topic, &format!("{}{STATUS_SUFFIX}", status.id), Some(&status.encode_to_vec())).await
 }
 
 #[cfg(test)]

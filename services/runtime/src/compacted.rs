@@ -5,6 +5,7 @@ use crate::shutdown::Shutdown;
 use hookline_core::config::KafkaConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 
@@ -66,6 +67,18 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Writes one record of a compacted state topic (`None`: a tombstone) and returns, once
+/// Kafka has it, its offset (for [`Position::wait_applied`]).
+pub async fn put(producer: &FutureProducer, topic: &str, key: &str, value: Option<&[u8]>) -> anyhow::Result<i64> {
+    let mut record = FutureRecord::<str, [u8]>::to(topic).key(key);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    let what = if value.is_some() { "writing" } else { "deleting" };
+    let delivered = producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| anyhow::anyhow!("{what} {topic} record {key}: {e}"))?;
+    Ok(delivered.offset)
 }
 
 /// How far a follower has read its state topic: whether it has caught up with what was

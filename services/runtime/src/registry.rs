@@ -12,9 +12,8 @@ use hookline_core::signing::{SecretError, SigningKey};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use parking_lot::RwLock;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::shutdown::Shutdown;
 
@@ -262,21 +261,12 @@ pub async fn follow(
 /// it, the record's offset (for [`EndpointRegistry::wait_applied`]).
 pub async fn put_endpoint(producer: &FutureProducer, topic: &str, endpoint: &v1::Endpoint) -> anyhow::Result<i64> {
     validate(endpoint)?;
-    let value = endpoint.encode_to_vec();
-    let delivered = producer
-        .send(FutureRecord::to(topic).key(&endpoint.id).payload(&value), Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("writing endpoint {}: {e}", endpoint.id))?;
-    Ok(delivered.offset)
+    crate::compacted::put(producer, topic, &endpoint.id, Some(&endpoint.encode_to_vec())).await
 }
 
 /// Writes a tombstone for `id`; returns its offset.
 pub async fn delete_endpoint(producer: &FutureProducer, topic: &str, id: &str) -> anyhow::Result<i64> {
-    let delivered = producer
-        .send(FutureRecord::<str, [u8]>::to(topic).key(id), Duration::from_secs(30))
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("deleting endpoint {id}: {e}"))?;
-    Ok(delivered.offset)
+    crate::compacted::put(producer, topic, id, None).await
 }
 
 #[cfg(test)]

@@ -21,33 +21,33 @@ pub struct Traces {
     provider: SdkTracerProvider,
 }
 
+/// Runs `f`, which blocks, without stalling an async runtime it may be called from.
+fn blocking(f: impl FnOnce()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(f),
+        Err(_) => f(),
+    }
+}
+
 impl Traces {
     /// Exports every span ended so far (blocking).
     pub fn flush(&self) {
-        let flush = || {
+        blocking(|| {
             if let Err(error) = self.provider.force_flush() {
                 tracing::warn!(%error, "traces: flush failed");
             }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::block_in_place(flush),
-            Err(_) => flush(),
-        }
+        });
     }
 }
 
 impl Drop for Traces {
     fn drop(&mut self) {
         // Shutdown blocks until the export thread has sent what it holds.
-        let shutdown = || {
+        blocking(|| {
             if let Err(error) = self.provider.shutdown() {
                 eprintln!("traces: shutdown: {error}");
             }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::block_in_place(shutdown),
-            Err(_) => shutdown(),
-        }
+        });
     }
 }
 

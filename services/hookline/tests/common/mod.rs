@@ -379,3 +379,12 @@ pub fn event(id: &str, event_type: &str, tenant: &str, body: &str) -> v1::Event 
         ..Default::default()
     }
 }
+
+/// A throw-away CA and a certificate for 127.0.0.1 it signed (scripts/test-ca.sh), in `dir`:
+/// the CA to trust, and the server's certificate and key.
+pub fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, hookline_sink::TlsFiles) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/test-ca.sh");
+    let out = std::process::Command::new("bash").arg(script).arg(dir).output().expect("bash runs");
+    assert!(out.status.success(), "test-ca.sh: {}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("ca.pem"), hookline_sink::TlsFiles { cert_chain: dir.join("server.pem"), key: dir.join("server.key") })
+}
