@@ -47,7 +47,7 @@ enum Command {
     Sink(cmd::sink::SinkArgs),
     /// Print the effective configuration (defaults, file, HOOKLINE_* variables) as TOML.
     Config,
-    /// Measure the limits: raw signed HTTP POSTs, raw Kafka produce and consume.
+    /// Load generators (HTTP ingest, Kafka produce) and the limits: raw signed POSTs, raw Kafka.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
 }

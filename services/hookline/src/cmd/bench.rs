@@ -1,7 +1,21 @@
-//! `hookline bench`: the limits Hookline's throughput is measured against, on the same
-//! machine and with the same clients. `http` is a tight loop of signed POSTs with the
-//! sender's own pooled client; `kafka` produces and then consumes records of the same size
-//! with the same producer and consumer settings. Each prints one JSON line.
+//! `hookline bench`: the load generators of `load-tests/run.sh`, and the limits Hookline's
+//! throughput is measured against, on the same machine and with the same clients.
+//!
+//! - `ingest` offers events to the HTTP ingest path at a constant arrival rate (open model:
+//!   [`ingest`]); `produce` offers them to the events topic (the Kafka path: [`produce`]).
+//!   Both build events the same way ([`event`]), follow the same arrival [`schedule`] and
+//!   print a JSON [`summary`].
+//! - `http` is a tight loop of signed POSTs with the sender's own pooled client; `kafka`
+//!   produces and then consumes records of the same size with the same producer and
+//!   consumer settings.
+//!
+//! Each prints one JSON line.
+
+mod event;
+mod ingest;
+mod produce;
+mod schedule;
+mod summary;
 
 use clap::Subcommand;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -18,6 +32,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Offer events to the HTTP ingest API at a constant arrival rate (open model).
+    Ingest(ingest::IngestArgs),
+    /// Produce events straight to the events topic at a constant rate (or `--rate 0`).
+    Produce(LoadArgs),
     /// Signed POSTs to one URL as fast as it answers.
     Http {
         #[arg(long)]
@@ -42,6 +60,8 @@ pub enum BenchCommand {
 
 pub async fn run(config: Config, command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        BenchCommand::Ingest(args) => ingest::run(args).await,
+        BenchCommand::Produce(args) => produce::run(&config, args).await,
         BenchCommand::Http { url, secret, concurrency, count, payload_bytes } => {
             http(&url, &secret, concurrency, count, payload_bytes).await
         }
@@ -49,14 +69,61 @@ pub async fn run(config: Config, command: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn http(url: &str, secret: &str, concurrency: usize, count: u64, payload_bytes: usize) -> anyhow::Result<()> {
-    let policy = Arc::new(AddressPolicy::new(Vec::new(), true));
+/// What both load generators offer: how much, for how long, in which shape, and the events.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Events per second offered (ingest: requests per second are this divided by --batch;
+    /// produce: 0 is as fast as Kafka takes them).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// How long to offer it (`30s`, `10m`, ...); not used by `--shape burst`.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    pub duration: Duration,
+    #[arg(long, value_enum, default_value_t = schedule::Shape::Steady)]
+    pub shape: schedule::Shape,
+    /// About this many bytes of JSON `data` per event.
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
+    #[arg(long = "type", default_value = "load.created")]
+    pub event_type: String,
+    /// Give every request (ingest) or event (produce) a sampled W3C trace context of its own.
+    #[arg(long)]
+    pub traced: bool,
+    /// Also write the JSON summary to this file.
+    #[arg(long)]
+    pub summary: Option<std::path::PathBuf>,
+}
+
+impl LoadArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        hookline_core::event::validate("x", &self.event_type).map_err(|e| anyhow::anyhow!("--type: {e}"))?;
+        anyhow::ensure!(self.rate >= 0.0 && self.rate.is_finite(), "--rate must be a number of events per second");
+        Ok(())
+    }
+
+    /// The arrivals: `per_second` of them (requests, or events) in the shape and duration.
+    fn schedule(&self, per_second: f64) -> schedule::Schedule {
+        schedule::Schedule::new(self.shape, per_second, self.duration)
+    }
+}
+
+/// A duration as delays are written (`500ms`, `20s`, `30m`, `2h`).
+fn duration(text: &str) -> Result<Duration, hookline_core::retry::DelayError> {
+    text.parse::<hookline_core::retry::Delay>().map(|d| d.duration())
+}
+
+/// The sender's own pooled HTTP client, keeping up to `pool` idle connections.
+fn client(policy: AddressPolicy, pool: usize) -> anyhow::Result<hookline_sender::client::HttpClient> {
     let settings = hookline_sender::client::ClientSettings {
         connect_timeout: Duration::from_secs(5),
-        pool_max_idle_per_host: concurrency,
+        pool_max_idle_per_host: pool,
         extra_roots: Vec::new(),
     };
-    let client = hookline_sender::client::build(hookline_sender::client::PolicyResolver::system(policy), &settings)?;
+    Ok(hookline_sender::client::build(hookline_sender::client::PolicyResolver::system(Arc::new(policy)), &settings)?)
+}
+
+async fn http(url: &str, secret: &str, concurrency: usize, count: u64, payload_bytes: usize) -> anyhow::Result<()> {
+    let client = client(AddressPolicy::new(Vec::new(), true), concurrency)?;
     let key = SigningKey::from_secret(secret)?;
     let body = bytes::Bytes::from(format!(r#"{{"pad":"{}"}}"#, "x".repeat(payload_bytes.saturating_sub(10))));
     let uri: http::Uri = url.parse()?;

@@ -8,6 +8,7 @@ use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::{kafka, time::now_ms};
 use rdkafka::producer::FutureProducer;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::endpoint::key_value;
@@ -66,13 +67,17 @@ pub async fn run(config: Config, args: PublishArgs) -> anyhow::Result<()> {
     };
     let single_id = if args.count == 1 { args.id.clone() } else { None };
     let started = Instant::now();
-    let events = (0..args.count).map(|_| {
-        let mut e = template.clone();
-        e.id = single_id.clone().unwrap_or_else(new_event_id);
-        e.occurred_at_ms = now_ms();
-        e
+    let (template, single_id_ref) = (&template, &single_id);
+    let items = (0..args.count).map(move |i| {
+        (paced(i, args.rate), move || {
+            let mut e = stamped(template);
+            if let Some(id) = single_id_ref {
+                e.id.clone_from(id);
+            }
+            e
+        })
     });
-    let published = publish(&producer, &topic, events, args.rate).await?;
+    let published = produce(&producer, &topic, items).await?.all_acknowledged()?;
     let secs = started.elapsed().as_secs_f64();
     if args.count == 1 {
         println!("published {}", single_id.unwrap_or_else(|| "1 event".into()));
@@ -82,32 +87,93 @@ pub async fn run(config: Config, args: PublishArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Produces `events` keyed by id, keeping up to [`WINDOW`] acknowledgements in flight, at
-/// most `rate` per second when `rate > 0`. Returns how many were acknowledged.
+/// When the `i`-th of a run at `rate` per second is due (at once when `rate` is 0).
+fn paced(i: u64, rate: f64) -> Duration {
+    if rate > 0.0 {
+        Duration::from_secs_f64(i as f64 / rate)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A copy of `template` as a new event: its own id, occurred now.
+pub fn stamped(template: &v1::Event) -> v1::Event {
+    let mut e = template.clone();
+    e.id = new_event_id();
+    e.occurred_at_ms = now_ms();
+    e
+}
+
+/// What a run of produces did.
+#[derive(Debug, Default)]
+pub struct Produced {
+    pub sent: u64,
+    pub acknowledged: u64,
+    /// Produces the broker did not acknowledge, by error.
+    pub failed_by: BTreeMap<String, u64>,
+    /// How late the latest send went out after its due time (back-pressure from Kafka).
+    pub max_lag: Duration,
+}
+
+impl Produced {
+    pub fn failed(&self) -> u64 {
+        self.failed_by.values().sum()
+    }
+
+    /// The number acknowledged, or an error naming the failures.
+    pub fn all_acknowledged(self) -> anyhow::Result<u64> {
+        anyhow::ensure!(self.failed_by.is_empty(), "publish: {} of {} not acknowledged: {:?}", self.failed(), self.sent, self.failed_by);
+        Ok(self.acknowledged)
+    }
+}
+
+/// Produces one event per item, no earlier than its due time (an offset from the start),
+/// each built by its closure when it is sent (so its timestamps are the send time) and
+/// keyed by its id, keeping up to [`WINDOW`] acknowledgements in flight. A failed
+/// acknowledgement is counted; a local produce error (not a full queue, which waits) ends
+/// the run.
+pub async fn produce<F: FnOnce() -> v1::Event>(
+    producer: &FutureProducer,
+    topic: &str,
+    items: impl Iterator<Item = (Duration, F)>,
+) -> anyhow::Result<Produced> {
+    let started = Instant::now();
+    let mut acks = FuturesUnordered::new();
+    let mut out = Produced::default();
+    let settle = |out: &mut Produced, r: rdkafka::error::KafkaResult<()>| match r {
+        Ok(()) => out.acknowledged += 1,
+        Err(e) => *out.failed_by.entry(e.to_string()).or_insert(0) += 1,
+    };
+    for (due, build) in items {
+        let at = started + due;
+        if Instant::now() < at {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        while acks.len() >= WINDOW {
+            if let Some(r) = acks.next().await {
+                settle(&mut out, r);
+            }
+        }
+        out.max_lag = out.max_lag.max(Instant::now().saturating_duration_since(at));
+        let e = build();
+        let ack = kafka::enqueue(producer, topic, &e.id, &e.encode_to_vec(), None).await.context("publish")?;
+        acks.push(kafka::acked(ack));
+        out.sent += 1;
+    }
+    while let Some(r) = acks.next().await {
+        settle(&mut out, r);
+    }
+    Ok(out)
+}
+
+/// Produces `events` keyed by id, at most `rate` per second when `rate > 0`; fails if any
+/// is not acknowledged. Returns how many were.
 pub async fn publish(
     producer: &FutureProducer,
     topic: &str,
     events: impl Iterator<Item = v1::Event>,
     rate: f64,
 ) -> anyhow::Result<u64> {
-    let started = Instant::now();
-    let mut acks = FuturesUnordered::new();
-    let mut done = 0u64;
-    for (i, e) in events.enumerate() {
-        if rate > 0.0 {
-            let due = started + Duration::from_secs_f64(i as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        while acks.len() >= WINDOW {
-            acks.next().await.transpose().context("publish")?;
-            done += 1;
-        }
-        let ack = kafka::enqueue(producer, topic, &e.id, &e.encode_to_vec(), None).await?;
-        acks.push(kafka::acked(ack));
-    }
-    while let Some(r) = acks.next().await {
-        r.context("publish")?;
-        done += 1;
-    }
-    Ok(done)
+    let items = (0..).zip(events).map(|(i, e)| (paced(i, rate), move || e));
+    produce(producer, topic, items).await?.all_acknowledged()
 }
