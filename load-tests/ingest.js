@@ -1,14 +1,24 @@
-// Hookline load scenario: events published through POST /v1/events/batch at a constant
-// arrival rate (or a burst), each carrying its own creation time so the receiving sink
-// measures end-to-end latency from the event's timestamp, not from k6's clock.
+// Hookline load scenario for k6, for users who run their own k6 against their own
+// deployment: events published through POST /v1/events/batch at a constant arrival rate
+// (or a burst), each carrying its own creation time so a receiving `hookline sink
+// --latency-field occurred_at` measures end-to-end latency from the event's timestamp.
 //
-// Environment: API, TOKEN, SCENARIO (steady | burst | soak | smoke), RATE (events/s),
-// BATCH (events per request), DURATION (k6 duration, e.g. 60s), PAYLOAD_BYTES, SUMMARY
-// (path of the JSON summary to write).
+//   k6 run -e API=https://hookline.internal -e TOKEN=... -e RATE=2000 load-tests/ingest.js
+//
+// The project itself never installs, builds or runs k6 (it is AGPL): load-tests/run.sh
+// uses `hookline bench ingest`, which sends the same requests. load-tests/ingest.test.mjs
+// checks, with node and stub k6 modules, that this script and `hookline bench ingest
+// --print-request` still post the same route, headers and body shape.
+//
+// Environment: API (default http://127.0.0.1:8080), TOKEN (bearer token with the publish
+// scope; no authorization header when empty), SCENARIO (steady | burst | soak | smoke),
+// RATE (events/s), BATCH (events per request), DURATION (k6 duration, e.g. 60s),
+// PAYLOAD_BYTES, TRACED=1 (a sampled traceparent per request), SUMMARY (path of the JSON
+// summary to write).
 import http from 'k6/http';
 import { check } from 'k6';
 
-const API = __ENV.API || 'http://127.0.0.1:8090';
+const API = __ENV.API || 'http://127.0.0.1:8080';
 const TOKEN = __ENV.TOKEN || '';
 const SCENARIO = __ENV.SCENARIO || 'steady';
 const RATE = Number(__ENV.RATE || 1000);
@@ -53,7 +63,7 @@ export const options = {
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
 };
 
-const params = { headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } };
+const params = { headers: { 'content-type': 'application/json', ...(TOKEN ? { authorization: `Bearer ${TOKEN}` } : {}) } };
 // TRACED=1: every request carries a sampled W3C traceparent of its own, so each event is
 // traced through router and sender (the cost of tracing everything).
 const TRACED = __ENV.TRACED === '1';

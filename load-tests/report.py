@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""Merges k6's summary, the sink's ledger, process figures and baselines into one report:
-<out>/<name>.json (everything), <name>.txt (the human summary) and <name>.svg (delivered/s
-and end-to-end p99 over the run). Exits 1 on loss, dropped iterations or failed requests."""
+"""Merges the load generator's summary (`hookline bench ingest` or `hookline bench produce`),
+the sink's ledger, process figures and baselines into one report: <out>/<name>.json
+(everything), <name>.txt (the human summary) and <name>.svg (delivered/s and end-to-end p99
+over the run). Exits 1 on loss, invalid signatures, dropped arrivals, failed requests (or
+produces), or a generator that failed."""
 import argparse
 import json
 import sys
 
 p = argparse.ArgumentParser()
-for a in ["name", "out", "scenario", "duration", "k6", "k6-rusage", "sink", "procs", "procs-before", "baselines"]:
+for a in ["name", "out", "scenario", "duration", "source", "generator", "generator-rusage", "sink", "procs", "procs-before", "baselines"]:
     p.add_argument(f"--{a}", required=True)
-for a in ["rate", "fanout", "batch", "payload-bytes", "k6-status"]:
+for a in ["rate", "fanout", "batch", "payload-bytes", "generator-status"]:
     p.add_argument(f"--{a}", type=int, required=True)
 args = p.parse_args()
 
-k6 = json.load(open(args.k6))
+gen = json.load(open(args.generator))
 sink = json.load(open(args.sink))
 procs = json.load(open(args.procs))
 # CPU is counted over the run only (Kafka may have been running before); peak RSS is the
@@ -22,16 +24,9 @@ before = json.load(open(args.procs_before))
 for name, pr in procs.items():
     if pr and before.get(name):
         pr["cpu_seconds"] = round(pr["cpu_seconds"] - before[name]["cpu_seconds"], 2)
-procs["k6"] = json.load(open(args.k6_rusage))
+procs["generator"] = json.load(open(args.generator_rusage))
 baselines = json.loads(args.baselines)
-m = k6["metrics"]
-
-
-def metric(name, field, default=0):
-    return m.get(name, {}).get("values", {}).get(field, default)
-
-
-accepted = int(k6["accepted_events"])
+accepted = int(gen["accepted_events"])
 expected = accepted * args.fanout
 timeline = sink.get("timeline") or []
 busy = [s for s in timeline if s["delivered"] > 0]
@@ -43,7 +38,8 @@ report = {
     "offered_events_per_second": args.rate,
     "duration": args.duration,
     "fanout": args.fanout,
-    "batch": args.batch,
+    "source": args.source,
+    "batch": args.batch if args.source == "ingest" else None,
     "payload_bytes": args.payload_bytes,
     "events_accepted": accepted,
     "deliveries_expected": expected,
@@ -54,13 +50,7 @@ report = {
     "delivered_per_second": round(delivered / span, 1) if span else 0,
     "delivered_per_second_peak": max((s["delivered"] for s in busy), default=0),
     "e2e_latency_ms": lat,
-    "k6": {
-        "requests": metric("iterations", "count"),
-        "dropped_iterations": metric("dropped_iterations", "count"),
-        "failed_request_rate": metric("http_req_failed", "rate"),
-        "request_p99_ms": metric("http_req_duration", "p(99)"),
-        "thresholds_passed": args.k6_status == 0,
-    },
+    "generator": {**gen, "exit_status": args.generator_status},
     "processes": procs,
     "baselines": baselines,
     "timeline": timeline,
@@ -70,12 +60,21 @@ if "http" in baselines:
 if "kafka" in baselines:
     report["ratio_to_raw_kafka_consume"] = round(report["delivered_per_second"] / baselines["kafka"]["consume_per_second"], 3)
 
+path = f"batches of {args.batch} to the HTTP ingest" if args.source == "ingest" else "produced to the events topic"
+failed_by = f" {json.dumps(gen['failed_by'])}" if gen["failed_by"] else ""
+if gen["generator"].endswith("ingest"):
+    rl = gen["request_latency_ms"]
+    generator_line = (f"  generator ({gen['generator']}): {gen['requests_sent']} requests, dropped arrivals {gen['dropped_arrivals']}, "
+                      f"failed {gen['failed']}{failed_by}, request p50 {rl['p50']:.1f} ms, p99 {rl['p99']:.1f} ms, max {rl['max']:.1f} ms")
+else:
+    generator_line = (f"  generator ({gen['generator']}): {gen['produced']} produced, {gen['acknowledged']} acknowledged, "
+                      f"failed {gen['failed']}{failed_by}, max lag behind schedule {gen['max_schedule_lag_ms'] or 0:.1f} ms")
 lines = [
-    f"scenario {args.scenario}: offered {args.rate} events/s for {args.duration}, fan-out {args.fanout}, batches of {args.batch}, {args.payload_bytes} B payloads",
+    f"scenario {args.scenario}: offered {args.rate} events/s for {args.duration}, fan-out {args.fanout}, {path}, {args.payload_bytes} B payloads",
     f"  accepted {accepted} events -> {expected} deliveries expected, {delivered} delivered unique, loss {report['loss']}, duplicates {report['duplicates']}, invalid signatures {report['invalid_signatures']}",
     f"  delivered {report['delivered_per_second']}/s over {span} s (peak second {report['delivered_per_second_peak']})",
     f"  end to end (from each event's own timestamp): p50 {lat.get('p50')} ms, p95 {lat.get('p95')} ms, p99 {lat.get('p99')} ms, max {lat.get('max')} ms",
-    f"  k6: {report['k6']['requests']} requests, dropped iterations {report['k6']['dropped_iterations']}, failed {report['k6']['failed_request_rate']:.4f}, request p99 {report['k6']['request_p99_ms']:.1f} ms",
+    generator_line,
 ]
 for name, pr in procs.items():
     if pr:
@@ -124,5 +123,6 @@ json.dump(report, open(f"{base}.json", "w"), indent=1)
 open(f"{base}.txt", "w").write(text + "\n")
 open(f"{base}.svg", "w").write("\n".join(svg))
 print(f"report: {base}.json, {base}.txt, {base}.svg")
-ok = report["loss"] == 0 and report["invalid_signatures"] == 0 and args.k6_status == 0
+ok = (report["loss"] == 0 and report["invalid_signatures"] == 0 and gen["dropped_arrivals"] == 0
+      and gen["failed"] == 0 and args.generator_status == 0)
 sys.exit(0 if ok else 1)

@@ -3,19 +3,23 @@
 #
 #   load-tests/run.sh [steady|burst|soak|smoke]      (default steady)
 #
-# Knobs (environment): RATE events/s (default 10000), DURATION (60s), FANOUT endpoints per
-# event (1), BATCH events per ingest request (100), PAYLOAD_BYTES (256), BASELINES=1 to also
+# Knobs (environment): SOURCE=ingest (default: events offered to the HTTP ingest API by
+# `hookline bench ingest`) or SOURCE=kafka (produced straight to the events topic by
+# `hookline bench produce`), RATE events/s (default 10000), DURATION (60s; 500ms, 20s, 30m,
+# 2h), FANOUT endpoints per event (1), BATCH events per ingest request (100; ingest only),
+# PAYLOAD_BYTES (256), MAX_IN_FLIGHT ingest requests outstanding (256), BASELINES=1 to also
 # measure the raw HTTP and raw Kafka limits, TRACED=1 to give every request a sampled
 # traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
 # HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
 # KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
-# endpoints through the API; runs k6 (built by scripts/k6.sh); waits for the deliveries to
+# endpoints through the API; runs the generator (Hookline's own: the project never runs
+# k6; load-tests/ingest.js is for users who run their own); waits for the deliveries to
 # drain; then writes load-tests/results/<scenario>-<time>.{json,txt,svg} with the offered
 # rate, delivered/s, end-to-end latency from each event's own timestamp, loss, duplicates,
-# and CPU seconds and peak RSS per process. Exits non-zero on loss, dropped iterations or
-# failed requests.
+# and CPU seconds and peak RSS per process. Exits non-zero on loss, invalid signatures,
+# dropped arrivals or failed requests (or produces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIO=${1:-steady}
@@ -25,6 +29,11 @@ case "$SCENARIO" in
 esac
 RATE=${RATE:-10000}; DURATION=${DURATION:-60s}; FANOUT=${FANOUT:-1}; BATCH=${BATCH:-100}
 PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}; TRACED=${TRACED:-0}; OTLP_PORT=${OTLP_PORT:-9390}; HTTPS=${HTTPS:-0}
+SOURCE=${SOURCE:-ingest}; MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-256}
+case "$SOURCE" in
+  ingest|kafka) ;;
+  *) echo "SOURCE must be ingest (HTTP ingest API) or kafka (the events topic), not '$SOURCE'" >&2; exit 64 ;;
+esac
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 BIN=${HOOKLINE_BIN:-target/release/hookline}
 SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_PORT:-9290}
@@ -35,7 +44,6 @@ name="$SCENARIO-$stamp"; work=$(mktemp -d)
 source scripts/bootstrap.sh
 bash scripts/kafka.sh start >&2
 [ -x "$BIN" ] || cargo build --release --locked -p hookline
-bash scripts/k6.sh version >/dev/null
 
 secret=$(python3 -c 'import base64,os;print("whsec_"+base64.b64encode(os.urandom(32)).decode())')
 export HOOKLINE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" HOOKLINE_KAFKA__TOPIC_PREFIX="load$(date +%s)"
@@ -57,7 +65,7 @@ if [ "$BASELINES" = 1 ]; then
   echo "$baselines" >&2
 fi
 
-echo "== $SCENARIO: $RATE events/s for $DURATION, fan-out $FANOUT, batches of $BATCH" >&2
+echo "== $SCENARIO: $RATE events/s for $DURATION, fan-out $FANOUT, source $SOURCE$([ "$SOURCE" = ingest ] && echo ", batches of $BATCH")" >&2
 if [ "$TRACED" = 1 ]; then
   python3 load-tests/otlp_sink.py "$OTLP_PORT" "$work/otlp.json" & otlp_pid=$!; pids+=("$otlp_pid")
   export HOOKLINE_TRACES__OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT/v1/traces"
@@ -79,14 +87,21 @@ done
 
 kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
 python3 load-tests/measure.py --procs "$work/procs.before.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
+shape=steady; [ "$SCENARIO" = burst ] && shape=burst
+traced=(); [ "$TRACED" = 1 ] && traced=(--traced)
+if [ "$SOURCE" = kafka ]; then
+  generator=("$BIN" bench produce)
+else
+  generator=("$BIN" bench ingest --api "http://127.0.0.1:$API_PORT" --batch "$BATCH" --max-in-flight "$MAX_IN_FLIGHT")
+fi
 set +e
-python3 load-tests/measure.py "$work/k6.rusage.json" bash scripts/k6.sh run --quiet \
-  -e API="http://127.0.0.1:$API_PORT" -e SCENARIO="$SCENARIO" -e RATE="$RATE" -e DURATION="$DURATION" \
-  -e BATCH="$BATCH" -e PAYLOAD_BYTES="$PAYLOAD_BYTES" -e TRACED="$TRACED" -e SUMMARY="$work/k6.json" load-tests/ingest.js
-k6_status=$?
+python3 load-tests/measure.py "$work/generator.rusage.json" "${generator[@]}" --shape "$shape" --rate "$RATE" \
+  --duration "$DURATION" --payload-bytes "$PAYLOAD_BYTES" "${traced[@]}" --summary "$work/generator.json" >/dev/null
+generator_status=$?
 set -e
+[ -s "$work/generator.json" ] || { echo "the generator wrote no summary (exit $generator_status)" >&2; exit 1; }
 
-accepted=$(python3 -c "import json;print(int(json.load(open('$work/k6.json'))['accepted_events']))")
+accepted=$(python3 -c "import json;print(int(json.load(open('$work/generator.json'))['accepted_events']))")
 expected=$((accepted * FANOUT))
 echo "== draining: $expected deliveries expected" >&2
 last=-1; still=0
@@ -101,8 +116,9 @@ curl -sf "${sink_curl[@]}" "$scheme://127.0.0.1:$SINK_PORT/stats?timeline=true" 
 python3 load-tests/measure.py --procs "$work/procs.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
 
 python3 load-tests/report.py --name "$name" --out "$out" --scenario "$SCENARIO" --rate "$RATE" --duration "$DURATION" \
-  --fanout "$FANOUT" --batch "$BATCH" --payload-bytes "$PAYLOAD_BYTES" --k6 "$work/k6.json" --k6-rusage "$work/k6.rusage.json" \
-  --sink "$work/sink.json" --procs "$work/procs.json" --procs-before "$work/procs.before.json" --baselines "$baselines" --k6-status "$k6_status"
+  --fanout "$FANOUT" --batch "$BATCH" --payload-bytes "$PAYLOAD_BYTES" --source "$SOURCE" --generator "$work/generator.json" \
+  --generator-rusage "$work/generator.rusage.json" --generator-status "$generator_status" \
+  --sink "$work/sink.json" --procs "$work/procs.json" --procs-before "$work/procs.before.json" --baselines "$baselines"
 if [ "$TRACED" = 1 ]; then
   # Stop hookline first so it flushes its last spans, then read the receiver's counts.
   kill -TERM "$dev_pid"; wait "$dev_pid" 2>/dev/null || true

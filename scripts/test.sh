@@ -3,8 +3,9 @@
 # install what is missing, build once, start a real single-node Kafka (KRaft) on its own
 # port, run every test (unit, property, in-process and integration against that broker),
 # lint and check the Helm chart, fuzz the management API against its OpenAPI document
-# (schemathesis), run a short k6
-# load smoke through the HTTP ingest (zero loss required), stop the broker, and print one
+# (schemathesis), check the k6 scenario for users (load-tests/ingest.js, with node and stub
+# k6 modules: the project never runs k6), run a short load smoke through the HTTP ingest
+# with `hookline bench ingest` (zero loss required), stop the broker, and print one
 # summary line.
 #
 #   scripts/test.sh [extra cargo test args]
@@ -62,7 +63,10 @@ helm_status=${PIPESTATUS[0]}
 echo "== fuzz the API against its OpenAPI document" >&2
 bash scripts/fuzz-api.sh "${FUZZ_EXAMPLES:-25}" 2>&1 | tee "$log.fuzz"
 fuzz_status=${PIPESTATUS[0]}
-echo "== load smoke: k6 through the HTTP ingest, zero loss required" >&2
+echo "== ingest.js (the k6 scenario for users) against hookline bench ingest, with node" >&2
+HOOKLINE_BIN=target/debug/hookline node --test --test-reporter=tap load-tests/ 2>&1 | tee "$log.node"
+node_status=${PIPESTATUS[0]}
+echo "== load smoke: hookline bench ingest through the HTTP ingest, zero loss required" >&2
 HOOKLINE_BIN=target/debug/hookline SINK_PORT=19200 API_PORT=18090 ADMIN_PORT=19290 \
   bash load-tests/run.sh smoke 2>&1 | tee "$log.smoke"
 smoke_status=${PIPESTATUS[0]}
@@ -70,13 +74,20 @@ set -e
 [ "$helm_status" = 0 ] || status=$helm_status
 [ "$fuzz_status" = 0 ] || status=$fuzz_status
 [ "$smoke_status" = 0 ] || status=$smoke_status
+[ "$node_status" = 0 ] || status=$node_status
 t2=$(date +%s)
 
 passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
 failed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^failed;?$/) s+=$(i-1)} END {print s+0}' "$log")
+node_passed=$(awk '/^# pass / {s+=$3} END {print s+0}' "$log.node")
+node_failed=$(awk '/^# fail / {s+=$3} END {print s+0}' "$log.node")
+# A node run that counted nothing (it did not start) is one failure, not zero.
+[ "$node_status" = 0 ] || [ "$node_failed" -gt 0 ] || node_failed=1
+passed=$((passed + node_passed)); failed=$((failed + node_failed))
 echo "build $((t1 - t0))s, tests, fuzz and load smoke $((t2 - t1))s"
 grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
+echo "ingest.js (node --test, in the total): $node_passed passed, $node_failed failed"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
 echo "total: $passed passed, $failed failed"
 exit "$status"
