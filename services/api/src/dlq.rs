@@ -2,7 +2,7 @@
 
 use crate::auth::Read;
 use crate::history::DeadLetterFilter;
-use crate::models::{reason_name, DeadLetterList, DeadLetterView, DlqQuery};
+use crate::models::{DeadLetterList, DeadLetterView, DlqQuery};
 use crate::problem::{ApiQuery, Problem};
 use crate::AppState;
 use axum::extract::State;
@@ -27,7 +27,7 @@ pub async fn list(State(s): State<Arc<AppState>>, _: Read, ApiQuery(q): ApiQuery
 pub fn parse_reason(field: &str, text: &str) -> Result<DeadLetterReason, Problem> {
     let wanted = format!("DEAD_LETTER_REASON_{}", text.to_ascii_uppercase());
     DeadLetterReason::from_str_name(&wanted).filter(|r| *r != DeadLetterReason::Unspecified).ok_or_else(|| {
-        let known: Vec<String> = (1..=9).filter_map(|i| DeadLetterReason::try_from(i).ok()).map(reason_name).collect();
+        let known: Vec<&str> = DeadLetterReason::all().map(DeadLetterReason::label).collect();
         Problem::field(field, format!("{text:?} is not one of {}", known.join(", ")))
     })
 }

@@ -443,10 +443,6 @@ pub struct DeadLetterView {
     pub source_offset: i64,
 }
 
-pub fn reason_name(r: v1::DeadLetterReason) -> String {
-    r.as_str_name().trim_start_matches("DEAD_LETTER_REASON_").to_ascii_lowercase()
-}
-
 impl From<&v1::DeadLetter> for DeadLetterView {
     fn from(d: &v1::DeadLetter) -> Self {
         let delivery = d.delivery.as_ref();
@@ -456,7 +452,7 @@ impl From<&v1::DeadLetter> for DeadLetterView {
             event_id: event.map(|e| e.id.clone()),
             endpoint_id: delivery.map(|x| x.endpoint_id.clone()),
             event_type: event.map(|e| e.r#type.clone()),
-            reason: reason_name(d.reason()),
+            reason: d.reason().label().to_owned(),
             detail: d.detail.clone(),
             attempts: delivery.map_or(0, |x| x.attempt),
             last_status: d.last_attempt.as_ref().map(|a| a.status),
@@ -560,7 +556,7 @@ impl From<&hookline_replay::jobs::Job> for ReplayView {
             source: if r.source() == v1::ReplaySource::Events { ReplaySourceName::Events } else { ReplaySourceName::Dlq },
             endpoint_id: (!r.endpoint_id.is_empty()).then(|| r.endpoint_id.clone()),
             event_types: r.event_types.clone(),
-            reasons: r.reasons.iter().filter_map(|x| v1::DeadLetterReason::try_from(*x).ok()).map(reason_name).collect(),
+            reasons: r.reasons.iter().filter_map(|x| v1::DeadLetterReason::try_from(*x).ok()).map(|r| r.label().to_owned()).collect(),
             from: r.from_ms,
             to: r.to_ms,
             rate_per_second: r.rate_per_second,

@@ -208,11 +208,19 @@ impl Default for PartitionConfig {
 pub struct RouterConfig {
     /// Events taken but not yet fully fanned out; past it the router stops reading.
     pub max_in_flight_events: usize,
+    /// Largest event payload routed; a larger one is dead-lettered (`payload_too_large`).
+    /// Every delivery copies the payload, and delivery records must stay under the
+    /// deliveries topic's `max.message.bytes`, hence the cap [`MAX_PAYLOAD_BYTES_LIMIT`].
+    pub max_payload_bytes: usize,
 }
+
+/// The highest `router.max_payload_bytes` allowed: delivery, retry and dead-letter records
+/// carry the payload plus an envelope and must fit the 4 MiB those topics accept.
+pub const MAX_PAYLOAD_BYTES_LIMIT: usize = 3 * 1024 * 1024;
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        Self { max_in_flight_events: 10_000 }
+        Self { max_in_flight_events: 10_000, max_payload_bytes: crate::event::DEFAULT_MAX_PAYLOAD_BYTES }
     }
 }
 
@@ -379,6 +387,11 @@ impl Config {
             ["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()),
             "kafka.compression",
             format!("{:?} is not one of none, gzip, snappy, lz4, zstd", k.compression),
+        );
+        check(
+            (1..=MAX_PAYLOAD_BYTES_LIMIT).contains(&self.router.max_payload_bytes),
+            "router.max_payload_bytes",
+            format!("{} is not between 1 and {MAX_PAYLOAD_BYTES_LIMIT}", self.router.max_payload_bytes),
         );
         check(
             self.router.max_in_flight_events >= 1,

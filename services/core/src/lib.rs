@@ -5,7 +5,9 @@
 //! - [`signing`]: Standard Webhooks signatures (sign for the sender, verify for the sink).
 //! - [`watermark`]: the committable low-water mark of a partition's out-of-order work.
 //! - [`config`]: typed configuration, its defaults and its validation; topic names.
-//! - [`event`]: the rules a published event must follow.
+//! - [`event`]: the rules a published event must follow, and reading one from a record.
+//! - [`framing`]: Confluent Schema Registry framing, recognised and taken off.
+//! - [`consume`]: consume errors classified, and when a role counts as stalled by them.
 //! - [`outcome`]: how an HTTP attempt's result is classified.
 //! - [`address`]: the SSRF address policy.
 //! - [`retry`]: the retry schedule, its Kafka tiers, and when the next attempt is due.
@@ -15,7 +17,9 @@
 pub mod address;
 pub mod breaker;
 pub mod config;
+pub mod consume;
 pub mod event;
+pub mod framing;
 pub mod matching;
 pub mod outcome;
 pub mod ratelimit;

@@ -9,3 +9,46 @@ pub mod v1 {
 }
 
 pub use prost::Message;
+
+impl v1::DeadLetterReason {
+    /// Every reason a dead letter can carry (not `Unspecified`).
+    pub fn all() -> impl Iterator<Item = Self> {
+        (1..=i32::from(u8::MAX)).map_while(|i| Self::try_from(i).ok())
+    }
+
+    /// The reason's short name, the same in metrics, logs and the API (`exhausted`,
+    /// `endpoint_gone` ...). The match has no wildcard so a new reason must be named here.
+    pub fn label(self) -> &'static str {
+        use v1::DeadLetterReason as R;
+        match self {
+            R::Unspecified => "unspecified",
+            R::UndecodableEvent => "undecodable_event",
+            R::InvalidEvent => "invalid_event",
+            R::UndecodableDelivery => "undecodable_delivery",
+            R::Exhausted => "exhausted",
+            R::PermanentFailure => "permanent_failure",
+            R::EndpointGone => "endpoint_gone",
+            R::BlockedByPolicy => "blocked_by_policy",
+            R::EndpointNotFound => "endpoint_not_found",
+            R::EndpointDisabled => "endpoint_disabled",
+            R::EmptyRecord => "empty_record",
+            R::PayloadTooLarge => "payload_too_large",
+            R::UnsupportedFraming => "unsupported_framing",
+            R::UnreadableRecord => "unreadable_record",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v1::DeadLetterReason;
+
+    #[test]
+    fn every_reason_label_is_its_proto_name_shortened() {
+        let all: Vec<_> = DeadLetterReason::all().collect();
+        assert_eq!(all.len(), 13);
+        for r in all.into_iter().chain([DeadLetterReason::Unspecified]) {
+            assert_eq!(r.label(), r.as_str_name().trim_start_matches("DEAD_LETTER_REASON_").to_ascii_lowercase());
+        }
+    }
+}

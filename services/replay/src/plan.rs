@@ -153,10 +153,12 @@ impl Selector {
         if !self.in_range(timestamp_ms) {
             return Decision::Filtered;
         }
-        let Ok(event) = <v1::Event as prost::Message>::decode(value) else {
+        // Read as the router reads (framing, rules, size): what it dead-lettered is not replayed.
+        let Ok(read) = hookline_core::event::read(Some(value), hookline_core::config::MAX_PAYLOAD_BYTES_LIMIT) else {
             return Decision::Filtered;
         };
-        if hookline_core::event::validate(&event.id, &event.r#type).is_err() || !self.type_wanted(&event.r#type) {
+        let event = read.event;
+        if !self.type_wanted(&event.r#type) {
             return Decision::Filtered;
         }
         if let Some(problem) = Self::endpoint_problem(registry, &self.endpoint_id) {

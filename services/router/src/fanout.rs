@@ -1,7 +1,7 @@
 //! What the router does with one record, apart from Kafka IO: decide where it goes, and
 //! build the records to produce.
 
-use hookline_core::event;
+use hookline_core::event::{self, Rejection};
 use hookline_core::matching::EventKey;
 use hookline_proto::v1::{self, DeadLetterReason};
 use hookline_proto::Message as _;
@@ -12,37 +12,54 @@ use hookline_runtime::registry::EndpointRegistry;
 #[derive(Debug)]
 pub enum Routed {
     /// A valid event and the endpoints subscribed to it (possibly none).
-    Deliveries { event_id: String, event_type: String, trace: Option<v1::TraceContext>, endpoints: Vec<String> },
+    Deliveries {
+        event_id: String,
+        event_type: String,
+        trace: Option<v1::TraceContext>,
+        endpoints: Vec<String>,
+        /// Set when the record came in Confluent Schema Registry framing.
+        schema_id: Option<u32>,
+        /// Bytes of framing before the event's encoding in the record value: deliveries
+        /// embed the value from here on.
+        frame_len: usize,
+    },
     /// Garbage or an invalid event, quarantined.
     Dead(Box<v1::DeadLetter>),
 }
 
-pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, now_ms: i64) -> Routed {
-    let raw = record.value.as_deref().unwrap_or_default();
-    let dead = |reason: DeadLetterReason, detail: String| {
-        Routed::Dead(Box::new(v1::DeadLetter {
-            reason: reason as i32,
-            detail,
-            source: Some(source(record, true)),
-            dead_at_ms: now_ms,
-            ..Default::default()
-        }))
+pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, max_payload_bytes: usize, now_ms: i64) -> Routed {
+    let read = match event::read(record.value.as_deref(), max_payload_bytes) {
+        Ok(read) => read,
+        Err(rejection) => return Routed::Dead(Box::new(dead_letter(record, &rejection, now_ms))),
     };
-    let event = match v1::Event::decode(raw) {
-        Ok(e) => e,
-        Err(error) => {
-            return dead(DeadLetterReason::UndecodableEvent, format!("not a hookline.v1.Event: {error}"));
-        }
-    };
-    if let Err(error) = event::validate(&event.id, &event.r#type) {
-        return dead(DeadLetterReason::InvalidEvent, error.to_string());
-    }
+    let frame_len = record.value.as_deref().map_or(0, <[u8]>::len) - read.encoded.len();
+    let event = read.event;
     let endpoints = registry.matches(EventKey {
         tenant: &event.tenant,
         event_type: &event.r#type,
         attributes: &event.attributes,
     });
-    Routed::Deliveries { event_id: event.id, event_type: event.r#type, trace: event.trace, endpoints }
+    Routed::Deliveries { event_id: event.id, event_type: event.r#type, trace: event.trace, endpoints, schema_id: read.schema_id, frame_len }
+}
+
+/// The dead letter of a record the router refuses. The raw value is kept to be looked at
+/// or fixed and replayed, unless it is too large to fit the DLQ topic.
+fn dead_letter(record: &OwnedRecord, rejection: &Rejection, now_ms: i64) -> v1::DeadLetter {
+    let reason = match rejection {
+        Rejection::Empty => DeadLetterReason::EmptyRecord,
+        Rejection::Framing(_) => DeadLetterReason::UnsupportedFraming,
+        Rejection::Undecodable { .. } => DeadLetterReason::UndecodableEvent,
+        Rejection::Invalid(_) => DeadLetterReason::InvalidEvent,
+        Rejection::TooLarge { .. } => DeadLetterReason::PayloadTooLarge,
+    };
+    let keep_value = !matches!(rejection, Rejection::TooLarge { .. });
+    v1::DeadLetter {
+        reason: reason as i32,
+        detail: rejection.to_string(),
+        source: Some(source(record, keep_value)),
+        dead_at_ms: now_ms,
+        ..Default::default()
+    }
 }
 
 /// The coordinates of `record`, with its raw value when it could not be decoded.
@@ -106,6 +123,8 @@ mod tests {
         assert_eq!((d.endpoint_id.as_str(), d.attempt, d.created_at_ms), ("ep1", 1, 42));
     }
 
+    const LIMIT: usize = 1 << 20;
+
     fn record(value: Option<Vec<u8>>) -> OwnedRecord {
         OwnedRecord {
             topic: "t.events".into(),
@@ -121,7 +140,7 @@ mod tests {
     #[test]
     fn garbage_and_invalid_events_are_dead_lettered_with_a_reason() {
         let registry = EndpointRegistry::default();
-        let Routed::Dead(dead) = route(&record(Some(b"\xff\xfe garbage".to_vec())), &registry, 9) else {
+        let Routed::Dead(dead) = route(&record(Some(b"\xff\xfe garbage".to_vec())), &registry, LIMIT, 9) else {
             panic!("garbage must be dead-lettered");
         };
         assert_eq!(dead.reason(), DeadLetterReason::UndecodableEvent);
@@ -131,20 +150,41 @@ mod tests {
 
         let mut bad = event();
         bad.r#type = "order..created".into();
-        let Routed::Dead(dead) = route(&record(Some(bad.encode_to_vec())), &registry, 9) else {
+        let Routed::Dead(dead) = route(&record(Some(bad.encode_to_vec())), &registry, LIMIT, 9) else {
             panic!("invalid event must be dead-lettered");
         };
         assert_eq!(dead.reason(), DeadLetterReason::InvalidEvent);
         assert!(dead.detail.starts_with("type: "), "{}", dead.detail);
 
-        let Routed::Dead(dead) = route(&record(None), &registry, 9) else { panic!("empty value") };
-        assert_eq!(dead.reason(), DeadLetterReason::InvalidEvent);
+        let Routed::Dead(dead) = route(&record(None), &registry, LIMIT, 9) else { panic!("empty value") };
+        assert_eq!(dead.reason(), DeadLetterReason::EmptyRecord);
+        assert!(dead.detail.contains("tombstone"), "{}", dead.detail);
+
+        let Routed::Dead(dead) = route(&record(Some(event().encode_to_vec())), &registry, 4, 9) else { panic!("too large") };
+        assert_eq!(dead.reason(), DeadLetterReason::PayloadTooLarge);
+        assert!(dead.source.expect("source").raw_value.is_empty(), "an oversized value is not copied into the DLQ");
+
+        let framed_other = [&[0u8, 0, 0, 0, 3, 2, 2][..], &event().encode_to_vec()].concat();
+        let Routed::Dead(dead) = route(&record(Some(framed_other)), &registry, LIMIT, 9) else { panic!("other message") };
+        assert_eq!(dead.reason(), DeadLetterReason::UnsupportedFraming);
+        assert!(dead.detail.contains("Schema Registry"), "{}", dead.detail);
+    }
+
+    #[test]
+    fn a_schema_registry_framed_event_is_delivered_without_its_frame() {
+        let registry = EndpointRegistry::default();
+        let framed = [&[0u8, 0, 0, 0, 3, 0][..], &event().encode_to_vec()].concat();
+        let Routed::Deliveries { event_id, schema_id, frame_len, .. } = route(&record(Some(framed)), &registry, LIMIT, 9)
+        else {
+            panic!("framed event routes");
+        };
+        assert_eq!((event_id.as_str(), schema_id, frame_len), ("evt_1", Some(3), 6));
     }
 
     #[test]
     fn a_valid_event_with_no_subscriber_routes_nowhere() {
         let registry = EndpointRegistry::default();
-        let Routed::Deliveries { event_id, endpoints, .. } = route(&record(Some(event().encode_to_vec())), &registry, 9)
+        let Routed::Deliveries { event_id, endpoints, .. } = route(&record(Some(event().encode_to_vec())), &registry, LIMIT, 9)
         else {
             panic!("valid event");
         };

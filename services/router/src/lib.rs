@@ -12,6 +12,7 @@ pub mod fanout;
 use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
+use hookline_runtime::consume::ConsumeErrors;
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
@@ -53,6 +54,7 @@ pub async fn run(
     let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("router"), "hookline-router")?);
     let producer = kafka::producer(&cfg.kafka, "hookline-router")?;
     let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
+    let mut errors = ConsumeErrors::new("router", &cfg.kafka, &topics.dlq, Arc::clone(&health));
     let window = Arc::new(Semaphore::new(cfg.router.max_in_flight_events));
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
 
@@ -66,6 +68,7 @@ pub async fn run(
     let result = loop {
         tracker.forget_revoked();
         health.tick("router", consumer.context().assigned() > 0);
+        errors.report();
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
@@ -81,13 +84,14 @@ pub async fn run(
         };
         let record = match message {
             Ok(m) => OwnedRecord::from_message(&m),
-            Err(error) => {
-                tracing::warn!(%error, "consume error");
-                continue;
-            }
+            Err(error) => match errors.on_error(error, &consumer, &tracker, &producer).await {
+                Ok(()) => continue,
+                Err(error) => break Err(RouterError::Produce(error)),
+            },
         };
+        errors.on_record();
         tracker.begin(&record.topic, record.partition, record.offset);
-        let acks = match route(&record, &registry, &producer, &topics).await {
+        let acks = match route(&record, &registry, &producer, &topics, cfg.router.max_payload_bytes).await {
             Ok(acks) => acks,
             Err(error) => break Err(RouterError::Produce(error)),
         };
@@ -118,13 +122,14 @@ async fn route(
     registry: &EndpointRegistry,
     producer: &FutureProducer,
     topics: &hookline_core::config::Topics,
+    max_payload_bytes: usize,
 ) -> Result<Vec<impl std::future::Future<Output = Result<(), KafkaError>>>, KafkaError> {
-    let routed = fanout::route(record, registry, now_ms());
+    let routed = fanout::route(record, registry, max_payload_bytes, now_ms());
     let mut traceparent = record.header("traceparent").map(str::to_owned);
     let mut span = None;
     let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();
     match routed {
-        Routed::Deliveries { event_id, event_type, trace, endpoints } => {
+        Routed::Deliveries { event_id, event_type, trace, endpoints, schema_id: _, frame_len } => {
             tracing::debug!(event_id, matched = endpoints.len(), "event routed");
             // A producer's trace context (Kafka header first, then the event's own field)
             // gets a route span; the deliveries carry that span's context to the sender.
@@ -151,15 +156,17 @@ async fn route(
             let result = if endpoints.is_empty() { "unmatched" } else { "routed" };
             metrics::counter!("hookline_router_events_total", "result" => result).increment(1);
             metrics::counter!("hookline_router_deliveries_total").increment(endpoints.len() as u64);
+            let encoded = &record.value.as_deref().unwrap_or_default()[frame_len..];
             for endpoint_id in endpoints {
-                let value = delivery_record(record.value.as_deref().unwrap_or_default(), &endpoint_id, now_ms());
+                let value = delivery_record(encoded, &endpoint_id, now_ms());
                 outgoing.push((endpoint_id, topics.deliveries.as_str(), value));
             }
         }
         Routed::Dead(dead) => {
             metrics::counter!("hookline_router_events_total", "result" => "dead_lettered").increment(1);
+            metrics::counter!("hookline_router_dead_letters_total", "reason" => dead.reason().label()).increment(1);
             tracing::warn!(
-                partition = record.partition, offset = record.offset, reason = ?dead.reason(), detail = %dead.detail,
+                partition = record.partition, offset = record.offset, reason = dead.reason().label(), detail = %dead.detail,
                 "event dead-lettered"
             );
             let key = String::from_utf8_lossy(&record.key).into_owned();

@@ -55,6 +55,8 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Transactions: records of aborted transactions are never delivered.
+        .set("isolation.level", "read_committed")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("enable.partition.eof", "false");
@@ -68,8 +70,21 @@ pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer>
     let mut c = base(cfg, client_id);
     c.set("group.id", format!("{client_id}.reader"))
         .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    with_overrides(c, cfg).create()
+}
+
+/// A consumer that reads single partitions at chosen offsets to find unreadable records
+/// ([`crate::consume`]); it never commits.
+pub fn probe(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<BaseConsumer> {
+    let mut c = base(cfg, client_id);
+    c.set("group.id", format!("{client_id}.probe"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
     with_overrides(c, cfg).create()
 }

@@ -4,6 +4,7 @@
 //! - [`admin`]: the `/healthz`, `/readyz` and `/metrics` listener of every role.
 //! - [`health`]: what liveness and readiness mean.
 //! - [`settings`]: load the typed config (defaults, file, `HOOKLINE_*`) and validate it.
+//! - [`consume`]: consume errors counted, readiness, unreadable records dead-lettered and skipped.
 //! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
 //! - [`offsets`]: store offsets only for the finished prefix of each partition.
 //! - [`topics`]: create or check every topic (`hookline topics create`).
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod compacted;
+pub mod consume;
 pub mod health;
 pub mod kafka;
 pub mod offsets;

@@ -51,6 +51,14 @@ impl OffsetTracker {
         }
     }
 
+    /// Marks every offset before `next` of a partition done without reading it (records
+    /// that can never be read, dead-lettered by their coordinates): committed once the work
+    /// before them is finished.
+    pub fn skip(&self, topic: &str, partition: i32, next: i64) {
+        self.begin(topic, partition, next - 1);
+        self.complete(topic, partition, next - 1);
+    }
+
     /// Drops the bookkeeping of partitions revoked since the last call, and returns them.
     pub fn forget_revoked(&self) -> Vec<(String, i32)> {
         let revoked = self.consumer.context().take_revoked();

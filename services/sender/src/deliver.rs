@@ -353,7 +353,7 @@ async fn dead_letter(
         }),
         dead_at_ms: now_ms(),
     };
-    metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason.as_str_name()).increment(1);
+    metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason.label()).increment(1);
     let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &dead.encode_to_vec(), None).await?;
     kafka::acked(ack).await?;
     Ok(Done::Finished)

@@ -25,6 +25,7 @@ use hookline_core::address::{AddressPolicy, Cidr};
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
+use hookline_runtime::consume::ConsumeErrors;
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
@@ -132,6 +133,7 @@ pub async fn run_with_resolver(
     consumer.subscribe(&subscription)?;
     tracing::info!(topics = ?subscription, "sender started");
 
+    let mut errors = ConsumeErrors::new("sender", &cfg.kafka, &topics.dlq, Arc::clone(&health));
     let mut held = HeldPartitions::default();
     let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
@@ -139,6 +141,7 @@ pub async fn run_with_resolver(
             held.forget(&tp);
         }
         health.tick("sender", consumer.context().assigned() > 0);
+        errors.report();
         if last_gauges.elapsed() >= POLL_EVERY {
             last_gauges = tokio::time::Instant::now();
             let in_use = cfg.sender.max_in_flight - window.available_permits();
@@ -171,11 +174,12 @@ pub async fn run_with_resolver(
         };
         let record = match message {
             Ok(m) => OwnedRecord::from_message(&m),
-            Err(error) => {
-                tracing::warn!(%error, "consume error");
-                continue;
-            }
+            Err(error) => match errors.on_error(error, &consumer, &shared.tracker, &shared.producer).await {
+                Ok(()) => continue,
+                Err(error) => break Err(SenderError::HandOff(error)),
+            },
         };
+        errors.on_record();
         if held.is_stray(&record) {
             continue;
         }

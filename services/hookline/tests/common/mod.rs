@@ -184,6 +184,12 @@ impl Builder {
         self
     }
 
+    /// `router.max_payload_bytes`: larger payloads are dead-lettered.
+    pub fn max_payload_bytes(mut self, n: usize) -> Self {
+        self.config.router.max_payload_bytes = n;
+        self
+    }
+
     pub fn disable_after_ms(mut self, ms: i64) -> Self {
         self.config.retry.disable_after_ms = ms;
         self

@@ -1,0 +1,258 @@
+//! What a role does with a consume error (the policy is [`hookline_core::consume`]): count
+//! it by kind, log it without flooding, keep readiness honest, and get a partition past
+//! records that can never be read.
+//!
+//! librdkafka reports an unreadable batch (corrupt, or compressed with a codec it lacks)
+//! without its partition or offset, and fetches it again forever: the partition stalls.
+//! [`ConsumeErrors`] then finds it: for each assigned partition with records left, a probe
+//! consumer reads at the role's position; the partition whose probe fails the same way is
+//! the stalled one. The probe steps forward one offset at a time until it reads a record,
+//! the run of unreadable offsets is dead-lettered by its coordinates, and the role's
+//! consumer seeks past it.
+
+use crate::health::Health;
+use crate::kafka::{self, GroupConsumer};
+use crate::offsets::OffsetTracker;
+use crate::time::now_ms;
+use hookline_core::config::KafkaConfig;
+use hookline_core::consume::{ConsumeErrorKind, ErrorRuns};
+use hookline_proto::v1;
+use hookline_proto::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long one probe waits for a record or an error at an offset.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Unreadable offsets skipped in one search at most; the next error searches again.
+const MAX_SKIP: i64 = 100_000;
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The kind of a consume error.
+pub fn classify(error: &KafkaError) -> ConsumeErrorKind {
+    let Some(code) = error.rdkafka_error_code() else { return ConsumeErrorKind::Other };
+    match code {
+        Code::BadMessage
+        | Code::BadCompression
+        | Code::NotImplemented
+        | Code::InvalidMessage
+        | Code::InvalidMessageSize
+        // librdkafka's verdict on a batch it could not parse even at 1 GiB of fetch size.
+        | Code::MessageSizeTooLarge
+        | Code::UnsupportedCompressionType
+        | Code::UnsupportedForMessageFormat
+        | Code::InvalidRecord
+        | Code::ValueDeserialization
+        | Code::KeyDeserialization => ConsumeErrorKind::Unreadable,
+        Code::AllBrokersDown
+        | Code::BrokerTransportFailure
+        | Code::Resolve
+        | Code::OperationTimedOut
+        | Code::RequestTimedOut
+        | Code::TimedOutQueue
+        | Code::LeaderNotAvailable
+        | Code::NotLeaderForPartition
+        | Code::BrokerNotAvailable
+        | Code::ReplicaNotAvailable
+        | Code::NetworkException
+        | Code::KafkaStorageError
+        | Code::CoordinatorNotAvailable
+        | Code::CoordinatorLoadInProgress
+        | Code::NotCoordinator
+        | Code::SSL => ConsumeErrorKind::BrokerUnavailable,
+        Code::TopicAuthorizationFailed
+        | Code::GroupAuthorizationFailed
+        | Code::ClusterAuthorizationFailed
+        | Code::Authentication
+        | Code::SaslAuthenticationFailed => ConsumeErrorKind::Authorization,
+        Code::UnknownTopic | Code::UnknownPartition | Code::UnknownTopicOrPartition | Code::UnknownTopicId => {
+            ConsumeErrorKind::UnknownTopic
+        }
+        _ => ConsumeErrorKind::Other,
+    }
+}
+
+/// A run of offsets of one partition that the client cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub topic: String,
+    pub partition: i32,
+    /// First unreadable offset.
+    pub from: i64,
+    /// The offset after the run: where reading resumes.
+    pub to: i64,
+    pub error: String,
+}
+
+impl Unreadable {
+    pub fn dead_letter(&self, now_ms: i64) -> v1::DeadLetter {
+        v1::DeadLetter {
+            reason: v1::DeadLetterReason::UnreadableRecord as i32,
+            detail: format!(
+                "{} record(s) at offsets {}..={} of {}/{} could not be read ({}); skipped",
+                self.to - self.from,
+                self.from,
+                self.to - 1,
+                self.topic,
+                self.partition,
+                self.error
+            ),
+            source: Some(v1::SourceRecord {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: self.from,
+                ..Default::default()
+            }),
+            dead_at_ms: now_ms,
+            ..Default::default()
+        }
+    }
+}
+
+/// One role's handling of its consumer's errors.
+pub struct ConsumeErrors {
+    role: &'static str,
+    metric: String,
+    kafka: KafkaConfig,
+    dlq_topic: String,
+    runs: ErrorRuns,
+    health: Arc<Health>,
+}
+
+impl ConsumeErrors {
+    pub fn new(role: &'static str, kafka: &KafkaConfig, dlq_topic: &str, health: Arc<Health>) -> Self {
+        Self {
+            role,
+            metric: format!("hookline_{role}_consume_errors_total"),
+            kafka: kafka.clone(),
+            dlq_topic: dlq_topic.to_owned(),
+            runs: ErrorRuns::default(),
+            health,
+        }
+    }
+
+    /// A record was read.
+    pub fn on_record(&mut self) {
+        self.runs.on_record();
+    }
+
+    /// Tells the role's health whether errors stall it; call at least once a second.
+    pub fn report(&self) {
+        self.health.consuming(self.role, self.runs.problem(now_ms()));
+    }
+
+    /// Counts and logs `error`; when records are unreadable, finds them, dead-letters them
+    /// by their coordinates, marks them done and seeks past them. Fails only when the
+    /// dead letter cannot be written (the role stops, as for any lost hand-off).
+    pub async fn on_error(
+        &mut self,
+        error: KafkaError,
+        consumer: &Arc<GroupConsumer>,
+        tracker: &OffsetTracker,
+        producer: &FutureProducer,
+    ) -> Result<(), KafkaError> {
+        let kind = classify(&error);
+        metrics::counter!(self.metric.clone(), "kind" => kind.label()).increment(1);
+        let action = self.runs.on_error(kind, now_ms());
+        if let Some(errors) = action.log {
+            tracing::warn!(role = self.role, kind = kind.label(), %error, errors, "consume error");
+        }
+        if action.locate {
+            let (consumer_, kafka, client) = (Arc::clone(consumer), self.kafka.clone(), format!("hookline-{}", self.role));
+            let found = tokio::task::spawn_blocking(move || locate(&consumer_, &kafka, &client))
+                .await
+                .unwrap_or_else(|_| Vec::new());
+            for run in &found {
+                let dead = run.dead_letter(now_ms());
+                tracing::error!(role = self.role, detail = %dead.detail, "unreadable records dead-lettered and skipped");
+                let key = format!("{}/{}", run.topic, run.partition);
+                kafka::acked(kafka::enqueue(producer, &self.dlq_topic, &key, &dead.encode_to_vec(), None).await?).await?;
+                metrics::counter!(format!("hookline_{}_dead_letters_total", self.role), "reason" => v1::DeadLetterReason::UnreadableRecord.label())
+                    .increment(1);
+                tracker.skip(&run.topic, run.partition, run.to);
+                if let Err(error) = consumer.seek(&run.topic, run.partition, Offset::Offset(run.to), Duration::ZERO) {
+                    tracing::warn!(topic = %run.topic, partition = run.partition, %error, "seek past unreadable records failed");
+                }
+            }
+            self.runs.on_located(!found.is_empty(), now_ms());
+        }
+        self.report();
+        Ok(())
+    }
+}
+
+/// Finds the assigned partitions whose next records cannot be read (blocking: Kafka calls).
+fn locate(consumer: &GroupConsumer, kafka: &KafkaConfig, client_id: &str) -> Vec<Unreadable> {
+    let positions = match consumer.position() {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read positions to locate unreadable records");
+            return Vec::new();
+        }
+    };
+    let probe: BaseConsumer = match kafka::probe(kafka, &format!("{client_id}-probe")) {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::warn!(%error, "cannot create the probe consumer");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::new();
+    for elem in positions.elements() {
+        let (topic, partition) = (elem.topic(), elem.partition());
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, KAFKA_TIMEOUT) else { continue };
+        let start = match elem.offset() {
+            Offset::Offset(o) => o,
+            _ => committed(consumer, topic, partition).unwrap_or(low),
+        }
+        .max(low);
+        if start >= high {
+            continue;
+        }
+        let Probe::Unreadable(error) = probe_at(&probe, topic, partition, start) else { continue };
+        let mut to = start + 1;
+        while to < high && to - start < MAX_SKIP && matches!(probe_at(&probe, topic, partition, to), Probe::Unreadable(_)) {
+            to += 1;
+        }
+        found.push(Unreadable { topic: topic.to_owned(), partition, from: start, to, error });
+    }
+    found
+}
+
+fn committed(consumer: &GroupConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(tpl, KAFKA_TIMEOUT).ok()?;
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
+enum Probe {
+    Readable,
+    Unreadable(String),
+    Inconclusive,
+}
+
+/// Reads one partition at `offset` with the probe consumer.
+fn probe_at(probe: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Probe {
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() || probe.assign(&tpl).is_err() {
+        return Probe::Inconclusive;
+    }
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    while Instant::now() < deadline {
+        match probe.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) if m.topic() == topic && m.partition() == partition => return Probe::Readable,
+            Some(Err(error)) if classify(&error) == ConsumeErrorKind::Unreadable => {
+                return Probe::Unreadable(error.to_string())
+            }
+            _ => {}
+        }
+    }
+    Probe::Inconclusive
+}
