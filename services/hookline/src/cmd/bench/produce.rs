@@ -67,7 +67,7 @@ pub async fn run(config: &Config, args: LoadArgs) -> anyhow::Result<()> {
         "failed_by": produced.failed_by,
         "achieved_events_per_second": produced.acknowledged as f64 / wall.as_secs_f64().max(1e-9),
         // As fast as possible has no schedule to be late for.
-        "max_schedule_lag_ms": (args.rate > 0.0).then(|| produced.max_lag.as_secs_f64() * 1000.0),
+        "max_schedule_lag_ms": (args.rate > 0.0).then_some(produced.max_lag.as_secs_f64() * 1000.0),
         "wall_seconds": wall.as_secs_f64(),
         "cpu_seconds": cpu_before.zip(summary::cpu_seconds()).map(|(a, b)| b - a),
     });
