@@ -327,7 +327,8 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         if rules:
             alerts = {r["alert"]: r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r}
             want = {"HooklineDeadLettersRising", "HooklineBreakersOpen", "HooklineAttemptsFailing",
-                    "HooklineSenderSaturated", "HooklineTargetDown", "HooklineRoleNotReady"}
+                    "HooklineSenderSaturated", "HooklineTargetDown", "HooklineRoleNotReady",
+                    "HooklineEventsDeadLettered", "HooklineConsumeErrors"}
             check(set(alerts) >= want, f"{name}: alerts missing {want - set(alerts)}")
             for a, r in alerts.items():
                 check(r.get("expr", "").strip() and r.get("labels", {}).get("severity") and r.get("annotations", {}).get("summary"), f"{name}: alert {a} incomplete")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, the same on a laptop and in CI (.ci/run calls this):
 # install what is missing, build once, start a real single-node Kafka (KRaft) on its own
-# port, run every test (unit, property, in-process and integration against that broker),
+# port, build the example producers in Java, Go and Python (they publish in the tests), run
+# every test (unit, property, in-process and integration against that broker),
 # lint and check the Helm chart, fuzz the management API against its OpenAPI document
 # (schemathesis), check the k6 scenario for users (load-tests/ingest.js, with node and stub
 # k6 modules: the project never runs k6), run a short load smoke through the HTTP ingest
@@ -31,8 +32,10 @@ export RUST_TEST_THREADS=${RUST_TEST_THREADS:-6}
 
 t0=$(date +%s)
 echo "== build (tests)" >&2
-# Fetch and build while Kafka's jars download: the two are independent.
-bash scripts/kafka.sh fetch &
+# Fetch and build while Kafka's jars download and the example producers build.
+# The example producers (Java, Go, Python) share Maven's cache with Kafka's fetch: one
+# after the other, both beside the cargo build.
+(bash scripts/kafka.sh fetch && bash scripts/producers.sh build) &
 fetch_pid=$!
 cargo build --workspace --all-targets --locked
 wait "$fetch_pid"

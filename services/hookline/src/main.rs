@@ -9,7 +9,7 @@ mod cmd;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,7 +56,13 @@ enum Command {
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` names the Kafka client too: which codecs and security it was built with.
+    let version = format!("{} with {}", env!("CARGO_PKG_VERSION"), hookline_runtime::kafka::client_version());
+    let matches = Cli::command().version(&*Box::leak(version.into_boxed_str())).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let config = match hookline_runtime::settings::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(error) => {

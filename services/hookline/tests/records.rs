@@ -167,3 +167,13 @@ async fn bad_input_from_producers_gets_a_reason_and_the_partition_moves_on() {
     assert!(dead[4].source.as_ref().expect("source").raw_value.is_empty(), "oversized values stay out of the DLQ");
     p.stop().await;
 }
+
+#[test]
+fn version_names_the_kafka_client_and_every_codec_it_reads() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline")).arg("--version").output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("librdkafka 2."), "{text}");
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert!(text.contains(codec), "{codec} missing from {text}");
+    }
+}

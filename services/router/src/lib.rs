@@ -12,7 +12,7 @@ pub mod fanout;
 use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
-use hookline_runtime::consume::ConsumeErrors;
+use hookline_runtime::consume::{ConsumeErrors, Role};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
@@ -54,7 +54,7 @@ pub async fn run(
     let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("router"), "hookline-router")?);
     let producer = kafka::producer(&cfg.kafka, "hookline-router")?;
     let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
-    let mut errors = ConsumeErrors::new("router", &cfg.kafka, &topics.dlq, Arc::clone(&health));
+    let mut errors = ConsumeErrors::new(Role::Router, &cfg.kafka, &topics.dlq, Arc::clone(&health));
     let window = Arc::new(Semaphore::new(cfg.router.max_in_flight_events));
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
 

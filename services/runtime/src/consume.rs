@@ -112,10 +112,41 @@ impl Unreadable {
     }
 }
 
+/// The roles that consume in a group; each has its own metric names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Router,
+    Sender,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Router => "router",
+            Self::Sender => "sender",
+        }
+    }
+
+    fn count_error(self, kind: ConsumeErrorKind) {
+        let kind = kind.label();
+        match self {
+            Self::Router => metrics::counter!("hookline_router_consume_errors_total", "kind" => kind).increment(1),
+            Self::Sender => metrics::counter!("hookline_sender_consume_errors_total", "kind" => kind).increment(1),
+        }
+    }
+
+    fn count_dead_letter(self, reason: v1::DeadLetterReason) {
+        let reason = reason.label();
+        match self {
+            Self::Router => metrics::counter!("hookline_router_dead_letters_total", "reason" => reason).increment(1),
+            Self::Sender => metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason).increment(1),
+        }
+    }
+}
+
 /// One role's handling of its consumer's errors.
 pub struct ConsumeErrors {
-    role: &'static str,
-    metric: String,
+    role: Role,
     kafka: KafkaConfig,
     dlq_topic: String,
     runs: ErrorRuns,
@@ -123,10 +154,9 @@ pub struct ConsumeErrors {
 }
 
 impl ConsumeErrors {
-    pub fn new(role: &'static str, kafka: &KafkaConfig, dlq_topic: &str, health: Arc<Health>) -> Self {
+    pub fn new(role: Role, kafka: &KafkaConfig, dlq_topic: &str, health: Arc<Health>) -> Self {
         Self {
             role,
-            metric: format!("hookline_{role}_consume_errors_total"),
             kafka: kafka.clone(),
             dlq_topic: dlq_topic.to_owned(),
             runs: ErrorRuns::default(),
@@ -141,7 +171,7 @@ impl ConsumeErrors {
 
     /// Tells the role's health whether errors stall it; call at least once a second.
     pub fn report(&self) {
-        self.health.consuming(self.role, self.runs.problem(now_ms()));
+        self.health.consuming(self.role.name(), self.runs.problem(now_ms()));
     }
 
     /// Counts and logs `error`; when records are unreadable, finds them, dead-letters them
@@ -155,23 +185,22 @@ impl ConsumeErrors {
         producer: &FutureProducer,
     ) -> Result<(), KafkaError> {
         let kind = classify(&error);
-        metrics::counter!(self.metric.clone(), "kind" => kind.label()).increment(1);
+        self.role.count_error(kind);
         let action = self.runs.on_error(kind, now_ms());
         if let Some(errors) = action.log {
-            tracing::warn!(role = self.role, kind = kind.label(), %error, errors, "consume error");
+            tracing::warn!(role = self.role.name(), kind = kind.label(), %error, errors, "consume error");
         }
         if action.locate {
-            let (consumer_, kafka, client) = (Arc::clone(consumer), self.kafka.clone(), format!("hookline-{}", self.role));
+            let (consumer_, kafka, client) = (Arc::clone(consumer), self.kafka.clone(), format!("hookline-{}", self.role.name()));
             let found = tokio::task::spawn_blocking(move || locate(&consumer_, &kafka, &client))
                 .await
                 .unwrap_or_else(|_| Vec::new());
             for run in &found {
                 let dead = run.dead_letter(now_ms());
-                tracing::error!(role = self.role, detail = %dead.detail, "unreadable records dead-lettered and skipped");
+                tracing::error!(role = self.role.name(), detail = %dead.detail, "unreadable records dead-lettered and skipped");
                 let key = format!("{}/{}", run.topic, run.partition);
                 kafka::acked(kafka::enqueue(producer, &self.dlq_topic, &key, &dead.encode_to_vec(), None).await?).await?;
-                metrics::counter!(format!("hookline_{}_dead_letters_total", self.role), "reason" => v1::DeadLetterReason::UnreadableRecord.label())
-                    .increment(1);
+                self.role.count_dead_letter(v1::DeadLetterReason::UnreadableRecord);
                 tracker.skip(&run.topic, run.partition, run.to);
                 if let Err(error) = consumer.seek(&run.topic, run.partition, Offset::Offset(run.to), Duration::ZERO) {
                     tracing::warn!(topic = %run.topic, partition = run.partition, %error, "seek past unreadable records failed");
@@ -193,7 +222,7 @@ fn locate(consumer: &GroupConsumer, kafka: &KafkaConfig, client_id: &str) -> Vec
             return Vec::new();
         }
     };
-    let probe: BaseConsumer = match kafka::probe(kafka, &format!("{client_id}-probe")) {
+    let probe = match kafka::probe(kafka, &format!("{client_id}-probe")) {
         Ok(p) => p,
         Err(error) => {
             tracing::warn!(%error, "cannot create the probe consumer");
@@ -239,7 +268,7 @@ enum Probe {
 }
 
 /// Reads one partition at `offset` with the probe consumer.
-fn probe_at(probe: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Probe {
+fn probe_at(probe: &BaseConsumer<kafka::ProbeContext>, topic: &str, partition: i32, offset: i64) -> Probe {
     let mut tpl = TopicPartitionList::new();
     if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() || probe.assign(&tpl).is_err() {
         return Probe::Inconclusive;

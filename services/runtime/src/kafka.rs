@@ -14,6 +14,16 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// librdkafka's version and built-in features (codecs, TLS, SASL), for `hookline --version`.
+pub fn client_version() -> String {
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    let features = ClientConfig::new()
+        .create_native_config()
+        .and_then(|c| c.get("builtin.features"))
+        .unwrap_or_else(|error| format!("unknown: {error}"));
+    format!("librdkafka {version} ({features})")
+}
+
 fn base(cfg: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.bootstrap_servers)
@@ -79,15 +89,26 @@ pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer>
 
 /// A consumer that reads single partitions at chosen offsets to find unreadable records
 /// ([`crate::consume`]); it never commits.
-pub fn probe(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<BaseConsumer> {
+pub fn probe(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<BaseConsumer<ProbeContext>> {
     let mut c = base(cfg, client_id);
     c.set("group.id", format!("{client_id}.probe"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "false");
-    with_overrides(c, cfg).create()
+    with_overrides(c, cfg).create_with_context(ProbeContext)
 }
+
+/// The probe expects to fail: what it meets is reported by the role, not logged again.
+pub struct ProbeContext;
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "probe consumer error");
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
@@ -95,13 +116,20 @@ pub type GroupConsumer = StreamConsumer<GroupContext>;
 /// loop can drop their in-flight bookkeeping.
 pub struct GroupContext {
     client_id: String,
+    /// Per error code: when last logged, and how many since.
+    logged_errors: Mutex<std::collections::HashMap<String, (i64, u64)>>,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: std::sync::atomic::AtomicUsize,
 }
 
 impl GroupContext {
     fn new(client_id: &str) -> Self {
-        Self { client_id: client_id.to_owned(), revoked: Mutex::new(Vec::new()), assigned: Default::default() }
+        Self {
+            client_id: client_id.to_owned(),
+            logged_errors: Mutex::default(),
+            revoked: Mutex::new(Vec::new()),
+            assigned: Default::default(),
+        }
     }
 
     /// Partitions currently assigned to this member.
@@ -115,7 +143,26 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka repeats an error on every retry (a dead broker, a batch it cannot read):
+    /// each code is logged once, then at most once per 10 s with the count in between.
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().map_or_else(|| error.to_string(), |c| format!("{c:?}"));
+        let now = crate::time::now_ms();
+        let repeats = {
+            let mut logged = self.logged_errors.lock();
+            let entry = logged.entry(code).or_insert((i64::MIN, 0));
+            entry.1 += 1;
+            if entry.0 != i64::MIN && now - entry.0 < hookline_core::consume::LOG_EVERY_MS {
+                return;
+            }
+            let repeats = entry.1;
+            *entry = (now, 0);
+            repeats
+        };
+        tracing::warn!(client = %self.client_id, %error, reason, repeats, "kafka client error");
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

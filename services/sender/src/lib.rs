@@ -25,7 +25,7 @@ use hookline_core::address::{AddressPolicy, Cidr};
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
-use hookline_runtime::consume::ConsumeErrors;
+use hookline_runtime::consume::{ConsumeErrors, Role};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
 use hookline_runtime::offsets::OffsetTracker;
@@ -133,7 +133,7 @@ pub async fn run_with_resolver(
     consumer.subscribe(&subscription)?;
     tracing::info!(topics = ?subscription, "sender started");
 
-    let mut errors = ConsumeErrors::new("sender", &cfg.kafka, &topics.dlq, Arc::clone(&health));
+    let mut errors = ConsumeErrors::new(Role::Sender, &cfg.kafka, &topics.dlq, Arc::clone(&health));
     let mut held = HeldPartitions::default();
     let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
