@@ -240,6 +240,10 @@ pub struct SenderConfig {
     pub max_queued_per_endpoint: usize,
     /// Idle keep-alive connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// (event, endpoint) pairs delivered recently that a sender remembers, so the copies a
+    /// restarted router routes again are not sent twice (0: remember none). About 40 bytes
+    /// each.
+    pub recent_deliveries: usize,
     /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
     pub allow_loopback: bool,
     /// CIDR blocks the SSRF policy lets through (internal targets), e.g. `10.20.0.0/16`.
@@ -258,6 +262,7 @@ impl Default for SenderConfig {
             max_in_flight_per_endpoint: 64,
             max_queued_per_endpoint: 512,
             pool_max_idle_per_host: 256,
+            recent_deliveries: 200_000,
             allow_loopback: false,
             allowed_cidrs: Vec::new(),
             ca_file: String::new(),

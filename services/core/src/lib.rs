@@ -13,6 +13,7 @@
 //! - [`retry`]: the retry schedule, its Kafka tiers, and when the next attempt is due.
 //! - [`breaker`]: the per-endpoint circuit breaker.
 //! - [`ratelimit`]: the per-endpoint token bucket.
+//! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
 
 pub mod address;
 pub mod breaker;
@@ -23,6 +24,7 @@ pub mod framing;
 pub mod matching;
 pub mod outcome;
 pub mod ratelimit;
+pub mod recent;
 pub mod retry;
 pub mod signing;
 pub mod watermark;

@@ -69,6 +69,7 @@ pub async fn run(
         tracker.forget_revoked();
         health.tick("router", consumer.context().assigned() > 0);
         errors.report();
+        tracker.record_finished_beyond();
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
@@ -90,7 +91,9 @@ pub async fn run(
             },
         };
         errors.on_record();
-        tracker.begin(&record.topic, record.partition, record.offset);
+        if !tracker.take(&record.topic, record.partition, record.offset) {
+            continue; // routed by the partition's previous owner, past its commit
+        }
         let acks = match route(&record, &registry, &producer, &topics, cfg.router.max_payload_bytes).await {
             Ok(acks) => acks,
             Err(error) => break Err(RouterError::Produce(error)),

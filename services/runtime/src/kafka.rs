@@ -3,6 +3,8 @@
 //! from Java's), so every setting that matters is explicit here.
 
 use hookline_core::config::KafkaConfig;
+use hookline_core::watermark::decode_done;
+use std::collections::BTreeSet;
 use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -67,6 +69,9 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
         .set("auto.offset.reset", "earliest")
         // Transactions: records of aborted transactions are never delivered.
         .set("isolation.level", "read_committed")
+        // Incremental rebalancing: a member joining or leaving moves only the partitions
+        // that change owner; the others keep delivering through the rebalance.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("enable.partition.eof", "false");
@@ -120,6 +125,9 @@ pub struct GroupContext {
     logged_errors: Mutex<std::collections::HashMap<String, (i64, u64)>>,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: std::sync::atomic::AtomicUsize,
+    /// Per newly assigned partition: offsets its previous owner finished beyond the committed
+    /// offset (read from the commit metadata), to be skipped rather than done again.
+    inherited: Mutex<std::collections::HashMap<(String, i32), BTreeSet<i64>>>,
 }
 
 impl GroupContext {
@@ -129,12 +137,22 @@ impl GroupContext {
             logged_errors: Mutex::default(),
             revoked: Mutex::new(Vec::new()),
             assigned: Default::default(),
+            inherited: Mutex::default(),
         }
     }
 
     /// Partitions currently assigned to this member.
     pub fn assigned(&self) -> usize {
         self.assigned.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the previous owner of a partition finished beyond its committed offset (once).
+    pub fn take_inherited(&self, topic: &str, partition: i32) -> Option<BTreeSet<i64>> {
+        let mut inherited = self.inherited.lock();
+        if inherited.is_empty() {
+            return None;
+        }
+        inherited.remove(&(topic.to_owned(), partition))
     }
 
     /// Partitions revoked since the last call.
@@ -165,7 +183,10 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
+    /// Revocations and assignments are deltas under cooperative rebalancing (the whole set
+    /// under the eager protocol): the count follows both.
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        use std::sync::atomic::Ordering::Relaxed;
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<(String, i32)> = tpl
@@ -174,16 +195,42 @@ impl ConsumerContext for GroupContext {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(client = %self.client_id, partitions = ?parts, "partitions revoked");
+                let n = parts.len();
                 self.revoked.lock().extend(parts);
-                self.assigned.store(0, std::sync::atomic::Ordering::Relaxed);
+                let _ = self.assigned.fetch_update(Relaxed, Relaxed, |a| Some(a.saturating_sub(n)));
             }
             Rebalance::Assign(tpl) => {
                 let parts: Vec<String> =
                     tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
                 tracing::info!(client = %self.client_id, partitions = ?parts, "partitions assigned");
-                self.assigned.store(parts.len(), std::sync::atomic::Ordering::Relaxed);
+                self.assigned.fetch_add(parts.len(), Relaxed);
             }
             Rebalance::Error(error) => tracing::warn!(client = %self.client_id, %error, "rebalance error"),
+        }
+    }
+
+    /// Reads, for the partitions just assigned, what their previous owner finished beyond
+    /// the committed offset (the commit metadata), so that work is not done twice.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else { return };
+        if tpl.count() == 0 {
+            return;
+        }
+        let committed = match consumer.committed_offsets((*tpl).clone(), std::time::Duration::from_secs(5)) {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::warn!(client = %self.client_id, %error, "committed offsets not read; finished work may be redone");
+                return;
+            }
+        };
+        let mut inherited = self.inherited.lock();
+        for e in committed.elements() {
+            let Offset::Offset(next) = e.offset() else { continue };
+            let done = decode_done(next, e.metadata());
+            if !done.is_empty() {
+                tracing::debug!(client = %self.client_id, topic = e.topic(), partition = e.partition(), next, skipped = done.len(), "finished work inherited");
+                inherited.insert((e.topic().to_owned(), e.partition()), done);
+            }
         }
     }
 
@@ -195,17 +242,20 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-/// Stores `next` (the offset after the last finished record) for the next auto-commit.
-/// A partition that is no longer assigned refuses the store; that is expected after a
-/// rebalance and only logged.
+/// Stores `next` (the offset after the last finished record) for the next auto-commit, with
+/// `metadata` (what finished beyond it). A partition that is no longer assigned refuses the
+/// store; that is expected after a rebalance and only logged.
 pub fn store_next_offset<C: ConsumerContext>(
     consumer: &StreamConsumer<C>,
     topic: &str,
     partition: i32,
     next: i64,
+    metadata: &str,
 ) {
     let mut tpl = TopicPartitionList::new();
-    if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok() {
+    let mut elem = tpl.add_partition(topic, partition);
+    elem.set_metadata(metadata);
+    if elem.set_offset(Offset::Offset(next)).is_ok() {
         if let Err(error) = consumer.store_offsets(&tpl) {
             tracing::debug!(topic, partition, next, %error, "offset not stored (partition revoked?)");
         }

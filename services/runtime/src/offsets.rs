@@ -2,7 +2,7 @@
 //! finished prefix ([`CommitWatermark`]), handed to librdkafka's auto-commit.
 
 use crate::kafka::{store_next_offset, GroupConsumer};
-use hookline_core::watermark::CommitWatermark;
+use hookline_core::watermark::{encode_done, CommitWatermark, DONE_MAX_BYTES};
 use parking_lot::Mutex;
 use rdkafka::consumer::Consumer as _;
 use std::collections::HashMap;
@@ -12,42 +12,105 @@ use std::sync::Arc;
 /// workers (which complete them in any order).
 pub struct OffsetTracker {
     consumer: Arc<GroupConsumer>,
-    partitions: Mutex<HashMap<(String, i32), CommitWatermark>>,
+    partitions: Mutex<HashMap<(String, i32), Partition>>,
+    last_recorded_ms: std::sync::atomic::AtomicI64,
 }
+
+#[derive(Default)]
+struct Partition {
+    watermark: CommitWatermark,
+    /// Offsets a previous owner finished beyond its commit: skipped, not done again.
+    inherited: std::collections::BTreeSet<i64>,
+    /// Work finished beyond the watermark since the last commit that recorded it.
+    unrecorded: bool,
+}
+
+/// How often work finished behind a stuck head is committed (as commit metadata).
+const RECORD_EVERY_MS: i64 = 1_000;
 
 impl OffsetTracker {
     pub fn new(consumer: Arc<GroupConsumer>) -> Self {
-        Self { consumer, partitions: Mutex::new(HashMap::new()) }
+        Self { consumer, partitions: Mutex::new(HashMap::new()), last_recorded_ms: Default::default() }
     }
 
     pub fn begin(&self, topic: &str, partition: i32, offset: i64) {
-        let mut partitions = self.partitions.lock();
-        match partitions.get_mut(&(topic.to_owned(), partition)) {
-            Some(w) => w.begin(offset),
-            None => {
-                let mut w = CommitWatermark::new();
-                w.begin(offset);
-                partitions.insert((topic.to_owned(), partition), w);
-            }
-        }
+        self.partition(topic, partition, |p| p.watermark.begin(offset));
     }
 
-    /// Marks a record finished; stores the new commit position when it advanced. A record
-    /// of a partition revoked meanwhile is ignored: its new owner reads it again.
+    /// Begins a record, unless the partition's previous owner already finished it (commit
+    /// metadata): then it is marked done at once and `false` says to skip it.
+    pub fn take(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let inherited = self.partition(topic, partition, |p| {
+            p.watermark.begin(offset);
+            p.inherited.remove(&offset)
+        });
+        if inherited {
+            metrics::counter!("hookline_offsets_inherited_skips_total").increment(1);
+            self.complete(topic, partition, offset);
+        }
+        !inherited
+    }
+
+    fn partition<T>(&self, topic: &str, partition: i32, f: impl FnOnce(&mut Partition) -> T) -> T {
+        let mut partitions = self.partitions.lock();
+        if let Some(p) = partitions.get_mut(&(topic.to_owned(), partition)) {
+            return f(p);
+        }
+        let inherited = self.consumer.context().take_inherited(topic, partition).unwrap_or_default();
+        let p = partitions.entry((topic.to_owned(), partition)).or_insert(Partition { inherited, ..Default::default() });
+        f(p)
+    }
+
+    /// Marks a record finished; stores the new commit position when it advanced, with what
+    /// finished beyond it as the commit's metadata. A record of a partition revoked
+    /// meanwhile is ignored: its new owner reads it again.
     pub fn complete(&self, topic: &str, partition: i32, offset: i64) {
-        let next = {
+        let stored = {
             let mut partitions = self.partitions.lock();
-            let Some(w) = partitions.get_mut(&(topic.to_owned(), partition)) else { return };
-            match w.complete(offset) {
-                Ok(next) => next,
+            let Some(p) = partitions.get_mut(&(topic.to_owned(), partition)) else { return };
+            match p.watermark.complete(offset) {
+                Ok(Some(next)) => {
+                    p.unrecorded = false;
+                    Some((next, encode_done(next, p.watermark.done_beyond(), DONE_MAX_BYTES)))
+                }
+                Ok(None) => {
+                    p.unrecorded = true;
+                    None
+                }
                 Err(error) => {
                     tracing::debug!(topic, partition, %error, "completion of an unknown offset ignored");
                     None
                 }
             }
         };
-        if let Some(next) = next {
-            store_next_offset(&self.consumer, topic, partition, next);
+        if let Some((next, metadata)) = stored {
+            store_next_offset(&self.consumer, topic, partition, next, &metadata);
+        }
+    }
+
+    /// Commits, at most once a second, what finished behind each partition's unfinished
+    /// head. Auto-commit only commits an offset that moved, so while one slow delivery holds
+    /// the head, work finished after it would otherwise never be recorded: a crash would do
+    /// it all again. Call it from the consuming loop (it returns at once when not due).
+    pub fn record_finished_beyond(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::time::now_ms();
+        let last = self.last_recorded_ms.load(Relaxed);
+        if now - last < RECORD_EVERY_MS || self.last_recorded_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
+            return;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), p) in self.partitions.lock().iter_mut() {
+            let Some(head) = p.watermark.head().filter(|_| p.unrecorded) else { continue };
+            p.unrecorded = false;
+            let mut elem = tpl.add_partition(topic, *partition);
+            elem.set_metadata(encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES));
+            let _ = elem.set_offset(rdkafka::Offset::Offset(head));
+        }
+        if tpl.count() > 0 {
+            if let Err(error) = self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+                tracing::debug!(%error, "finished work not recorded (partition revoked?)");
+            }
         }
     }
 
@@ -87,6 +150,6 @@ impl OffsetTracker {
 
     /// Records begun and not yet committable, over all partitions.
     pub fn in_flight(&self) -> usize {
-        self.partitions.lock().values().map(CommitWatermark::in_flight).sum()
+        self.partitions.lock().values().map(|p| p.watermark.in_flight()).sum()
     }
 }

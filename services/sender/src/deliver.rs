@@ -8,6 +8,7 @@ use crate::endpoints::{EndpointRuntime, EndpointRuntimes, Place};
 use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
 use hookline_core::outcome::Class;
+use hookline_core::recent::{pair_key, RecentDeliveries};
 use hookline_core::retry::{due_at_ms, next_step, Delay, NextStep};
 use hookline_proto::v1::{self, DeadLetterReason, Outcome};
 use hookline_proto::Message as _;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub propagate_trace: bool,
     pub fatal: mpsc::Sender<KafkaError>,
     pub shutdown: Shutdown,
+    /// Pairs delivered recently: a re-routed copy of one is not sent again.
+    pub recent: parking_lot::Mutex<RecentDeliveries>,
 }
 
 /// How a record ended.
@@ -75,6 +78,14 @@ async fn undecodable(shared: &Shared, record: &OwnedRecord, detail: String) -> R
 }
 
 async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -> Result<Done, KafkaError> {
+    let pair = pair_key(&delivery.event.as_ref().expect("checked by the caller").id, &delivery.endpoint_id);
+    // What the router produced (a first attempt, not a replay) and this sender already
+    // delivered is a copy routed again after a router restart.
+    if delivery.attempt <= 1 && delivery.replay_id.is_empty() && shared.recent.lock().contains(pair) {
+        metrics::counter!("hookline_sender_duplicates_suppressed_total").increment(1);
+        tracing::debug!(endpoint_id = %delivery.endpoint_id, offset = record.offset, "copy of a delivered event not sent again");
+        return Ok(Done::Finished);
+    }
     let Some(entry) = shared.registry.get(&delivery.endpoint_id) else {
         let detail = format!("endpoint {} does not exist", delivery.endpoint_id);
         return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointNotFound, detail, None).await;
@@ -148,6 +159,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
 
     let (reason, detail) = match report.class {
         Class::Success => {
+            shared.recent.lock().insert(pair);
             clear_failing(shared, &entry, &rt).await;
             return Ok(Done::Finished);
         }

@@ -121,6 +121,7 @@ pub async fn run_with_resolver(
         propagate_trace: cfg.traces.propagate_to_endpoints,
         fatal: fatal_tx,
         shutdown: work_shutdown,
+        recent: parking_lot::Mutex::new(hookline_core::recent::RecentDeliveries::new(cfg.sender.recent_deliveries)),
     });
 
     tokio::select! {
@@ -142,6 +143,7 @@ pub async fn run_with_resolver(
         }
         health.tick("sender", consumer.context().assigned() > 0);
         errors.report();
+        shared.tracker.record_finished_beyond();
         if last_gauges.elapsed() >= POLL_EVERY {
             last_gauges = tokio::time::Instant::now();
             let in_use = cfg.sender.max_in_flight - window.available_permits();
@@ -190,7 +192,9 @@ pub async fn run_with_resolver(
                 continue;
             }
         }
-        shared.tracker.begin(&record.topic, record.partition, record.offset);
+        if !shared.tracker.take(&record.topic, record.partition, record.offset) {
+            continue; // finished by the partition's previous owner, past its commit
+        }
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             deliver::deliver(&shared, &record).await;

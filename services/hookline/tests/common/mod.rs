@@ -184,6 +184,12 @@ impl Builder {
         self
     }
 
+    /// `sender.recent_deliveries`: pairs remembered to drop re-routed copies.
+    pub fn recent(mut self, n: usize) -> Self {
+        self.config.sender.recent_deliveries = n;
+        self
+    }
+
     /// `router.max_payload_bytes`: larger payloads are dead-lettered.
     pub fn max_payload_bytes(mut self, n: usize) -> Self {
         self.config.router.max_payload_bytes = n;
