@@ -12,21 +12,20 @@ pub mod fanout;
 use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
-use hookline_runtime::consume::{ConsumeErrors, Role};
+use hookline_runtime::consume::Role;
+use hookline_runtime::intake::{Intake, Next};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
-use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
 use hookline_runtime::traces::{self, Attribute};
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::message::OwnedHeaders;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
@@ -39,8 +38,6 @@ pub enum RouterError {
 /// How long shutdown waits for in-flight produces before giving up on them (they are read
 /// again by the next owner of the partition).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// The loop wakes at least this often, so health reflects a live loop on an idle topic.
-const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the router until `shutdown`. The registry must be fed by
 /// [`hookline_runtime::registry::follow`]; routing starts once it is ready.
@@ -51,54 +48,32 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), RouterError> {
     let topics = cfg.topics();
-    let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("router"), "hookline-router")?);
     let producer = kafka::producer(&cfg.kafka, "hookline-router")?;
-    let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
-    let mut errors = ConsumeErrors::new(Role::Router, &cfg.kafka, &topics.dlq, Arc::clone(&health));
-    let window = Arc::new(Semaphore::new(cfg.router.max_in_flight_events));
+    let mut intake = Intake::new(Role::Router, &cfg, cfg.router.max_in_flight_events, producer.clone(), health, shutdown.clone())?;
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
 
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         _ = registry.wait_ready() => {}
     }
-    consumer.subscribe(&[&topics.events])?;
-    tracing::info!(topic = %topics.events, "router started");
+    intake.subscribe(&[&topics.events])?;
 
     let result = loop {
-        tracker.forget_revoked();
-        health.tick("router", consumer.context().assigned() > 0);
-        errors.report();
-        tracker.record_finished_beyond();
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
-            permit = Arc::clone(&window).acquire_owned() => permit.expect("semaphore never closed"),
+        let (record, permit) = match intake.next(fatal_rx.recv()).await {
+            Ok(Next::Record(record, permit)) => (record, permit),
+            Ok(Next::Revoked(_)) => continue,
+            Ok(Next::Stop) => break Ok(()),
+            Ok(Next::Side(error)) => break Err(RouterError::Produce(error.unwrap_or(KafkaError::Canceled))),
+            Err(error) => break Err(RouterError::Produce(error)),
         };
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(RouterError::Produce(error)),
-            message = tokio::time::timeout(POLL_EVERY, consumer.recv()) => match message {
-                Ok(m) => m,
-                Err(_idle) => continue,
-            },
-        };
-        let record = match message {
-            Ok(m) => OwnedRecord::from_message(&m),
-            Err(error) => match errors.on_error(error, &consumer, &tracker, &producer).await {
-                Ok(()) => continue,
-                Err(error) => break Err(RouterError::Produce(error)),
-            },
-        };
-        errors.on_record();
-        if !tracker.take(&record.topic, record.partition, record.offset) {
+        if !intake.take(&record) {
             continue; // routed by the partition's previous owner, past its commit
         }
         let acks = match route(&record, &registry, &producer, &topics, cfg.router.max_payload_bytes).await {
             Ok(acks) => acks,
             Err(error) => break Err(RouterError::Produce(error)),
         };
-        let tracker = Arc::clone(&tracker);
+        let tracker = Arc::clone(intake.tracker());
         let fatal_tx = fatal_tx.clone();
         tokio::spawn(async move {
             match try_join_all(acks).await {
@@ -113,7 +88,7 @@ pub async fn run(
     };
 
     // Stop taking work; let in-flight produces finish so their offsets are stored.
-    tracker.drain_and_commit(&window, cfg.router.max_in_flight_events, DRAIN_TIMEOUT).await;
+    intake.drain(DRAIN_TIMEOUT).await;
     tracing::info!("router stopped");
     result
 }

@@ -5,6 +5,7 @@
 //! - [`health`]: what liveness and readiness mean.
 //! - [`settings`]: load the typed config (defaults, file, `HOOKLINE_*`) and validate it.
 //! - [`consume`]: consume errors counted, readiness, unreadable records dead-lettered and skipped.
+//! - [`intake`]: the consuming loop the router and the sender share.
 //! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
 //! - [`offsets`]: store offsets only for the finished prefix of each partition.
 //! - [`topics`]: create or check every topic (`hookline topics create`).
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod compacted;
 pub mod consume;
 pub mod health;
+pub mod intake;
 pub mod kafka;
 pub mod offsets;
 pub mod registry;

@@ -36,7 +36,7 @@ pub struct Shared {
     pub attempter: Attempter,
     pub producer: FutureProducer,
     pub topics: Topics,
-    pub tracker: OffsetTracker,
+    pub tracker: Arc<OffsetTracker>,
     pub endpoints: EndpointRuntimes,
     pub jitter: f64,
     pub disable_after_ms: i64,

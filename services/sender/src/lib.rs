@@ -25,10 +25,10 @@ use hookline_core::address::{AddressPolicy, Cidr};
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
-use hookline_runtime::consume::{ConsumeErrors, Role};
+use hookline_runtime::consume::Role;
+use hookline_runtime::intake::{Intake, Next};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
-use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
@@ -38,7 +38,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +55,16 @@ pub enum SenderError {
 
 /// Extra time on top of the request timeout that shutdown waits for in-flight attempts.
 const DRAIN_MARGIN: Duration = Duration::from_secs(5);
-/// The consumer is polled at least this often, even with every partition held, so the
-/// group does not consider it dead (`max.poll.interval.ms`).
-const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often the sender's gauges are set.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// The sender's own events between two records.
+enum Side {
+    /// A hand-off failed: stop, so the record is read again.
+    Fatal(KafkaError),
+    /// A held tier partition's head is due.
+    Due((String, i32)),
+}
 
 /// Runs the sender until `shutdown`, resolving hosts with the system resolver.
 pub async fn run(
@@ -87,8 +94,8 @@ pub async fn run_with_resolver(
     shutdown: Shutdown,
 ) -> Result<(), SenderError> {
     let topics = cfg.topics();
-    let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group("sender"), "hookline-sender")?);
     let producer = kafka::producer(&cfg.kafka, "hookline-sender")?;
+    let mut intake = Intake::new(Role::Sender, &cfg, cfg.sender.max_in_flight, producer.clone(), health, shutdown.clone())?;
     let settings = client::ClientSettings {
         connect_timeout: Duration::from_millis(cfg.sender.connect_timeout_ms),
         pool_max_idle_per_host: cfg.sender.pool_max_idle_per_host,
@@ -100,7 +107,6 @@ pub async fn run_with_resolver(
     };
     let request_timeout = Duration::from_millis(cfg.sender.request_timeout_ms);
     let schedule = cfg.retry.parsed().unwrap_or_default();
-    let window = Arc::new(Semaphore::new(cfg.sender.max_in_flight));
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
     // Attempts stop at the process shutdown; waiting work is left for the next owner.
     let work_shutdown = shutdown.child_token();
@@ -109,7 +115,7 @@ pub async fn run_with_resolver(
         attempter: Attempter::new(client::build(resolver, &settings)?, policy, request_timeout),
         producer,
         topics: topics.clone(),
-        tracker: OffsetTracker::new(Arc::clone(&consumer)),
+        tracker: Arc::clone(intake.tracker()),
         endpoints: EndpointRuntimes::new(
             cfg.sender.max_in_flight_per_endpoint,
             cfg.sender.max_queued_per_endpoint,
@@ -131,68 +137,49 @@ pub async fn run_with_resolver(
     let tier_topics: HashSet<String> = cfg.retry_tiers().into_iter().map(|(_, t)| t).collect();
     let mut subscription: Vec<&str> = vec![&topics.deliveries];
     subscription.extend(tier_topics.iter().map(String::as_str));
-    consumer.subscribe(&subscription)?;
-    tracing::info!(topics = ?subscription, "sender started");
+    intake.subscribe(&subscription)?;
 
-    let mut errors = ConsumeErrors::new(Role::Sender, &cfg.kafka, &topics.dlq, Arc::clone(&health));
     let mut held = HeldPartitions::default();
     let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
-        for tp in shared.tracker.forget_revoked() {
-            held.forget(&tp);
-        }
-        health.tick("sender", consumer.context().assigned() > 0);
-        errors.report();
-        shared.tracker.record_finished_beyond();
-        if last_gauges.elapsed() >= POLL_EVERY {
+        if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
-            let in_use = cfg.sender.max_in_flight - window.available_permits();
-            metrics::gauge!("hookline_sender_deliveries_in_progress").set(in_use as f64);
+            metrics::gauge!("hookline_sender_deliveries_in_progress").set(intake.in_flight() as f64);
             metrics::gauge!("hookline_sender_breakers_open").set(shared.endpoints.open_breakers() as f64);
             metrics::gauge!("hookline_sender_tier_partitions_held").set(held.heads.len() as f64);
         }
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(SenderError::HandOff(error)),
-            Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => {
-                held.release(&consumer, due.into_inner());
+        let side = async {
+            tokio::select! {
+                Some(error) = fatal_rx.recv() => Side::Fatal(error),
+                Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => Side::Due(due.into_inner()),
+                else => std::future::pending().await,
+            }
+        };
+        let (record, permit) = match intake.next(side).await {
+            Ok(Next::Record(record, permit)) => (record, permit),
+            Ok(Next::Side(Side::Due(tp))) => {
+                held.release(intake.consumer(), tp);
                 continue;
             }
-            permit = Arc::clone(&window).acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let message = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            Some(error) = fatal_rx.recv() => break Err(SenderError::HandOff(error)),
-            Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => {
-                held.release(&consumer, due.into_inner());
+            Ok(Next::Side(Side::Fatal(error))) | Err(error) => break Err(SenderError::HandOff(error)),
+            Ok(Next::Revoked(revoked)) => {
+                for tp in revoked {
+                    held.forget(&tp);
+                }
                 continue;
             }
-            message = tokio::time::timeout(POLL_EVERY, consumer.recv()) => match message {
-                Ok(m) => m,
-                Err(_idle) => continue,
-            },
+            Ok(Next::Stop) => break Ok(()),
         };
-        let record = match message {
-            Ok(m) => OwnedRecord::from_message(&m),
-            Err(error) => match errors.on_error(error, &consumer, &shared.tracker, &shared.producer).await {
-                Ok(()) => continue,
-                Err(error) => break Err(SenderError::HandOff(error)),
-            },
-        };
-        errors.on_record();
         if held.is_stray(&record) {
             continue;
         }
         if tier_topics.contains(&record.topic) {
-            let due = due_at(&record);
-            let wait = due - now_ms();
-            if wait > 0 && held.hold(&consumer, &record, Duration::from_millis(wait as u64)) {
+            let wait = due_at(&record) - now_ms();
+            if wait > 0 && held.hold(intake.consumer(), &record, Duration::from_millis(wait as u64)) {
                 continue;
             }
         }
-        if !shared.tracker.take(&record.topic, record.partition, record.offset) {
+        if !intake.take(&record) {
             continue; // finished by the partition's previous owner, past its commit
         }
         let shared = Arc::clone(&shared);
@@ -205,7 +192,7 @@ pub async fn run_with_resolver(
     // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
     // flight finish and are handed on; then store what finished and commit.
     shared.shutdown.cancel();
-    shared.tracker.drain_and_commit(&window, cfg.sender.max_in_flight, request_timeout + DRAIN_MARGIN).await;
+    intake.drain(request_timeout + DRAIN_MARGIN).await;
     tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result
 }
