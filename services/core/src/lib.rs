@@ -13,6 +13,7 @@
 //! - [`retry`]: the retry schedule, its Kafka tiers, and when the next attempt is due.
 //! - [`breaker`]: the per-endpoint circuit breaker.
 //! - [`ratelimit`]: the per-endpoint token bucket.
+//! - [`verdict`]: the sender's decisions about a delivery (gate, admit, after an attempt or a deferral).
 //! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
 
 pub mod address;
@@ -27,4 +28,5 @@ pub mod ratelimit;
 pub mod recent;
 pub mod retry;
 pub mod signing;
+pub mod verdict;
 pub mod watermark;

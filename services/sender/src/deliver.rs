@@ -9,7 +9,8 @@ use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
 use hookline_core::outcome::Class;
 use hookline_core::recent::{pair_key, RecentDeliveries};
-use hookline_core::retry::{due_at_ms, next_step, Delay, NextStep};
+use hookline_core::retry::{due_at_ms, Delay};
+use hookline_core::verdict::{self, AfterAttempt, AfterDeferral, Admit, Gate};
 use hookline_proto::v1::{self, DeadLetterReason, Outcome};
 use hookline_proto::Message as _;
 use hookline_runtime::kafka::{self, OwnedRecord};
@@ -86,14 +87,11 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         tracing::debug!(endpoint_id = %delivery.endpoint_id, offset = record.offset, "copy of a delivered event not sent again");
         return Ok(Done::Finished);
     }
-    let Some(entry) = shared.registry.get(&delivery.endpoint_id) else {
-        let detail = format!("endpoint {} does not exist", delivery.endpoint_id);
-        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointNotFound, detail, None).await;
-    };
-    if entry.endpoint.disabled {
-        let detail = format!("endpoint {} is disabled", delivery.endpoint_id);
-        return dead_letter(shared, record, Some(delivery), DeadLetterReason::EndpointDisabled, detail, None).await;
+    let entry = shared.registry.get(&delivery.endpoint_id);
+    if let Gate::DeadLetter(reason, detail) = verdict::gate(&delivery.endpoint_id, entry.as_ref().map(|e| e.endpoint.disabled)) {
+        return dead_letter(shared, record, Some(delivery), reason, detail, None).await;
     }
+    let entry = entry.expect("the gate passes only an existing endpoint");
     let rt = shared.endpoints.get(&entry);
     // Bulkhead: an endpoint holds a bounded share of the sender. A healthy endpoint's
     // excess waits (back-pressure); a stalled or failing one's moves on to the tier.
@@ -101,16 +99,17 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         place = rt.enqueue(now_ms()) => place,
         _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
     };
-    let _place = match place {
-        Place::Held(permit) => permit,
-        Place::Overflow => return defer(shared, record, delivery, &rt, "endpoint stalled with a full queue").await,
+    let (held, admission) = match place {
+        Place::Held(permit) => {
+            let (admission, transition) = rt.admit(Instant::now());
+            log_transition(&entry, transition);
+            (Some(permit), admission)
+        }
+        Place::Overflow => (None, Admission::Reject),
     };
-    let (admission, transition) = rt.admit(Instant::now());
-    log_transition(&entry, transition);
-    let probe = match admission {
-        Admission::Reject => return defer(shared, record, delivery, &rt, "circuit breaker open").await,
-        Admission::Probe => true,
-        Admission::Attempt => false,
+    let probe = match verdict::admit(held.is_some(), admission) {
+        Admit::Defer(why) => return defer(shared, record, delivery, &rt, why).await,
+        Admit::Attempt { probe } => probe,
     };
     let _slot = tokio::select! {
         slot = rt.slots.acquire() => slot.expect("endpoint slots are never closed"),
@@ -146,9 +145,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     metrics::counter!("hookline_sender_attempts_total", "outcome" => outcome).increment(1);
     metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)
         .record(report.latency.as_secs_f64());
-    // The breaker counts what says the endpoint is down: 5xx, timeouts, connection errors.
-    // A 4xx (429 included) comes from a running endpoint.
-    let down = matches!(report.class, Class::Retryable { .. }) && !(400..500).contains(&report.status);
+    let down = verdict::breaker_failure(report.class, report.status);
     log_transition(&entry, rt.record(!down, probe, Instant::now()));
     let attempt = attempt_record(&delivery, &report);
     write_attempt(shared, &attempt).await;
@@ -157,31 +154,27 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         status = report.status, latency_ms = attempt.latency_ms, class = ?report.class, "attempt"
     );
 
-    let (reason, detail) = match report.class {
-        Class::Success => {
+    let (reason, detail) = match verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error) {
+        AfterAttempt::Delivered => {
             shared.recent.lock().insert(pair);
             clear_failing(shared, &entry, &rt).await;
             return Ok(Done::Finished);
         }
-        Class::Retryable { retry_after } => match next_step(&rt.schedule, delivery.attempt.max(1), retry_after) {
-            NextStep::Retry { attempt, tier } => {
-                forward(shared, record, delivery, attempt, tier, report.error).await?;
-                return Ok(Done::Finished);
-            }
-            NextStep::Exhausted => {
+        AfterAttempt::Retry { attempt, tier } => {
+            forward(shared, record, delivery, attempt, tier, report.error).await?;
+            return Ok(Done::Finished);
+        }
+        AfterAttempt::DeadLetter { reason, detail, exhausted, gone } => {
+            if exhausted {
                 mark_failing(shared, &entry, &rt, &delivery).await;
-                let detail = format!("{} attempts failed; last: {}", delivery.attempt.max(1), report.error);
-                (DeadLetterReason::Exhausted, detail)
             }
-        },
-        Class::Permanent => (DeadLetterReason::PermanentFailure, format!("{} (configured as permanent)", report.error)),
-        Class::BlockedByPolicy => (DeadLetterReason::BlockedByPolicy, report.error.clone()),
-        Class::Gone => {
-            disable(shared, &entry, "answered 410 Gone", |_| true).await;
-            (DeadLetterReason::EndpointGone, format!("{}; endpoint disabled", report.error))
+            if gone {
+                disable(shared, &entry, "answered 410 Gone", |_| true).await;
+            }
+            (reason, detail)
         }
     };
-    tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, ?reason, %detail, "delivery dead-lettered");
+    tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, reason = reason.label(), %detail, "delivery dead-lettered");
     dead_letter(shared, record, Some(delivery), reason, detail, Some(attempt)).await
 }
 
@@ -206,19 +199,13 @@ async fn defer(
     attempt.outcome = Outcome::Deferred as i32;
     write_attempt(shared, &attempt).await;
     metrics::counter!("hookline_sender_attempts_total", "outcome" => "deferred").increment(1);
-    let now = now_ms();
-    let since = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { now };
-    let span = i64::try_from(rt.schedule.span().as_millis()).unwrap_or(i64::MAX);
-    let tier = rt.schedule.delay_before(delivery.attempt.max(2));
-    match tier {
-        Some(tier) if now - since < span => {
+    match verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error) {
+        AfterDeferral::Forward { attempt: next, tier } => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
-            let next = delivery.attempt.max(1);
             forward(shared, record, delivery, next, tier, last_error).await?;
             Ok(Done::Finished)
         }
-        _ => {
-            let detail = format!("deferred past the retry schedule ({why}); last error: {}", delivery.last_error);
+        AfterDeferral::Exhausted(detail) => {
             dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, Some(attempt)).await
         }
     }
