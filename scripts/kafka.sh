@@ -12,6 +12,24 @@
 #       scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #   scripts/kafka.sh env              print the effective settings
 #
+# A replicated cluster on loopback: KAFKA_NODES=3 (every node broker + controller, a static
+# 3-voter KRaft quorum; default.replication.factor=3, min.insync.replicas=2, internal topics
+# RF 3 / min ISR 2). Node i listens on KAFKA_PORT+100*i (PLAINTEXT) and +1 (CONTROLLER); state
+# in $HOOKLINE_CACHE_DIR/kafka-state/cluster-<KAFKA_PORT>/node<i>. The verbs above work on
+# the whole cluster (`logs [N] [-f]` for one node), plus:
+#   KAFKA_NODES=3 scripts/kafka.sh stop-node N     SIGTERM node N (controlled shutdown), wait
+#   KAFKA_NODES=3 scripts/kafka.sh kill-node N     SIGKILL node N
+#   KAFKA_NODES=3 scripts/kafka.sh start-node N    start node N, wait until it is back in the cluster
+#   KAFKA_NODES=3 scripts/kafka.sh leader TOPIC P  node id of the leader of partition P
+#   KAFKA_NODES=3 scripts/kafka.sh controller      node id of the active controller (quorum leader)
+#   KAFKA_NODES=3 scripts/kafka.sh under-replicated   number of under-replicated partitions
+# With KAFKA_CLUSTER_ACL=1 the cluster also runs the StandardAuthorizer
+# (allow.everyone.if.no.acl.found=false) and a SASL_PLAINTEXT listener (SCRAM-SHA-512) on
+# KAFKA_PORT+100*i+2 with two users: "admin" (password "admin-test-secret", super user) and
+# "hookline" ("hookline-test-secret", only what ACLs grant); `env` names the client properties
+# files for the CLI tools. The PLAINTEXT and CONTROLLER listeners stay unauthenticated super
+# users (the brokers' own traffic): loopback, local use only. TLS listeners are single-node only.
+#
 # Env knobs:
 #   KAFKA_VERSION          (default 4.4.0)   org.apache.kafka:kafka_2.13 version
 #   KAFKA_TOOLS_VERSION    (default = KAFKA_VERSION, falling back to 4.3.1 / 4.2.0 when that
@@ -25,11 +43,14 @@
 #                                            "hookline", password "hookline-test-secret",
 #                                            created when the storage is formatted); needs
 #                                            KAFKA_SSL_PORT
-#   KAFKA_HEAP_OPTS        (default "-Xmx1g -Xms512m")
+#   KAFKA_HEAP_OPTS        (default "-Xmx1g -Xms512m"; a cluster: "-Xmx512m -Xms256m" per node)
+#   KAFKA_NODES            (default 1)       3: a replicated cluster (above)
+#   KAFKA_CLUSTER_ACL      (default 0)       1: the cluster with ACLs and SASL/SCRAM (above)
+#   KAFKA_MIN_ISR          (default 2 in a cluster) min.insync.replicas of the cluster
 #   KAFKA_OPTS             extra JVM options for the broker
 #   KAFKA_START_TIMEOUT    (default 90)      seconds to wait for readiness
 #   HOOKLINE_CACHE_DIR     (default <repo>/.cache)
-#   KAFKA_STATE_DIR        (default $HOOKLINE_CACHE_DIR/kafka-state/<port>)
+#   KAFKA_STATE_DIR        (default $HOOKLINE_CACHE_DIR/kafka-state/<port>, a cluster: .../cluster-<port>)
 #   KAFKA_LOG_LINES        (default 100)     lines shown by `logs`
 set -euo pipefail
 
@@ -46,7 +67,15 @@ KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
 KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"
 SCRAM_USER=hookline
 SCRAM_PASSWORD=hookline-test-secret
-KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms512m}"
+KAFKA_NODES="${KAFKA_NODES:-1}"
+[[ "$KAFKA_NODES" =~ ^[1-9]$ ]] || { echo "kafka: error: KAFKA_NODES must be 1..9, not '$KAFKA_NODES'" >&2; exit 2; }
+KAFKA_CLUSTER_ACL="${KAFKA_CLUSTER_ACL:-0}"
+CLUSTER_MIN_ISR="${KAFKA_MIN_ISR:-$(( KAFKA_NODES > 1 ? 2 : 1 ))}"
+if (( KAFKA_NODES > 1 )); then
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+else
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx1g -Xms512m}"
+fi
 KAFKA_OPTS="${KAFKA_OPTS:-}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 HOST=127.0.0.1
@@ -284,6 +313,7 @@ public class HooklineKafkaProbe {
         String bootstrap = args[0];
         long deadline = System.nanoTime() + (long) (Double.parseDouble(args[1]) * 1e9);
         long pid = args.length > 2 ? Long.parseLong(args[2]) : -1L;
+        int minBrokers = args.length > 3 ? Integer.parseInt(args[3]) : 1;
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
         p.put("client.id", "hookline-kafka-probe");
@@ -305,11 +335,11 @@ public class HooklineKafkaProbe {
                     Collection<Node> nodes = r.nodes().get();
                     String clusterId = r.clusterId().get();
                     int topics = admin.listTopics(new ListTopicsOptions().listInternal(true).timeoutMs(3000)).names().get().size();
-                    if (!nodes.isEmpty()) {
+                    if (nodes.size() >= minBrokers) {
                         System.out.println("cluster=" + clusterId + " brokers=" + nodes.size() + " topics=" + topics);
                         System.exit(0);
                     }
-                    last = "no live brokers in metadata yet";
+                    last = nodes.size() + " of " + minBrokers + " brokers in metadata yet";
                 } catch (Exception e) {
                     last = String.valueOf(e.getCause() != null ? e.getCause() : e);
                 }
@@ -350,9 +380,9 @@ ensure_probe() {
 # metadata requests; 1 on timeout, 2 if PID died. The compiled probe keeps one JVM polling; without
 # javac it polls with kafka-tools' BrokerApiVersionsCommand (one JVM per attempt).
 wait_ready() {
-  local timeout="$1" pid="$2" rc=0
+  local timeout="$1" pid="$2" min_brokers="${3:-1}" rc=0
   if [[ -n "$PROBE_DIR" ]]; then
-    run_java "$LIBS_DIR/*:$PROBE_DIR" "$PROBE_MAIN" "$HOST:$KAFKA_PORT" "$timeout" "$pid" 2>"$LOG_DIR/probe.err" || rc=$?
+    run_java "$LIBS_DIR/*:$PROBE_DIR" "$PROBE_MAIN" "$HOST:$KAFKA_PORT" "$timeout" "$pid" "$min_brokers" 2>"$LOG_DIR/probe.err" || rc=$?
     return $rc
   fi
   local tools deadline cc="$STATE_DIR/config/probe-client.properties"
@@ -476,42 +506,51 @@ ssl.client.auth=none"
 sasl.enabled.mechanisms=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
   fi
-  cat >"$CONF_DIR/server.properties" <<EOF
-# Written by scripts/kafka.sh: single-node KRaft (combined broker + controller) for local tests.
+  node_properties "single-node KRaft (combined broker + controller) for local tests" 1 \
+    "controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT" "$listeners" "$listeners" "$protocols" "$tls" 1 1 4 \
+    >"$CONF_DIR/server.properties"
+}
+
+# node_properties TITLE NODE_ID QUORUM_LINE LISTENERS ADVERTISED PROTOCOLS EXTRA RF MIN_ISR IO_THREADS [MORE]:
+# a combined broker + controller's server.properties (single node and cluster nodes alike).
+node_properties() {
+  cat <<EOF
+# Written by scripts/kafka.sh: $1.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=$listeners
-advertised.listeners=$listeners
+node.id=$2
+$3
+listeners=$4
+advertised.listeners=$5
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=$protocols
-$tls
+listener.security.protocol.map=$6
+$7
 
 log.dirs=$DATA_DIR
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor=$8
+min.insync.replicas=$9
 auto.create.topics.enable=false
 delete.topic.enable=true
 
-# internal topics: one replica, few partitions (fast first consumer group / transaction)
-offsets.topic.replication.factor=1
+# internal topics: replicated like the others, few partitions (fast first consumer group / transaction)
+offsets.topic.replication.factor=$8
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$8
+transaction.state.log.min.isr=$9
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$8
+share.coordinator.state.topic.min.isr=$9
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
 
 # small box (2 cores), tests run beside it
 num.network.threads=2
-num.io.threads=4
+num.io.threads=${10}
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=104857600
+${11:-}
 EOF
 }
 
@@ -564,6 +603,27 @@ kill_and_wait() {
   done
 }
 
+# launch_broker: starts the broker of $CONF_DIR in the background; its pid goes to $PID_FILE
+# and $LAUNCHED_PID. Same JVM flags as Kafka's bin/kafka-run-class.sh
+# (KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
+LAUNCHED_PID=""
+launch_broker() {
+  (
+    if [[ -n "$HELD_LOCK_FD" ]]; then exec {HELD_LOCK_FD}>&-; fi
+    # shellcheck disable=SC2086
+    exec nohup java $KAFKA_HEAP_OPTS \
+      -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+      -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true \
+      -Dkafka.logs.dir="$LOG_DIR" \
+      -Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
+      $KAFKA_OPTS \
+      -cp "$LIBS_DIR/*" "$BROKER_MAIN" "$CONF_DIR/server.properties" \
+      >"$CONSOLE_LOG" 2>&1 </dev/null
+  ) &
+  LAUNCHED_PID=$!
+  echo "$LAUNCHED_PID" >"$PID_FILE"
+}
+
 # ---------------------------------------------------------------------------------------------
 # start / stop / status
 # ---------------------------------------------------------------------------------------------
@@ -594,21 +654,8 @@ do_start() {
     write_log4j_config
     format_storage_if_needed
     say "starting Kafka $KAFKA_VERSION on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, state $STATE_DIR)"
-    # Same JVM flags as Kafka's bin/kafka-run-class.sh (KAFKA_JVM_PERFORMANCE_OPTS), smaller heap.
-    (
-      if [[ -n "$HELD_LOCK_FD" ]]; then exec {HELD_LOCK_FD}>&-; fi
-      # shellcheck disable=SC2086
-      exec nohup java $KAFKA_HEAP_OPTS \
-        -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-        -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true \
-        -Dkafka.logs.dir="$LOG_DIR" \
-        -Dlog4j2.configurationFile="$CONF_DIR/log4j2.properties" \
-        $KAFKA_OPTS \
-        -cp "$LIBS_DIR/*" "$BROKER_MAIN" "$CONF_DIR/server.properties" \
-        >"$CONSOLE_LOG" 2>&1 </dev/null
-    ) &
-    pid=$!
-    echo "$pid" >"$PID_FILE"
+    launch_broker
+    pid=$LAUNCHED_PID
     started=1
   fi
 
@@ -713,13 +760,354 @@ KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT
 EOF
 }
 
+# ---------------------------------------------------------------------------------------------
+# a replicated cluster (KAFKA_NODES=3): every node broker + controller, a static 3-voter quorum
+# ---------------------------------------------------------------------------------------------
+# Node i (1..N) listens on KAFKA_PORT + 100*i (PLAINTEXT), +1 (CONTROLLER) and, with
+# KAFKA_CLUSTER_ACL=1, +2 (SASL_PLAINTEXT, SCRAM-SHA-512); state in <cluster dir>/node<i>.
+BASE_PORT="$KAFKA_PORT"
+CLUSTER_DIR="$(abs_path "${KAFKA_STATE_DIR:-$CACHE_DIR/kafka-state/cluster-$BASE_PORT}")"
+ADMIN_USER=admin
+ADMIN_PASSWORD=admin-test-secret
+
+node_port() { echo $(( BASE_PORT + 100 * $1 )); }
+
+# node_env N: points the per-broker globals (ports, state dir, pid file, logs) at node N.
+node_env() {
+  local n="$1"
+  [[ "$n" =~ ^[0-9]+$ ]] && (( n >= 1 && n <= KAFKA_NODES )) || die "node must be 1..$KAFKA_NODES, not '$n'"
+  NODE="$n"
+  KAFKA_PORT="$(node_port "$n")"
+  KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+  NODE_SASL_PORT=$((KAFKA_PORT + 2))
+  STATE_DIR="$CLUSTER_DIR/node$n"
+  DATA_DIR="$STATE_DIR/data"
+  LOG_DIR="$STATE_DIR/logs"
+  CONF_DIR="$STATE_DIR/config"
+  PID_FILE="$STATE_DIR/kafka.pid"
+  SERVER_LOG="$LOG_DIR/server.log"
+  CONSOLE_LOG="$LOG_DIR/kafka.out"
+}
+
+cluster_bootstrap() {
+  local i out=""
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do out="$out${out:+,}$HOST:$(node_port "$i")"; done
+  echo "$out"
+}
+
+cluster_sasl_bootstrap() {
+  local i out=""
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do out="$out${out:+,}$HOST:$(( $(node_port "$i") + 2 ))"; done
+  echo "$out"
+}
+
+cluster_voters() {
+  local i out=""
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do out="$out${out:+,}$i@$HOST:$(( $(node_port "$i") + 1 ))"; done
+  echo "$out"
+}
+
+# The client properties of the SCRAM users (ACL mode), for the Kafka CLI tools.
+write_client_properties() {
+  local user="$1" password="$2" file="$CLUSTER_DIR/$1-client.properties"
+  cat >"$file" <<PROPS
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$user" password="$password";
+PROPS
+}
+
+write_cluster_properties() {
+  local listeners="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
+  local advertised="PLAINTEXT://$HOST:$KAFKA_PORT"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT" acl=""
+  if [[ "$KAFKA_CLUSTER_ACL" == 1 ]]; then
+    listeners="$listeners,SASL_PLAINTEXT://$HOST:$NODE_SASL_PORT"
+    advertised="$advertised,SASL_PLAINTEXT://$HOST:$NODE_SASL_PORT"
+    protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    # Clients (Hookline, the admin) authenticate with SCRAM on the SASL_PLAINTEXT listener and
+    # get only what ACLs grant. The PLAINTEXT and CONTROLLER listeners carry the brokers' and
+    # controllers' own traffic as User:ANONYMOUS, a super user: loopback only, local use only.
+    acl="sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:$ADMIN_USER
+allow.everyone.if.no.acl.found=false"
+  fi
+  node_properties "node $NODE of a $KAFKA_NODES-node KRaft cluster (each node broker + controller)" "$NODE" \
+    "controller.quorum.voters=$(cluster_voters)" "$listeners" "$advertised" "$protocols" "$acl" \
+    "$KAFKA_NODES" "$CLUSTER_MIN_ISR" 2 "unclean.leader.election.enable=false
+num.replica.fetchers=1
+background.threads=2
+
+# Failure detection (Kafka's defaults, written out): a broker that stops heartbeating is fenced
+# after broker.session.timeout.ms and its partitions get new leaders; a controller leader that
+# stops answering loses the quorum after controller.quorum.fetch.timeout.ms plus an election.
+broker.session.timeout.ms=9000
+broker.heartbeat.interval.ms=2000
+controller.quorum.fetch.timeout.ms=2000
+controller.quorum.election.timeout.ms=1000
+replica.lag.time.max.ms=30000" >"$CONF_DIR/server.properties"
+}
+
+cluster_format_if_needed() {
+  [[ -f "$DATA_DIR/meta.properties" ]] && return 0
+  local cid
+  cid="$(cat "$CLUSTER_DIR/cluster.id")"
+  say "node $NODE: formatting storage in $DATA_DIR (cluster id $cid, voters $(cluster_voters))"
+  # The SCRAM users live in the cluster metadata, written here (the same on every node).
+  if ! run_java "$LIBS_DIR/*" "$STORAGE_MAIN" format --cluster-id "$cid" \
+        --add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$ADMIN_PASSWORD]" \
+        --add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]" \
+        --config "$CONF_DIR/server.properties" >"$LOG_DIR/format.log" 2>&1; then
+    cat "$LOG_DIR/format.log" >&2
+    die "node $NODE: storage format failed"
+  fi
+}
+
+# Starts node $NODE's process unless it runs; sets LAUNCHED_PID (empty if it was running).
+cluster_launch_node() {
+  local pid p
+  LAUNCHED_PID=""
+  mkdir -p "$DATA_DIR" "$LOG_DIR" "$CONF_DIR"
+  if pid="$(running_pid)"; then
+    say "node $NODE already running (pid $pid)"
+    return 0
+  fi
+  rm -f "$PID_FILE"
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    port_open "$p" && die "node $NODE: port $HOST:$p is already in use by another process (set KAFKA_PORT: node i uses KAFKA_PORT+100*i, +1, +2)"
+  done
+  if [[ "$KAFKA_CLUSTER_ACL" == 1 ]] && port_open "$NODE_SASL_PORT"; then
+    die "node $NODE: port $HOST:$NODE_SASL_PORT is already in use by another process"
+  fi
+  write_cluster_properties
+  write_log4j_config
+  cluster_format_if_needed
+  say "node $NODE: starting on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT$([[ "$KAFKA_CLUSTER_ACL" == 1 ]] && echo ", SASL_PLAINTEXT $NODE_SASL_PORT"))"
+  launch_broker
+}
+
+# Waits for node $NODE to answer with every node of the cluster registered.
+cluster_wait_node() {
+  local pid="$1" timeout="$2" rc=0 out
+  out="$(wait_ready "$timeout" "$pid" "$KAFKA_NODES")" || rc=$?
+  if (( rc != 0 )); then
+    if (( rc == 2 )); then say "node $NODE: process $pid exited during startup"
+    else say "node $NODE: not ready after ${timeout}s: $(grep -v '^\s' "$LOG_DIR/probe.err" 2>/dev/null | tail -n 1)"; fi
+    print_failure_logs
+    return 1
+  fi
+  say "node $NODE ready on $HOST:$KAFKA_PORT (pid $pid) [$out]"
+}
+
+cluster_prepare() {
+  need_java
+  fetch
+  write_tools_log4j
+  ensure_probe
+  mkdir -p "$CLUSTER_DIR"
+  [[ -s "$CLUSTER_DIR/cluster.id" ]] || new_cluster_id >"$CLUSTER_DIR/cluster.id"
+  if [[ "$KAFKA_CLUSTER_ACL" == 1 ]]; then
+    write_client_properties "$ADMIN_USER" "$ADMIN_PASSWORD"
+    write_client_properties "$SCRAM_USER" "$SCRAM_PASSWORD"
+  fi
+}
+
+do_cluster_start() {
+  local t0 i pids=() launched=() failed=0 pid
+  t0=$(now_ms)
+  cluster_prepare
+  # Every node first (a quorum needs a majority of the voters up), then wait for each.
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    cluster_launch_node
+    if [[ -n "$LAUNCHED_PID" ]]; then pids[i]=$LAUNCHED_PID; launched[i]=1; else pids[i]="$(running_pid)"; launched[i]=0; fi
+  done
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    local remaining=$(( START_TIMEOUT - ($(now_ms) - t0) / 1000 ))
+    (( remaining < 5 )) && remaining=5
+    cluster_wait_node "${pids[i]}" "$remaining" || failed=1
+  done
+  if (( failed )); then
+    for (( i = 1; i <= KAFKA_NODES; i++ )); do
+      node_env "$i"
+      if [[ "${launched[i]}" == 1 ]]; then kill_and_wait "${pids[i]}"; rm -f "$PID_FILE"; fi
+    done
+    exit 1
+  fi
+  say "cluster of $KAFKA_NODES ready in $(since "$t0"): bootstrap $(cluster_bootstrap)$([[ "$KAFKA_CLUSTER_ACL" == 1 ]] && echo "; SASL_PLAINTEXT (SCRAM-SHA-512, users $ADMIN_USER and $SCRAM_USER, StandardAuthorizer) $(cluster_sasl_bootstrap)")"
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    if [[ "$KAFKA_CLUSTER_ACL" == 1 ]] && ! grep -q "SASL_PLAINTEXT://$HOST:$NODE_SASL_PORT" "$CONF_DIR/server.properties"; then
+      die "node $i runs without the ACL setup (started without KAFKA_CLUSTER_ACL=1); stop the cluster first"
+    fi
+    if [[ "$KAFKA_CLUSTER_ACL" != 1 ]] && grep -q "^authorizer.class.name" "$CONF_DIR/server.properties"; then
+      say "warning: node $i runs with the ACL setup (started with KAFKA_CLUSTER_ACL=1)"
+    fi
+  done
+}
+
+do_cluster_stop() {
+  local i pid pids=() t0
+  t0=$(now_ms)
+  # SIGTERM to every node at once: one by one, the last ones would wait for a quorum that is gone.
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    if pid="$(running_pid)"; then kill -TERM "$pid" 2>/dev/null || true; pids[i]=$pid; fi
+  done
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    if [[ -n "${pids[i]:-}" ]]; then kill_and_wait "${pids[i]}"; fi
+    rm -f "$PID_FILE"
+  done
+  say "cluster stopped in $(since "$t0")"
+}
+
+do_node_stop() {
+  node_env "$1"
+  local pid t0
+  t0=$(now_ms)
+  if ! pid="$(running_pid)"; then say "node $NODE not running"; rm -f "$PID_FILE"; return 0; fi
+  say "node $NODE: SIGTERM to pid $pid ..."
+  kill_and_wait "$pid"
+  rm -f "$PID_FILE"
+  say "node $NODE stopped in $(since "$t0")"
+}
+
+do_node_kill() {
+  node_env "$1"
+  local pid
+  if ! pid="$(running_pid)"; then say "node $NODE not running"; rm -f "$PID_FILE"; return 0; fi
+  kill -KILL "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  rm -f "$PID_FILE"
+  say "node $NODE killed (SIGKILL to pid $pid)"
+}
+
+do_node_start() {
+  local t0
+  t0=$(now_ms)
+  cluster_prepare
+  node_env "$1"
+  cluster_launch_node
+  local pid="${LAUNCHED_PID:-$(running_pid)}"
+  cluster_wait_node "$pid" "$START_TIMEOUT" || { [[ -n "$LAUNCHED_PID" ]] && kill_and_wait "$pid"; rm -f "$PID_FILE"; exit 1; }
+  say "node $NODE up in $(since "$t0")"
+}
+
+do_cluster_status() {
+  local i pid rc=0
+  for (( i = 1; i <= KAFKA_NODES; i++ )); do
+    node_env "$i"
+    if pid="$(running_pid)" && port_open "$KAFKA_PORT"; then
+      echo "node $i: running on $HOST:$KAFKA_PORT (pid $pid)"
+    elif [[ -n "${pid:-}" ]] && pid="$(running_pid)"; then
+      echo "node $i: process $pid alive, $HOST:$KAFKA_PORT not accepting connections"; rc=1
+    else
+      echo "node $i: not running ($HOST:$KAFKA_PORT)"; rc=1
+    fi
+  done
+  return $rc
+}
+
+do_cluster_reset() {
+  do_cluster_stop
+  [[ -n "$CLUSTER_DIR" && "$CLUSTER_DIR" != "/" && "$CLUSTER_DIR" != "$REPO_DIR" && "$CLUSTER_DIR" != "$CACHE_DIR" ]] \
+    || die "refusing to delete suspicious state dir '$CLUSTER_DIR'"
+  rm -rf "$CLUSTER_DIR"
+  say "cluster state $CLUSTER_DIR deleted (next start formats a fresh cluster)"
+}
+
+do_cluster_logs() {
+  local n=1
+  if [[ "${1:-}" =~ ^[0-9]+$ ]]; then n="$1"; shift; fi
+  node_env "$n"
+  do_logs "$@"
+}
+
+# The verbs below use the CLI tools against the PLAINTEXT listeners (super users in ACL mode).
+# leader TOPIC PARTITION: the node id leading that partition (-1 or "none" if leaderless).
+do_cluster_leader() {
+  [[ $# -eq 2 ]] || die "usage: $0 leader TOPIC PARTITION"
+  local out
+  out="$(do_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cluster_bootstrap)" --describe --topic "$1")" \
+    || die "describing topic $1 failed"
+  awk -v p="$2" '{ for (i = 1; i < NF; i++) { if ($i == "Partition:" && $(i+1) == p) hit = 1; if (hit && $i == "Leader:") { print $(i+1); exit } } }' <<<"$out" \
+    | grep . || die "topic $1 has no partition $2"
+}
+
+# controller: the node id of the active controller (the KRaft quorum leader).
+do_cluster_controller() {
+  local out
+  out="$(do_tool org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-server "$(cluster_bootstrap)" describe --status)" \
+    || die "describing the metadata quorum failed"
+  sed -nE 's/^LeaderId:[[:space:]]*([0-9-]+).*/\1/p' <<<"$out" | grep . || die "no LeaderId in: $out"
+}
+
+# under-replicated: how many partitions have fewer in-sync replicas than replicas.
+do_cluster_urp() {
+  local out
+  out="$(do_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(cluster_bootstrap)" --describe --under-replicated-partitions)" \
+    || die "describing under-replicated partitions failed"
+  grep -c "Partition:" <<<"$out" || true
+}
+
+do_cluster_env() {
+  cat <<ENV
+KAFKA_VERSION=$KAFKA_VERSION
+KAFKA_NODES=$KAFKA_NODES
+KAFKA_CLUSTER_ACL=$KAFKA_CLUSTER_ACL
+KAFKA_HEAP_OPTS=$KAFKA_HEAP_OPTS
+KAFKA_STATE_DIR=$CLUSTER_DIR
+KAFKA_LIBS=$LIBS_DIR
+KAFKA_BOOTSTRAP_SERVERS=$(cluster_bootstrap)
+KAFKA_CONTROLLER_VOTERS=$(cluster_voters)
+ENV
+  if [[ "$KAFKA_CLUSTER_ACL" == 1 ]]; then
+    cat <<ENV
+KAFKA_SASL_BOOTSTRAP_SERVERS=$(cluster_sasl_bootstrap)
+KAFKA_ADMIN_CLIENT_PROPERTIES=$CLUSTER_DIR/$ADMIN_USER-client.properties
+KAFKA_SCRAM_USERS=$ADMIN_USER:$ADMIN_PASSWORD (super user),$SCRAM_USER:$SCRAM_PASSWORD
+ENV
+  fi
+}
+
+cluster_main() {
+  local cmd="$1"; shift
+  case "$cmd" in
+    fetch)      need_java; fetch; write_tools_log4j; ensure_probe ;;
+    start)      with_lock "$CLUSTER_DIR.lck" do_cluster_start ;;
+    stop)       with_lock "$CLUSTER_DIR.lck" do_cluster_stop ;;
+    status)     do_cluster_status ;;
+    reset)      with_lock "$CLUSTER_DIR.lck" do_cluster_reset ;;
+    logs)       do_cluster_logs "$@" ;;
+    tool)       do_tool "$@" ;;
+    env)        do_cluster_env ;;
+    stop-node)  [[ $# -eq 1 ]] || die "usage: $0 stop-node N"; with_lock "$CLUSTER_DIR.lck" do_node_stop "$1" ;;
+    kill-node)  [[ $# -eq 1 ]] || die "usage: $0 kill-node N"; do_node_kill "$1" ;;
+    start-node) [[ $# -eq 1 ]] || die "usage: $0 start-node N"; with_lock "$CLUSTER_DIR.lck" do_node_start "$1" ;;
+    leader)     do_cluster_leader "$@" ;;
+    controller) do_cluster_controller ;;
+    under-replicated) do_cluster_urp ;;
+    -h|--help|help) usage ;;
+    *) usage; exit 2 ;;
+  esac
+}
+
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
 }
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
+if (( KAFKA_NODES > 1 )); then
+  cluster_main "$cmd" "$@"
+  exit $?
+fi
 case "$cmd" in
+  stop-node|kill-node|start-node|leader|controller|under-replicated) die "'$cmd' is for a cluster (KAFKA_NODES=3)" ;;
   fetch)  need_java; fetch; write_tools_log4j; ensure_probe ;;
   start)  with_lock "$STATE_DIR.lck" do_start ;;
   stop)   with_lock "$STATE_DIR.lck" do_stop ;;
