@@ -7,8 +7,11 @@
 //! endpoint once. When the body is a JSON object with a numeric `latency_field` (Unix ms),
 //! the end-to-end latency from that timestamp is recorded, overall and per second.
 //!
-//! `GET /stats` returns the ledger's summary as JSON; `GET /stats?timeline=true` adds the
-//! per-second series.
+//! `GET /stats` returns the ledger's summary as JSON, with the longest pause between two
+//! consecutive deliveries (`max_gap`, millisecond resolution); `GET /stats?timeline=true`
+//! adds the per-second series, `GET /stats?gaps=true` every pause of at least
+//! [`GAP_KEPT_MS`] with its start and end, overall and per path (one path per endpoint), so a
+//! harness can pick the pauses inside a window of its own.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -117,6 +120,69 @@ fn latency_of(h: &Histogram) -> Latency {
 /// Seconds of timeline kept (about two hours).
 const TIMELINE_SECONDS: usize = 7_200;
 
+/// Pauses between consecutive deliveries at least this long are kept with their times.
+pub const GAP_KEPT_MS: i64 = 100;
+/// At most this many kept pauses, overall and per path (the longest win when full).
+const GAPS_KEPT: usize = 10_000;
+/// Paths (endpoints) followed one by one; deliveries to further paths count only overall.
+const GAP_PATHS: usize = 1_000;
+
+/// A pause: no delivery after `from_ms` until `to_ms` (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub ms: i64,
+}
+
+/// The pauses of one stream of deliveries (all of them, or one path's).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Gaps {
+    #[serde(skip)]
+    last_ms: Option<i64>,
+    /// The longest pause between two consecutive deliveries.
+    pub max: Option<Gap>,
+    /// Every pause of at least [`GAP_KEPT_MS`], in order (bounded).
+    pub kept: Vec<Gap>,
+}
+
+impl Gaps {
+    fn arrived(&mut self, at_ms: i64) {
+        let Some(last) = self.last_ms else {
+            self.last_ms = Some(at_ms);
+            return;
+        };
+        // Requests are handled concurrently: an arrival stamped before the latest one closes no pause.
+        if at_ms <= last {
+            return;
+        }
+        let gap = Gap { from_ms: last, to_ms: at_ms, ms: at_ms - last };
+        self.last_ms = Some(at_ms);
+        if self.max.is_none_or(|m| gap.ms > m.ms) {
+            self.max = Some(gap);
+        }
+        if gap.ms >= GAP_KEPT_MS {
+            if self.kept.len() >= GAPS_KEPT {
+                // Full: drop the shortest kept pause if this one is longer.
+                let Some((i, shortest)) = self.kept.iter().enumerate().min_by_key(|(_, g)| g.ms) else { return };
+                if shortest.ms >= gap.ms {
+                    return;
+                }
+                self.kept.remove(i);
+            }
+            self.kept.push(gap);
+        }
+    }
+}
+
+/// Pauses overall and per path.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pauses {
+    pub threshold_ms: i64,
+    pub all: Gaps,
+    pub paths: std::collections::BTreeMap<String, Gaps>,
+}
+
 /// What the sink has seen.
 #[derive(Default)]
 pub struct Ledger {
@@ -127,6 +193,7 @@ pub struct Ledger {
     kept: parking_lot::Mutex<Vec<Received>>,
     latency: parking_lot::Mutex<Option<Histogram>>,
     timeline: parking_lot::Mutex<std::collections::BTreeMap<i64, (u64, Histogram)>>,
+    pauses: parking_lot::Mutex<Pauses>,
     received: AtomicU64,
     invalid: AtomicU64,
     unverified: AtomicU64,
@@ -158,7 +225,24 @@ impl Ledger {
         self.timeline.lock().iter().map(|(t, (n, h))| Second { t: *t, delivered: *n, p99_ms: h.value_at_quantile(0.99) }).collect()
     }
 
+    /// The longest pause between two consecutive accepted deliveries (any path).
+    pub fn max_gap(&self) -> Option<Gap> {
+        self.pauses.lock().all.max
+    }
+
+    /// Every pause kept, overall and per path.
+    pub fn pauses(&self) -> Pauses {
+        Pauses { threshold_ms: GAP_KEPT_MS, ..self.pauses.lock().clone() }
+    }
+
     fn record(&self, path: &str, id: &str, arrived_ms: i64, created_ms: Option<i64>, keep_id: bool) {
+        {
+            let mut pauses = self.pauses.lock();
+            pauses.all.arrived(arrived_ms);
+            if pauses.paths.contains_key(path) || pauses.paths.len() < GAP_PATHS {
+                pauses.paths.entry(path.to_owned()).or_default().arrived(arrived_ms);
+            }
+        }
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (path, id).hash(&mut hasher);
@@ -267,6 +351,8 @@ impl Sink {
 struct StatsQuery {
     #[serde(default)]
     timeline: bool,
+    #[serde(default)]
+    gaps: bool,
 }
 
 /// The ledger as JSON: counts, latency, and (on request) the per-second timeline.
@@ -275,13 +361,22 @@ struct Stats {
     #[serde(flatten)]
     summary: Summary,
     latency_ms: Option<Latency>,
+    max_gap: Option<Gap>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<Vec<Second>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gaps: Option<Pauses>,
 }
 
 async fn stats(State(inner): State<Arc<Inner>>, axum::extract::Query(q): axum::extract::Query<StatsQuery>) -> Json<Stats> {
     let ledger = &inner.ledger;
-    Json(Stats { summary: ledger.summary(), latency_ms: ledger.latency(), timeline: q.timeline.then(|| ledger.timeline()) })
+    Json(Stats {
+        summary: ledger.summary(),
+        latency_ms: ledger.latency(),
+        max_gap: ledger.max_gap(),
+        timeline: q.timeline.then(|| ledger.timeline()),
+        gaps: q.gaps.then(|| ledger.pauses()),
+    })
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -386,5 +481,43 @@ mod tests {
         assert!(latency.p50 >= 250 && latency.p50 < 2_000, "{latency:?}");
         assert_eq!(ledger.timeline().iter().map(|s| s.delivered).sum::<u64>(), 2);
         assert!(ledger.received().iter().filter(|r| r.signature_valid).count() == 2);
+    }
+
+    #[test]
+    fn keeps_the_pauses_between_deliveries_overall_and_per_path() {
+        let ledger = Ledger::default();
+        assert_eq!(ledger.max_gap(), None);
+        // /a at 1000, 1010, 1500 (a 490 ms pause), 1520; /b at 1005, then 2600 (1595 ms).
+        for (path, id, at) in [("/a", "e1", 1_000), ("/b", "e1", 1_005), ("/a", "e2", 1_010), ("/a", "e3", 1_500), ("/a", "e4", 1_520)] {
+            ledger.record(path, id, at, None, false);
+        }
+        // Stamped before the latest arrival (handled concurrently): closes no pause.
+        ledger.record("/a", "e5", 1_505, None, false);
+        ledger.record("/b", "e2", 2_600, None, false);
+        let gap = |from_ms, to_ms| Gap { from_ms, to_ms, ms: to_ms - from_ms };
+        assert_eq!(ledger.max_gap(), Some(gap(1_520, 2_600)), "overall: the longest pause between any two deliveries");
+        let pauses = ledger.pauses();
+        assert_eq!(pauses.threshold_ms, GAP_KEPT_MS);
+        assert_eq!(pauses.all.kept, [gap(1_010, 1_500), gap(1_520, 2_600)]);
+        assert_eq!(pauses.paths["/a"].max, Some(gap(1_010, 1_500)));
+        assert_eq!(pauses.paths["/a"].kept, [gap(1_010, 1_500)]);
+        assert_eq!(pauses.paths["/b"].max, Some(gap(1_005, 2_600)));
+        let json = serde_json::to_value(&pauses).expect("json");
+        assert_eq!(json["paths"]["/b"]["kept"][0]["ms"], 1_595);
+    }
+
+    #[test]
+    fn a_full_list_of_pauses_keeps_the_longest() {
+        let mut gaps = Gaps::default();
+        let mut at = 0;
+        for i in 0..GAPS_KEPT as i64 + 5 {
+            at += GAP_KEPT_MS + i % 7;
+            gaps.arrived(at);
+        }
+        at += 60_000;
+        gaps.arrived(at);
+        assert_eq!(gaps.kept.len(), GAPS_KEPT);
+        assert_eq!(gaps.max.map(|g| g.ms), Some(60_000));
+        assert!(gaps.kept.iter().any(|g| g.ms == 60_000), "the longest pause survives a full list");
     }
 }
