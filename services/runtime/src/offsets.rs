@@ -26,7 +26,7 @@ struct Partition {
 }
 
 /// How often work finished behind a stuck head is committed (as commit metadata).
-const RECORD_EVERY_MS: i64 = 1_000;
+const RECORD_EVERY_MS: i64 = 200;
 
 impl OffsetTracker {
     pub fn new(consumer: Arc<GroupConsumer>) -> Self {
@@ -88,7 +88,7 @@ impl OffsetTracker {
         }
     }
 
-    /// Commits, at most once a second, what finished behind each partition's unfinished
+    /// Commits, at most every 200 ms, what finished behind each partition's unfinished
     /// head. Auto-commit only commits an offset that moved, so while one slow delivery holds
     /// the head, work finished after it would otherwise never be recorded: a crash would do
     /// it all again. Call it from the consuming loop (it returns at once when not due).
@@ -99,16 +99,22 @@ impl OffsetTracker {
         if now - last < RECORD_EVERY_MS || self.last_recorded_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
             return;
         }
+        self.commit_heads(false, rdkafka::consumer::CommitMode::Async);
+    }
+
+    /// Commits each partition's unfinished head with what finished beyond it (all of them,
+    /// or only those with something new).
+    fn commit_heads(&self, all: bool, mode: rdkafka::consumer::CommitMode) {
         let mut tpl = rdkafka::TopicPartitionList::new();
         for ((topic, partition), p) in self.partitions.lock().iter_mut() {
-            let Some(head) = p.watermark.head().filter(|_| p.unrecorded) else { continue };
+            let Some(head) = p.watermark.head().filter(|_| all || p.unrecorded) else { continue };
             p.unrecorded = false;
             let mut elem = tpl.add_partition(topic, *partition);
             elem.set_metadata(encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES));
             let _ = elem.set_offset(rdkafka::Offset::Offset(head));
         }
         if tpl.count() > 0 {
-            if let Err(error) = self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+            if let Err(error) = self.consumer.commit(&tpl, mode) {
                 tracing::debug!(%error, "finished work not recorded (partition revoked?)");
             }
         }
@@ -146,6 +152,9 @@ impl OffsetTracker {
         if let Err(error) = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
             tracing::debug!(%error, "final commit");
         }
+        // Work abandoned at shutdown holds its partition's head: record what finished
+        // after it, so the next owner does only the abandoned work.
+        self.commit_heads(true, rdkafka::consumer::CommitMode::Sync);
     }
 
     /// Records begun and not yet committable, over all partitions.
