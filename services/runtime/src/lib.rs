@@ -8,7 +8,8 @@
 //! - [`intake`]: the consuming loop the router and the sender share.
 //! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
 //! - [`offsets`]: store offsets only for the finished prefix of each partition.
-//! - [`topics`]: create or check every topic (`hookline topics create`).
+//! - [`preflight`]: a role's Kafka access checked at start; refusals named with the ACL to add.
+//! - [`topics`]: create or check every topic (`hookline topics create|check`).
 //! - [`registry`]: the endpoint registry, read from the compacted endpoints topic.
 //! - [`shutdown`]: one shutdown signal shared by every task of a process.
 //! - [`telemetry`]: structured logging.
@@ -21,6 +22,7 @@ pub mod health;
 pub mod intake;
 pub mod kafka;
 pub mod offsets;
+pub mod preflight;
 pub mod registry;
 pub mod settings;
 pub mod shutdown;

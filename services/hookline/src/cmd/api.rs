@@ -54,6 +54,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "api.tokens is empty: the API would accept no one (make one with `hookline api token`)"
     );
     let shutdown = shutdown::on_signal();
+    roles::preflight(&config, &hookline_runtime::preflight::Access::api(&config), &shutdown).await?;
     let registry = roles::start_registry(&config, "api", &shutdown);
     let health = Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;

@@ -35,6 +35,7 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
         tracing::info!(topic = %name, ?status, "topic");
     }
     let shutdown = shutdown::on_signal();
+    roles::preflight(&config, &hookline_runtime::preflight::Access::dev(&config), &shutdown).await?;
     let registry = roles::start_registry(&config, "dev", &shutdown);
     let health = hookline_runtime::health::Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
