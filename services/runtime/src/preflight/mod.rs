@@ -237,7 +237,9 @@ fn describe(
             Ok(_) => {}
             Err(Some(Code::UnknownTopicOrPartition | Code::UnknownTopic)) => missing.push(topic),
             Err(Some(code)) => {
-                let attempt = Attempt::new(Operation::Describe, std::slice::from_ref(&topic));
+                // Hidden: the role lacks Describe, so surely what implies it, which it needs.
+                let needed = if access.reads.contains(&topic) { Operation::Read } else { Operation::Write };
+                let attempt = Attempt::new(needed, std::slice::from_ref(&topic));
                 match acls.refusal(code, "", &attempt) {
                     Some(r) => found.refuse(r),
                     None => found.unverified.push(format!("Describe on topic {topic}: {code:?}")),
