@@ -66,6 +66,7 @@ pub fn classify(error: &KafkaError) -> ConsumeErrorKind {
         Code::TopicAuthorizationFailed
         | Code::GroupAuthorizationFailed
         | Code::ClusterAuthorizationFailed
+        | Code::TransactionalIdAuthorizationFailed
         | Code::Authentication
         | Code::SaslAuthenticationFailed => ConsumeErrorKind::Authorization,
         Code::UnknownTopic | Code::UnknownPartition | Code::UnknownTopicOrPartition | Code::UnknownTopicId => {

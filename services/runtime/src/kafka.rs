@@ -84,7 +84,8 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
 /// left, never at the end.
 pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer> {
     let mut c = base(cfg, client_id);
-    c.set("group.id", format!("{client_id}.reader"))
+    // Under the topic prefix, like every group: the prefixed group ACL covers it.
+    c.set("group.id", format!("{}.{client_id}.reader", cfg.topic_prefix))
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
@@ -97,7 +98,7 @@ pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer>
 /// ([`crate::consume`]); it never commits.
 pub fn probe(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<BaseConsumer<ProbeContext>> {
     let mut c = base(cfg, client_id);
-    c.set("group.id", format!("{client_id}.probe"))
+    c.set("group.id", format!("{}.{client_id}.probe", cfg.topic_prefix))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
