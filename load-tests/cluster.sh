@@ -16,8 +16,9 @@
 #   sender-join-leave      2 senders; a third joins at t=15 and leaves (SIGTERM) at t=35: the pause
 #                          of the partitions that stay where they are
 #   scale-routers          routers 1 -> 2 at t=15 -> 1 at t=35 (SIGTERM)
-#   sender-kill-rebalance  a 4th sender joins at t=15; while the group rebalances, SIGKILL sender 1
-#   sender-drain           SIGTERM sender 3 at t=20 (graceful drain)
+#   sender-kill-rebalance  a 4th sender joins at t=15; while the group rebalances, SIGKILL the sender
+#                          that owns the most deliveries partitions
+#   sender-drain           SIGTERM the sender that owns the most deliveries partitions at t=20 (graceful drain)
 #
 # Each run: the cluster (scripts/kafka.sh with KAFKA_NODES=3; started if it is not running, and
 # stopped at the end if this run started it), `hookline topics create` with replication factor 3
@@ -152,6 +153,12 @@ action() {
 # Sleeps until S seconds after the load started.
 at() { local due=$((load_start + $1 * 1000)) now; now=$(now_ms); (( due > now )) && sleep "$(( (due - now) / 1000 )).$(printf '%03d' $(( (due - now) % 1000 )))"; return 0; }
 
+# The running sender (or router) that owns the most partitions now (from its own log lines).
+busiest() {
+  local topic="$prefix.deliveries"; [ "$1" = router ] && topic="$prefix.events"
+  python3 -c "import sys; sys.path.insert(0, 'load-tests'); from cluster_report import busiest; print(busiest('$work', '$1', '$topic') or '${1}1')"
+}
+
 kafka_pid() { cat ".cache/kafka-state/cluster-$KAFKA_PORT/node$1/kafka.pid" 2>/dev/null || echo 0; }
 sender_admin() { echo $((PORT_BASE + 30 + $1)); }
 router_admin() { echo $((PORT_BASE + 20 + $1)); }
@@ -247,7 +254,8 @@ scale_routers() {
 }
 
 sender_kill_rebalance() {
-  local n=$((SENDERS_NOW + 1)) body
+  local n=$((SENDERS_NOW + 1)) body victim
+  at 12; victim=$(busiest sender)
   at 15
   start_role "sender$n" sender "$(sender_admin "$n")"
   # The new member joins once its registry is loaded: /readyz then says only "no partitions
@@ -259,12 +267,12 @@ sender_kill_rebalance() {
   done
   action "sender$n joining the group (readyz: $(tr -d '"\n' <<<"$body" | cut -c1-80))"
   sleep 0.3
-  stop_role sender1 KILL
+  stop_role "$victim" KILL
   at 40; action "window end"
 }
 
 sender_drain() {
-  at 20; stop_role "sender$SENDERS_NOW" TERM
+  at 20; stop_role "$(busiest sender)" TERM
 }
 
 # ------------------------------------------------------------------------------------------
