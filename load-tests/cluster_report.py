@@ -73,17 +73,15 @@ def group_owners(path, topic):
     return owners or None
 
 
-ROLE_LOG_TIME = re.compile(r'"timestamp":"([^"]+)"')
-
-
-def partition_owners(work, role, topic, lo, hi):
-    """{partition: set of role processes that owned it at some time in [lo, hi]} from the
-    processes' logs (<work>/<role>N.log)."""
+def assignments(work, role, topic):
+    """{process: [(t_ms, "assigned"|"revoked", {partitions of topic})]} in time order, from the
+    "partitions assigned" / "partitions revoked" lines of <work>/<role>N.log. Deltas under
+    cooperative rebalancing, the whole set under the eager protocol: replayed in order, both
+    give what each process owned when."""
     import datetime
-    owners = {}
+    out = {}
     for path in sorted(glob.glob(f"{work}/{role}[0-9]*.log")):
-        name = os.path.basename(path)[:-4]
-        owned, events = set(), []
+        events = []
         for line in open(path, errors="replace"):
             if "partitions assigned" not in line and "partitions revoked" not in line:
                 continue
@@ -93,55 +91,40 @@ def partition_owners(work, role, topic, lo, hi):
                 continue
             t = int(datetime.datetime.fromisoformat(m["timestamp"].replace("Z", "+00:00")).timestamp() * 1000)
             parts = {int(x) for x in re.findall(re.escape(topic) + r'\\?"?(?:/|, )(\d+)', m.get("partitions", ""))}
-            events.append((t, m["message"], parts))
-        for t, what, parts in sorted(events, key=lambda e: e[0]):
-            if t > hi:
-                break
-            if what == "partitions revoked":
-                owned -= parts
-            else:
-                owned |= parts
-            if t >= lo:
-                for p in owned:
-                    owners.setdefault(p, set()).add(name)
-        # What it held when the window opened counts too.
-        held = set()
-        for t, what, parts in sorted(events, key=lambda e: e[0]):
-            if t >= lo:
-                break
-            held = (held - parts) if what == "partitions revoked" else (held | parts)
-        for p in held:
+            events.append((t, "revoked" if m["message"] == "partitions revoked" else "assigned", parts))
+        out[os.path.basename(path)[:-4]] = sorted(events, key=lambda e: e[0])
+    return out
+
+
+def owned_at(events, t_ms):
+    """What one process owned at t_ms."""
+    owned = set()
+    for t, what, parts in events:
+        if t > t_ms:
+            break
+        owned = (owned - parts) if what == "revoked" else (owned | parts)
+    return owned
+
+
+def partition_owners(work, role, topic, lo, hi):
+    """{partition: set of role processes that owned it at some time in [lo, hi]}."""
+    owners = {}
+    for name, events in assignments(work, role, topic).items():
+        seen = owned_at(events, lo)
+        for t, _, _ in events:
+            if lo < t <= hi:
+                seen |= owned_at(events, t)
+        for p in seen:
             owners.setdefault(p, set()).add(name)
     return owners
 
 
 def busiest(work, role, topic):
-    """The running role process (by its log, <work>/<role>N.log) that owns the most partitions
-    of `topic` now, from its partitions assigned/revoked lines."""
-    best, most = None, -1
+    """The running role process that owns the most partitions of `topic` now."""
     pids = dict(line.split()[:2] for line in open(f"{work}/pids") if line.strip())
-    for name, parts in current_owned(work, role, topic).items():
-        if name in pids and os.path.exists(f"/proc/{pids[name]}") and len(parts) > most:
-            best, most = name, len(parts)
-    return best
-
-
-def current_owned(work, role, topic):
-    import datetime
-    out = {}
-    for path in sorted(glob.glob(f"{work}/{role}[0-9]*.log")):
-        owned = set()
-        for line in open(path, errors="replace"):
-            if "partitions assigned" not in line and "partitions revoked" not in line:
-                continue
-            try:
-                m = json.loads(line)
-            except ValueError:
-                continue
-            parts = {int(x) for x in re.findall(re.escape(topic) + r'\\?"?(?:/|, )(\d+)', m.get("partitions", ""))}
-            owned = (owned - parts) if m["message"] == "partitions revoked" else (owned | parts)
-        out[os.path.basename(path)[:-4]] = owned
-    return out
+    running = {name: events for name, events in assignments(work, role, topic).items()
+               if name in pids and os.path.exists(f"/proc/{pids[name]}")}
+    return max(running, key=lambda name: len(owned_at(running[name], float("inf"))), default=None)
 
 
 def in_window(gaps, lo, hi):
