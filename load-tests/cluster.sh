@@ -35,13 +35,14 @@
 # failed produce, or an invalid signature).
 #
 # Knobs (environment): RATE events/s (1000; the scale and rebalance scenarios: 150), DURATION
-# (60s; rolling: 100s), FANOUT endpoints per event (2; the scale and rebalance scenarios: 8; at
-# most the 12 deliveries partitions), PAYLOAD_BYTES (256), ROUTERS (2), SENDERS (3), APIS (2),
-# RESTART_AFTER (15 s: leader-kill and controller-loss), KAFKA_PORT (27092: nodes on
-# 27192/27292/27392, controllers on +1), PORT_BASE (27500: the sink, then API and admin ports up
-# to +50; keep every port below the ephemeral range, 32768), HOOKLINE_BIN
-# (target/release/hookline), KEEP_CLUSTER=1 (leave the cluster running), LOG_LEVEL (info: the
-# rebalance figures read the roles' "partitions assigned/revoked" lines).
+# (60s; rolling: 150s, three restarts on a busy machine), FANOUT endpoints per event (2; the
+# scale and rebalance scenarios: 8; at most the 12 deliveries partitions), PAYLOAD_BYTES (256),
+# ROUTERS (2), SENDERS (3; sender-join-leave: 2), APIS (2), RESTART_AFTER (15 s: leader-kill and
+# controller-loss), KAFKA_PORT (27092: nodes on 27192/27292/27392, controllers on +1),
+# PORT_BASE (27500: the sink, then API and admin ports up to +50; keep every port below the
+# ephemeral range, 32768), HOOKLINE_BIN (target/release/hookline), KEEP_CLUSTER=1 (leave the
+# cluster running), LOG_LEVEL (info: the rebalance figures read the roles' "partitions
+# assigned/revoked" lines).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -285,7 +286,7 @@ run_scenario() {
   FAULT_AT=15
   case "$scenario" in
     ci) rate=${RATE:-300}; duration=${DURATION:-35s}; FAULT_AT=8; RESTART_AFTER=${RESTART_AFTER_CI:-12} ;;
-    rolling) duration=${DURATION:-100s} ;;
+    rolling) duration=${DURATION:-150s} ;;
     scale-senders) rate=${RATE:-150}; fanout=${FANOUT:-8}; senders=1 ;;
     sender-join-leave) rate=${RATE:-150}; fanout=${FANOUT:-8}; senders=${SENDERS:-2} ;;
     scale-routers) rate=${RATE:-150}; fanout=${FANOUT:-8}; routers=1 ;;

@@ -6,7 +6,8 @@
 # lint and check the Helm chart, fuzz the management API against its OpenAPI document
 # (schemathesis), check the k6 scenario for users (load-tests/ingest.js, with node and stub
 # k6 modules: the project never runs k6), run a short load smoke through the HTTP ingest
-# with `hookline bench ingest` (zero loss required), stop the broker, and print one
+# with `hookline bench ingest` (zero loss required), SIGKILL a broker of a 3-node cluster
+# under load (load-tests/cluster.sh ci, zero loss required), stop the broker, and print one
 # summary line.
 #
 #   scripts/test.sh [extra cargo test args]
@@ -73,10 +74,17 @@ echo "== load smoke: hookline bench ingest through the HTTP ingest, zero loss re
 HOOKLINE_BIN=target/debug/hookline SINK_PORT=19200 API_PORT=18090 ADMIN_PORT=19290 \
   bash load-tests/run.sh smoke 2>&1 | tee "$log.smoke"
 smoke_status=${PIPESTATUS[0]}
+echo "== cluster: a 3-node KRaft cluster, the leader of a busy partition SIGKILLed under load, zero loss required" >&2
+cluster_t0=$(date +%s)
+HOOKLINE_BIN=target/debug/hookline KAFKA_PORT=${TEST_CLUSTER_KAFKA_PORT:-19092} PORT_BASE=19500 \
+  bash load-tests/cluster.sh ci 2>&1 | tee "$log.cluster"
+cluster_status=${PIPESTATUS[0]}
+cluster_s=$(( $(date +%s) - cluster_t0 ))
 set -e
 [ "$helm_status" = 0 ] || status=$helm_status
 [ "$fuzz_status" = 0 ] || status=$fuzz_status
 [ "$smoke_status" = 0 ] || status=$smoke_status
+[ "$cluster_status" = 0 ] || status=$cluster_status
 [ "$node_status" = 0 ] || status=$node_status
 t2=$(date +%s)
 
@@ -92,5 +100,6 @@ grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 echo "ingest.js (node --test, in the total): $node_passed passed, $node_failed failed"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
+grep -E "^  ledger: " "$log.cluster" | sed "s/^  ledger: /cluster (leader SIGKILL, ${cluster_s}s, exit $cluster_status): /" || echo "cluster: no result (exit $cluster_status)"
 echo "total: $passed passed, $failed failed"
 exit "$status"
