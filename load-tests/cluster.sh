@@ -38,7 +38,8 @@
 # (60s; rolling: 150s, three restarts on a busy machine), FANOUT endpoints per event (2; the
 # scale and rebalance scenarios: 8; at most the 12 deliveries partitions), PAYLOAD_BYTES (256),
 # ROUTERS (2), SENDERS (3; sender-join-leave: 2), APIS (2), RESTART_AFTER (15 s: leader-kill and
-# controller-loss), KAFKA_PORT (27092: nodes on 27192/27292/27392, controllers on +1),
+# controller-loss), CLIENT_PROPS (librdkafka properties for every role, e.g.
+# "session.timeout.ms=30000,heartbeat.interval.ms=3000": kafka.client), KAFKA_PORT (27092: nodes on 27192/27292/27392, controllers on +1),
 # PORT_BASE (27500: the sink, then API and admin ports up to +50; keep every port below the
 # ephemeral range, 32768), HOOKLINE_BIN (target/release/hookline), KEEP_CLUSTER=1 (leave the
 # cluster running), LOG_LEVEL (info: the rebalance figures read the roles' "partitions
@@ -312,6 +313,9 @@ deliveries = $DELIVERIES_PARTITIONS
 attempts = 3
 dlq = 3
 retry = 3
+
+[kafka.client]
+$(tr ',' '\n' <<<"${CLIENT_PROPS:-}" | sed -n 's/^\([^=]*\)=\(.*\)$/"\1" = "\2"/p')
 
 $(roles_toml cluster-harness "$LOG_LEVEL")
 EOF
