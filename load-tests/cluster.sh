@@ -19,6 +19,9 @@
 #   sender-kill-rebalance  a 4th sender joins at t=15; while the group rebalances, SIGKILL the sender
 #                          that owns the most deliveries partitions
 #   sender-drain           SIGTERM the sender that owns the most deliveries partitions at t=20 (graceful drain)
+#   crash                  SIGKILL the busiest sender at t=15 and the busiest router at t=30, each started
+#                          again at once (the duplicate bound: issue 13's "a sender and the router each
+#                          SIGKILLed once at load")
 #
 # Each run: the cluster (scripts/kafka.sh with KAFKA_NODES=3; started if it is not running, and
 # stopped at the end if this run started it), `hookline topics create` with replication factor 3
@@ -39,7 +42,7 @@
 # scale and rebalance scenarios: 8; at most the 12 deliveries partitions), PAYLOAD_BYTES (256),
 # ROUTERS (2), SENDERS (3; sender-join-leave: 2), APIS (2), RESTART_AFTER (15 s: leader-kill and
 # controller-loss), CLIENT_PROPS (librdkafka properties for every role, e.g.
-# "session.timeout.ms=30000,heartbeat.interval.ms=3000": kafka.client), KAFKA_PORT (27092: nodes on 27192/27292/27392, controllers on +1),
+# "session.timeout.ms=10000": kafka.client), KAFKA_PORT (27092: nodes on 27192/27292/27392, controllers on +1),
 # PORT_BASE (27500: the sink, then API and admin ports up to +50; keep every port below the
 # ephemeral range, 32768), HOOKLINE_BIN (target/release/hookline), KEEP_CLUSTER=1 (leave the
 # cluster running), LOG_LEVEL (info: the rebalance figures read the roles' "partitions
@@ -47,13 +50,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_SCENARIOS="steady leader-kill rolling controller-loss scale-senders sender-join-leave scale-routers sender-kill-rebalance sender-drain"
+ALL_SCENARIOS="steady leader-kill rolling controller-loss scale-senders sender-join-leave scale-routers sender-kill-rebalance sender-drain crash"
 [ $# -ge 1 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 64; }
 scenarios=()
 for arg in "$@"; do
   case "$arg" in
     all) read -ra more <<<"$ALL_SCENARIOS"; scenarios+=("${more[@]}") ;;
-    ci|steady|leader-kill|rolling|controller-loss|scale-senders|sender-join-leave|scale-routers|sender-kill-rebalance|sender-drain) scenarios+=("$arg") ;;
+    ci|steady|leader-kill|rolling|controller-loss|scale-senders|sender-join-leave|scale-routers|sender-kill-rebalance|sender-drain|crash) scenarios+=("$arg") ;;
     *) echo "unknown scenario '$arg' (one of: $ALL_SCENARIOS, all, ci)" >&2; exit 64 ;;
   esac
 done
@@ -277,6 +280,14 @@ sender_drain() {
   at 20; stop_role "$(busiest sender)" TERM
 }
 
+crash() {  # kill -9 and start again at once, as a supervisor would
+  local victim
+  at 15; victim=$(busiest sender); stop_role "$victim" KILL
+  start_role "$victim" sender "${ADMIN[$victim]}"
+  at 30; victim=$(busiest router); stop_role "$victim" KILL
+  start_role "$victim" router "${ADMIN[$victim]}"
+}
+
 # ------------------------------------------------------------------------------------------
 # one scenario
 # ------------------------------------------------------------------------------------------
@@ -391,6 +402,7 @@ EOF
     scale-routers) scale_routers & ;;
     sender-kill-rebalance) sender_kill_rebalance & ;;
     sender-drain) sender_drain & ;;
+    crash) crash & ;;
   esac
   actions_pid=$!
   set +e

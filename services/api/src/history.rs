@@ -184,7 +184,7 @@ pub async fn follow(
 }
 
 fn start_positions(
-    consumer: &rdkafka::consumer::StreamConsumer,
+    consumer: &hookline_runtime::kafka::Reader,
     topic: &str,
     lookback_ms: i64,
 ) -> anyhow::Result<TopicPartitionList> {

@@ -26,7 +26,7 @@ use hookline_core::address::AddressPolicy;
 use hookline_core::config::{Config, Topics};
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

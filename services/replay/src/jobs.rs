@@ -9,7 +9,7 @@ use hookline_proto::Message as _;
 use hookline_runtime::compacted::{self, Position};
 use hookline_runtime::shutdown::Shutdown;
 use parking_lot::RwLock;
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -14,9 +14,11 @@ use hookline_runtime::kafka;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use hookline_runtime::kafka::Reader;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use hookline_runtime::kafka::FutureProducer;
+use rdkafka::producer::DeliveryFuture;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,7 +153,7 @@ async fn confirm(unconfirmed: &mut Vec<DeliveryFuture>) -> anyhow::Result<()> {
 
 /// Each partition's offsets for the records written in `[from_ms, to_ms)`: the first at or
 /// after `from_ms`, and the first at or after `to_ms` (the end, exclusive).
-fn plan_range(consumer: &StreamConsumer, topic: &str, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<v1::ReplayPartition>> {
+fn plan_range(consumer: &Reader, topic: &str, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<v1::ReplayPartition>> {
     let metadata = consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT)?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist? hookline topics create)");
@@ -179,7 +181,7 @@ fn plan_range(consumer: &StreamConsumer, topic: &str, from_ms: i64, to_ms: i64) 
 
 /// Moves each unfinished partition past records retention has deleted (its log now starts
 /// after `next_offset`); says whether any moved.
-fn skip_deleted(consumer: &StreamConsumer, topic: &str, status: &mut v1::ReplayStatus) -> anyhow::Result<bool> {
+fn skip_deleted(consumer: &Reader, topic: &str, status: &mut v1::ReplayStatus) -> anyhow::Result<bool> {
     let mut moved = false;
     for p in status.partitions.iter_mut().filter(|p| p.next_offset < p.end_offset) {
         let (low, _) = consumer.fetch_watermarks(topic, p.partition, KAFKA_TIMEOUT)?;
@@ -193,7 +195,7 @@ fn skip_deleted(consumer: &StreamConsumer, topic: &str, status: &mut v1::ReplayS
 }
 
 /// Points the consumer at the unfinished partitions, from their next offsets.
-fn assign_unfinished(consumer: &StreamConsumer, topic: &str, status: &v1::ReplayStatus) -> anyhow::Result<()> {
+fn assign_unfinished(consumer: &Reader, topic: &str, status: &v1::ReplayStatus) -> anyhow::Result<()> {
     let mut tpl = TopicPartitionList::new();
     for p in status.partitions.iter().filter(|p| p.next_offset < p.end_offset) {
         tpl.add_partition_offset(topic, p.partition, Offset::Offset(p.next_offset))?;

@@ -13,7 +13,7 @@ use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
 use hookline_runtime::consume::Role;
-use hookline_runtime::intake::{Intake, Next};
+use hookline_runtime::intake::{stop_on, Intake, Next};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
 use hookline_runtime::registry::EndpointRegistry;
@@ -21,7 +21,7 @@ use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
 use hookline_runtime::traces::{self, Attribute};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use rdkafka::message::OwnedHeaders;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,10 +78,7 @@ pub async fn run(
         tokio::spawn(async move {
             match try_join_all(acks).await {
                 Ok(_) => tracker.complete(&record.topic, record.partition, record.offset),
-                Err(error) => {
-                    tracing::error!(%error, partition = record.partition, offset = record.offset, "produce failed");
-                    let _ = fatal_tx.try_send(error);
-                }
+                Err(error) => stop_on(&fatal_tx, error, &record),
             }
             drop(permit);
         });

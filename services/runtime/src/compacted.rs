@@ -5,7 +5,8 @@ use crate::shutdown::Shutdown;
 use hookline_core::config::KafkaConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use crate::kafka::FutureProducer;
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Duration;
 

@@ -20,7 +20,7 @@ use hookline_proto::v1;
 use hookline_proto::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
-use rdkafka::producer::FutureProducer;
+use crate::kafka::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

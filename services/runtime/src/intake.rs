@@ -11,15 +11,20 @@ use crate::shutdown::Shutdown;
 use hookline_core::config::Config;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
+use crate::kafka::FutureProducer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// The loop wakes at least this often, so health reflects a live loop on an idle topic
 /// and the group does not consider the member dead (`max.poll.interval.ms`).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// Health, the consume-error summary and the finished-beyond metadata are kept up to date
+/// this often, not per record.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(200);
 
 /// What [`Intake::next`] returns.
 pub enum Next<T> {
@@ -44,6 +49,7 @@ pub struct Intake {
     health: Arc<Health>,
     producer: FutureProducer,
     shutdown: Shutdown,
+    housekept_at: Instant,
 }
 
 impl Intake {
@@ -70,6 +76,7 @@ impl Intake {
             health,
             producer,
             shutdown,
+            housekept_at: Instant::now() - HOUSEKEEPING_EVERY,
         })
     }
 
@@ -103,9 +110,12 @@ impl Intake {
             if !revoked.is_empty() {
                 return Ok(Next::Revoked(revoked));
             }
-            self.health.tick(self.role.name(), self.consumer.context().assigned() > 0);
-            self.errors.report();
-            self.tracker.record_finished_beyond();
+            if self.housekept_at.elapsed() >= HOUSEKEEPING_EVERY {
+                self.housekept_at = Instant::now();
+                self.health.tick(self.role.name(), self.consumer.context().assigned() > 0);
+                self.errors.report();
+                self.tracker.record_finished_beyond();
+            }
             let permit = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Ok(Next::Stop),
@@ -140,5 +150,17 @@ impl Intake {
     /// The end: waits up to `timeout` for the work in flight, then commits what finished.
     pub async fn drain(&self, timeout: Duration) {
         self.tracker.drain_and_commit(&self.window, self.window_size, timeout).await;
+    }
+}
+
+/// Hands a failure that must stop the role (a produce refused after librdkafka's retries)
+/// to its loop. Only the first is logged: the records in flight behind it fail for the same
+/// cause, and a refused Write would otherwise log a line per record.
+pub fn stop_on(fatal: &mpsc::Sender<KafkaError>, error: KafkaError, record: &OwnedRecord) {
+    let shown = error.to_string();
+    if fatal.try_send(error).is_ok() {
+        tracing::error!(error = %shown, topic = %record.topic, partition = record.partition, offset = record.offset, "record not handed on; stopping");
+    } else {
+        tracing::debug!(error = %shown, partition = record.partition, offset = record.offset, "record not handed on");
     }
 }

@@ -13,7 +13,8 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// librdkafka's version and built-in features (codecs, TLS, SASL), for `hookline --version`.
@@ -55,7 +56,7 @@ pub fn producer(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<FutureProduce
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("message.max.bytes", crate::topics::WRAPPING_MAX_BYTES.to_string());
-    with_overrides(c, cfg).create()
+    with_overrides(c, cfg).create_with_context(QuietContext::new(client_id))
 }
 
 /// A group member whose offsets are stored by the application (only for finished work) and
@@ -73,7 +74,12 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
         // Incremental rebalancing: a member joining or leaving moves only the partitions
         // that change owner; the others keep delivering through the rebalance.
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "10000")
+        // Above the brokers' failover time (`broker.session.timeout.ms`, 9 s, plus the
+        // election): while a dead broker is being fenced, its group coordinator may not
+        // answer, and a shorter session makes every member give up, rejoin and rebalance
+        // for a second pause. The price: a member that is SIGKILLed holds its partitions
+        // this long before they move (docs/operations.md, "A broker dies").
+        .set("session.timeout.ms", "30000")
         .set("heartbeat.interval.ms", "1000")
         .set("enable.partition.eof", "false");
     with_overrides(c, cfg).create_with_context(GroupContext::new(client_id))
@@ -82,7 +88,7 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
 /// A consumer outside any group, for reading a topic from its start (the state topics,
 /// replay ranges). An offset that retention has deleted resumes at the earliest record
 /// left, never at the end.
-pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer> {
+pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<Reader> {
     let mut c = base(cfg, client_id);
     // Under the topic prefix, like every group: the prefixed group ACL covers it.
     c.set("group.id", format!("{}.{client_id}.reader", cfg.topic_prefix))
@@ -91,7 +97,7 @@ pub fn reader(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<StreamConsumer>
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
-    with_overrides(c, cfg).create()
+    with_overrides(c, cfg).create_with_context(QuietContext::new(client_id))
 }
 
 /// A consumer that reads single partitions at chosen offsets to find unreadable records
@@ -118,13 +124,85 @@ impl ClientContext for ProbeContext {
 impl ConsumerContext for ProbeContext {}
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
+/// Hookline's producers and plain readers: librdkafka's repeated lines folded.
+pub type FutureProducer = rdkafka::producer::FutureProducer<QuietContext>;
+pub type Reader = StreamConsumer<QuietContext>;
+
+/// A client's own log lines and errors, folded: librdkafka repeats a line on every retry
+/// (each reconnect to a dead broker, each fetch of a batch it cannot read). Each distinct
+/// line is logged once, then at most once per 10 s with the count of repeats in between.
+pub struct QuietContext {
+    client_id: String,
+    /// Per line (its text without the part that varies): when last logged, and how many since.
+    logged: Mutex<std::collections::HashMap<String, (i64, u64)>>,
+}
+
+impl QuietContext {
+    fn new(client_id: &str) -> Self {
+        Self { client_id: client_id.to_owned(), logged: Mutex::default() }
+    }
+
+    /// How many times `key` came since it was last logged, if it is due again.
+    fn due(&self, key: String) -> Option<u64> {
+        let now = crate::time::now_ms();
+        let mut logged = self.logged.lock();
+        if logged.len() > 1_000 {
+            logged.clear(); // a client that says many different things: start counting again
+        }
+        let entry = logged.entry(key).or_insert((i64::MIN, 0));
+        entry.1 += 1;
+        if entry.0 != i64::MIN && now - entry.0 < hookline_core::consume::LOG_EVERY_MS {
+            return None;
+        }
+        let repeats = entry.1;
+        *entry = (now, 0);
+        Some(repeats)
+    }
+}
+
+/// A librdkafka line without what changes from one repeat to the next ("(after 0ms in state
+/// CONNECT, 1 identical error(s) suppressed)").
+fn fold_key(fac: &str, message: &str) -> String {
+    let stable = message.find(" (after ").map_or(message, |at| &message[..at]);
+    format!("{fac} {stable}")
+}
+
+impl ConsumerContext for QuietContext {}
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let client = &self.client_id;
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                if let Some(repeats) = self.due(fold_key(fac, log_message)) {
+                    tracing::error!(target: "librdkafka", %client, fac, repeats, "{log_message}");
+                }
+            }
+            RDKafkaLogLevel::Warning => {
+                if let Some(repeats) = self.due(fold_key(fac, log_message)) {
+                    tracing::warn!(target: "librdkafka", %client, fac, repeats, "{log_message}");
+                }
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", %client, fac, "{log_message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", %client, fac, "{log_message}"),
+        }
+    }
+
+    /// librdkafka repeats an error on every retry (a dead broker, a batch it cannot read):
+    /// each code is logged once, then at most once per 10 s with the count in between.
+    fn error(&self, error: KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code().map_or_else(|| error.to_string(), |c| format!("{c:?}"));
+        if let Some(repeats) = self.due(format!("error {code}")) {
+            tracing::warn!(client = %self.client_id, %error, reason, repeats, "kafka client error");
+        }
+    }
+}
 
 /// Logs rebalances and failed commits, and remembers revoked partitions so the consuming
 /// loop can drop their in-flight bookkeeping.
 pub struct GroupContext {
     client_id: String,
-    /// Per error code: when last logged, and how many since.
-    logged_errors: Mutex<std::collections::HashMap<String, (i64, u64)>>,
+    quiet: QuietContext,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: std::sync::atomic::AtomicUsize,
     /// Per newly assigned partition: offsets its previous owner finished beyond the committed
@@ -136,7 +214,7 @@ impl GroupContext {
     fn new(client_id: &str) -> Self {
         Self {
             client_id: client_id.to_owned(),
-            logged_errors: Mutex::default(),
+            quiet: QuietContext::new(client_id),
             revoked: Mutex::new(Vec::new()),
             assigned: Default::default(),
             inherited: Mutex::default(),
@@ -164,23 +242,12 @@ impl GroupContext {
 }
 
 impl ClientContext for GroupContext {
-    /// librdkafka repeats an error on every retry (a dead broker, a batch it cannot read):
-    /// each code is logged once, then at most once per 10 s with the count in between.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.quiet.log(level, fac, log_message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        let code = error.rdkafka_error_code().map_or_else(|| error.to_string(), |c| format!("{c:?}"));
-        let now = crate::time::now_ms();
-        let repeats = {
-            let mut logged = self.logged_errors.lock();
-            let entry = logged.entry(code).or_insert((i64::MIN, 0));
-            entry.1 += 1;
-            if entry.0 != i64::MIN && now - entry.0 < hookline_core::consume::LOG_EVERY_MS {
-                return;
-            }
-            let repeats = entry.1;
-            *entry = (now, 0);
-            repeats
-        };
-        tracing::warn!(client = %self.client_id, %error, reason, repeats, "kafka client error");
+        self.quiet.error(error, reason);
     }
 }
 
@@ -305,8 +372,8 @@ impl OwnedRecord {
 /// Enqueues one record without waiting for its acknowledgement (await the returned future
 /// for that). A full local queue is back-pressure: wait for librdkafka to drain and retry.
 /// Any other error is a local, persistent problem and is returned.
-pub async fn enqueue(
-    producer: &FutureProducer,
+pub async fn enqueue<C: ClientContext + 'static>(
+    producer: &rdkafka::producer::FutureProducer<C>,
     topic: &str,
     key: &str,
     value: &[u8],
@@ -333,5 +400,27 @@ pub async fn acked(ack: DeliveryFuture) -> KafkaResult<()> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((error, _))) => Err(error),
         Err(_canceled) => Err(KafkaError::Canceled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_librdkafka_line_is_logged_once_per_period() {
+        let quiet = QuietContext::new("t");
+        let line = |after: u32| {
+            fold_key("FAIL", &format!("127.0.0.1:9092/1: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after {after}ms in state CONNECT)"))
+        };
+        assert_eq!(line(0), line(17), "the varying suffix is not part of the key");
+        assert_eq!(quiet.due(line(0)), Some(1), "the first is logged");
+        assert_eq!(quiet.due(line(3)), None, "a repeat within the period is counted, not logged");
+        assert_eq!(quiet.due(line(5)), None);
+        let other = fold_key("FAIL", "127.0.0.1:9093/2: Connect to ipv4#127.0.0.1:9093 failed: Connection refused");
+        assert_eq!(quiet.due(other), Some(1), "another broker's line is its own");
+        // Once the period is over, the next is logged with the count since the last one.
+        quiet.logged.lock().get_mut(&line(0)).expect("seen").0 -= hookline_core::consume::LOG_EVERY_MS;
+        assert_eq!(quiet.due(line(9)), Some(3));
     }
 }

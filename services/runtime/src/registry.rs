@@ -12,7 +12,7 @@ use hookline_core::signing::{SecretError, SigningKey};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use parking_lot::RwLock;
-use rdkafka::producer::FutureProducer;
+use crate::kafka::FutureProducer;
 use std::sync::Arc;
 
 use crate::shutdown::Shutdown;

@@ -21,7 +21,7 @@ use hookline_runtime::time::now_ms;
 use hookline_runtime::traces::{self, Attribute};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,10 +66,7 @@ pub async fn deliver(shared: &Shared, record: &OwnedRecord) {
     match result {
         Ok(Done::Finished) => shared.tracker.complete(&record.topic, record.partition, record.offset),
         Ok(Done::Abandoned) => {}
-        Err(error) => {
-            tracing::error!(%error, partition = record.partition, offset = record.offset, "record not handed on");
-            let _ = shared.fatal.try_send(error);
-        }
+        Err(error) => hookline_runtime::intake::stop_on(&shared.fatal, error, record),
     }
 }
 

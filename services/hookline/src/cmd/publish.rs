@@ -7,7 +7,7 @@ use hookline_core::event;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::{kafka, time::now_ms};
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -16,7 +16,7 @@ use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::{kafka, time::now_ms, topics};
 use hookline_sink::{Ledger, Sink, SinkConfig};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
+use hookline_runtime::kafka::FutureProducer;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::net::SocketAddr;
 use std::sync::Arc;
