@@ -13,6 +13,9 @@ for a in ["name", "out", "scenario", "duration", "source", "generator", "generat
     p.add_argument(f"--{a}", required=True)
 for a in ["rate", "fanout", "batch", "payload-bytes", "generator-status"]:
     p.add_argument(f"--{a}", type=int, required=True)
+# ms from the generator's exit until the sink held every expected delivery (an upper bound:
+# run.sh polls the sink about every 0.1 s); "none" when it never did (loss) or was not measured.
+p.add_argument("--drain-ms", type=lambda v: None if v == "none" else int(v), default=None)
 args = p.parse_args()
 
 gen = json.load(open(args.generator))
@@ -49,6 +52,7 @@ report = {
     "invalid_signatures": sink["invalid_signatures"],
     "delivered_per_second": round(delivered / span, 1) if span else 0,
     "delivered_per_second_peak": max((s["delivered"] for s in busy), default=0),
+    "drain_ms": args.drain_ms,
     "e2e_latency_ms": lat,
     "generator": {**gen, "exit_status": args.generator_status},
     "processes": procs,
@@ -72,7 +76,8 @@ else:
 lines = [
     f"scenario {args.scenario}: offered {args.rate} events/s for {args.duration}, fan-out {args.fanout}, {path}, {args.payload_bytes} B payloads",
     f"  accepted {accepted} events -> {expected} deliveries expected, {delivered} delivered unique, loss {report['loss']}, duplicates {report['duplicates']}, invalid signatures {report['invalid_signatures']}",
-    f"  delivered {report['delivered_per_second']}/s over {span} s (peak second {report['delivered_per_second_peak']})",
+    f"  delivered {report['delivered_per_second']}/s over {span} s (peak second {report['delivered_per_second_peak']})"
+    + (f"; all delivered {args.drain_ms} ms after the generator stopped" if args.drain_ms is not None else ""),
     f"  end to end (from each event's own timestamp): p50 {lat.get('p50')} ms, p95 {lat.get('p95')} ms, p99 {lat.get('p99')} ms, max {lat.get('max')} ms",
     generator_line,
 ]
