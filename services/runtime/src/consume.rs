@@ -152,27 +152,47 @@ pub struct ConsumeErrors {
     dlq_topic: String,
     runs: ErrorRuns,
     health: Arc<Health>,
+    /// What a refusal names: the group, the topics subscribed, the ACL to add.
+    acls: crate::preflight::Acls,
+    group: String,
+    topics: Vec<String>,
+    /// The last refusal explained (for readiness), until a record is read.
+    refused: Option<String>,
 }
 
 impl ConsumeErrors {
-    pub fn new(role: Role, kafka: &KafkaConfig, dlq_topic: &str, health: Arc<Health>) -> Self {
+    pub fn new(role: Role, kafka: &KafkaConfig, group: &str, dlq_topic: &str, health: Arc<Health>) -> Self {
         Self {
             role,
             kafka: kafka.clone(),
             dlq_topic: dlq_topic.to_owned(),
             runs: ErrorRuns::default(),
             health,
+            acls: crate::preflight::Acls::new(kafka),
+            group: group.to_owned(),
+            topics: Vec::new(),
+            refused: None,
         }
+    }
+
+    /// The topics the role subscribed to (named when Kafka refuses to let it read them).
+    pub fn subscribed(&mut self, topics: &[&str]) {
+        self.topics = topics.iter().map(|t| (*t).to_owned()).collect();
     }
 
     /// A record was read.
     pub fn on_record(&mut self) {
         self.runs.on_record();
+        self.refused = None;
     }
 
     /// Tells the role's health whether errors stall it; call at least once a second.
     pub fn report(&self) {
-        self.health.consuming(self.role.name(), self.runs.problem(now_ms()));
+        let problem = self.runs.problem(now_ms()).map(|p| match &self.refused {
+            Some(refused) => format!("{p}: {refused}"),
+            None => p,
+        });
+        self.health.consuming(self.role.name(), problem);
     }
 
     /// Counts and logs `error`; when records are unreadable, finds them, dead-letters them
@@ -188,8 +208,18 @@ impl ConsumeErrors {
         let kind = classify(&error);
         self.role.count_error(kind);
         let action = self.runs.on_error(kind, now_ms());
+        // A refusal names the operation, the resource (the group, when JoinGroup is refused)
+        // and the ACL to add: the role stays up, not ready, until it is granted.
+        let attempt = crate::preflight::Attempt::new(crate::preflight::Operation::Read, &self.topics).group(&self.group);
+        let refused = self.acls.explain(&error, &attempt).map(|r| r.to_string());
         if let Some(errors) = action.log {
-            tracing::warn!(role = self.role.name(), kind = kind.label(), %error, errors, "consume error");
+            match &refused {
+                Some(refused) => tracing::error!(role = self.role.name(), kind = kind.label(), %error, errors, "consume refused: {refused}"),
+                None => tracing::warn!(role = self.role.name(), kind = kind.label(), %error, errors, "consume error"),
+            }
+        }
+        if refused.is_some() {
+            self.refused = refused;
         }
         if action.locate {
             let (consumer_, kafka, client) = (Arc::clone(consumer), self.kafka.clone(), format!("hookline-{}", self.role.name()));

@@ -65,14 +65,15 @@ impl Intake {
     ) -> Result<Self, KafkaError> {
         let topics = cfg.topics();
         let name = role.name();
-        let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &topics.group(name), &format!("hookline-{name}"))?);
+        let group = topics.group(name);
+        let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &group, &format!("hookline-{name}"))?);
         Ok(Self {
             role,
             tracker: Arc::new(OffsetTracker::new(Arc::clone(&consumer))),
             consumer,
             window: Arc::new(Semaphore::new(window_size)),
             window_size,
-            errors: ConsumeErrors::new(role, &cfg.kafka, &topics.dlq, Arc::clone(&health)),
+            errors: ConsumeErrors::new(role, &cfg.kafka, &group, &topics.dlq, Arc::clone(&health)),
             health,
             producer,
             shutdown,
@@ -93,8 +94,9 @@ impl Intake {
         self.window_size - self.window.available_permits()
     }
 
-    pub fn subscribe(&self, topics: &[&str]) -> Result<(), KafkaError> {
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<(), KafkaError> {
         self.consumer.subscribe(topics)?;
+        self.errors.subscribed(topics);
         tracing::info!(role = self.role.name(), ?topics, "subscribed");
         Ok(())
     }
