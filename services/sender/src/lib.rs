@@ -6,6 +6,7 @@
 //! - [`attempt`]: one signed request and the classification of its result.
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
 //! - [`deliver`]: one record handled to its end.
+//! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries.
 //! - this file: wiring, and the intake loop that holds a retry-tier partition until its
 //!   head record is due.
 //!
@@ -16,6 +17,7 @@ pub mod attempt;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
+pub mod workers;
 
 use attempt::Attempter;
 use deliver::{Shared, DUE_HEADER};
@@ -140,6 +142,14 @@ pub async fn run_with_resolver(
     intake.subscribe(&subscription)?;
 
     let mut held = HeldPartitions::default();
+    let handler: workers::Handler = {
+        let shared = Arc::clone(&shared);
+        Arc::new(move |record| {
+            let shared = Arc::clone(&shared);
+            Box::pin(async move { deliver::deliver(&shared, &record).await })
+        })
+    };
+    let mut workers = workers::Workers::new(handler, workers::IDLE_EXIT);
     let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {
@@ -147,6 +157,7 @@ pub async fn run_with_resolver(
             metrics::gauge!("hookline_sender_deliveries_in_progress").set(intake.in_flight() as f64);
             metrics::gauge!("hookline_sender_breakers_open").set(shared.endpoints.open_breakers() as f64);
             metrics::gauge!("hookline_sender_tier_partitions_held").set(held.heads.len() as f64);
+            metrics::gauge!("hookline_sender_endpoint_workers").set(workers.alive() as f64);
         }
         let side = async {
             tokio::select! {
@@ -182,11 +193,7 @@ pub async fn run_with_resolver(
         if !intake.take(&record) {
             continue; // finished by the partition's previous owner, past its commit
         }
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            deliver::deliver(&shared, &record).await;
-            drop(permit);
-        });
+        workers.dispatch(record, permit);
     };
 
     // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
