@@ -48,6 +48,40 @@ pub const LOG_EVERY_MS: i64 = 10_000;
 /// A search for unreadable records that found none is not repeated sooner than this.
 pub const LOCATE_EVERY_MS: i64 = 5_000;
 
+/// Log folding: a line repeated over and over is logged once, then at most once per
+/// [`LOG_EVERY_MS`] with the count of repeats since the last time it was logged.
+#[derive(Debug, Clone)]
+pub struct LogFold<K> {
+    /// Per key: when last logged, and how many since.
+    logged: std::collections::HashMap<K, (i64, u64)>,
+}
+
+impl<K> Default for LogFold<K> {
+    fn default() -> Self {
+        Self { logged: std::collections::HashMap::new() }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> LogFold<K> {
+    /// Keys remembered at most; past this, counting starts again (a source of endless distinct lines).
+    const MAX_KEYS: usize = 1_000;
+
+    /// Counts one occurrence of `key`; returns the count to log with when a line is due.
+    pub fn due(&mut self, key: K, now_ms: i64) -> Option<u64> {
+        if self.logged.len() >= Self::MAX_KEYS && !self.logged.contains_key(&key) {
+            self.logged.clear();
+        }
+        let entry = self.logged.entry(key).or_insert((i64::MIN, 0));
+        entry.1 += 1;
+        if entry.0 != i64::MIN && now_ms - entry.0 < LOG_EVERY_MS {
+            return None;
+        }
+        let repeats = entry.1;
+        *entry = (now_ms, 0);
+        Some(repeats)
+    }
+}
+
 /// A run of events: since when, and the last one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Run {
@@ -87,23 +121,15 @@ pub struct ErrorRuns {
     /// Unreadable errors not followed by a skip.
     unreadable: Run,
     last_locate_ms: Option<i64>,
-    /// Per kind: when last logged, and errors since.
-    logged: std::collections::BTreeMap<ConsumeErrorKind, (i64, u64)>,
+    /// Per kind: one line, then a summary at most every [`LOG_EVERY_MS`].
+    logged: LogFold<ConsumeErrorKind>,
 }
 
 impl ErrorRuns {
     pub fn on_error(&mut self, kind: ConsumeErrorKind, now_ms: i64) -> ErrorAction {
         self.unread.hit(now_ms);
         self.last_kind = Some(kind);
-        let entry = self.logged.entry(kind).or_insert((i64::MIN, 0));
-        entry.1 += 1;
-        let log = if entry.0 == i64::MIN || now_ms - entry.0 >= LOG_EVERY_MS {
-            let folded = entry.1;
-            *entry = (now_ms, 0);
-            Some(folded)
-        } else {
-            None
-        };
+        let log = self.logged.due(kind, now_ms);
         let mut locate = false;
         if kind == ConsumeErrorKind::Unreadable {
             self.unreadable.hit(now_ms);

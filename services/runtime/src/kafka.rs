@@ -3,6 +3,7 @@
 //! from Java's), so every setting that matters is explicit here.
 
 use hookline_core::config::KafkaConfig;
+use hookline_core::consume::LogFold;
 use hookline_core::watermark::decode_done;
 use std::collections::BTreeSet;
 use parking_lot::Mutex;
@@ -133,8 +134,8 @@ pub type Reader = StreamConsumer<QuietContext>;
 /// line is logged once, then at most once per 10 s with the count of repeats in between.
 pub struct QuietContext {
     client_id: String,
-    /// Per line (its text without the part that varies): when last logged, and how many since.
-    logged: Mutex<std::collections::HashMap<String, (i64, u64)>>,
+    /// Per line (its text without the part that varies).
+    logged: Mutex<LogFold<String>>,
 }
 
 impl QuietContext {
@@ -144,19 +145,7 @@ impl QuietContext {
 
     /// How many times `key` came since it was last logged, if it is due again.
     fn due(&self, key: String) -> Option<u64> {
-        let now = crate::time::now_ms();
-        let mut logged = self.logged.lock();
-        if logged.len() > 1_000 {
-            logged.clear(); // a client that says many different things: start counting again
-        }
-        let entry = logged.entry(key).or_insert((i64::MIN, 0));
-        entry.1 += 1;
-        if entry.0 != i64::MIN && now - entry.0 < hookline_core::consume::LOG_EVERY_MS {
-            return None;
-        }
-        let repeats = entry.1;
-        *entry = (now, 0);
-        Some(repeats)
+        self.logged.lock().due(key, crate::time::now_ms())
     }
 }
 
@@ -420,7 +409,7 @@ mod tests {
         let other = fold_key("FAIL", "127.0.0.1:9093/2: Connect to ipv4#127.0.0.1:9093 failed: Connection refused");
         assert_eq!(quiet.due(other), Some(1), "another broker's line is its own");
         // Once the period is over, the next is logged with the count since the last one.
-        quiet.logged.lock().get_mut(&line(0)).expect("seen").0 -= hookline_core::consume::LOG_EVERY_MS;
-        assert_eq!(quiet.due(line(9)), Some(3));
+        let later = crate::time::now_ms() + hookline_core::consume::LOG_EVERY_MS;
+        assert_eq!(quiet.logged.lock().due(line(9), later), Some(3));
     }
 }
