@@ -37,6 +37,11 @@ impl CommitWatermark {
         self.window.len()
     }
 
+    /// Offsets begun and not finished.
+    pub fn unfinished(&self) -> usize {
+        self.window.iter().filter(|&&(_, done)| !done).count()
+    }
+
     pub fn is_idle(&self) -> bool {
         self.window.is_empty()
     }
@@ -159,6 +164,23 @@ pub fn decode_done(next: i64, metadata: &str) -> BTreeSet<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn unfinished_counts_what_was_begun_and_not_finished_whatever_the_order() {
+        let mut w = CommitWatermark::new();
+        for o in 0..5 {
+            w.begin(o);
+        }
+        assert_eq!(w.unfinished(), 5);
+        w.complete(3).expect("begun");
+        assert_eq!((w.unfinished(), w.in_flight()), (4, 5), "finished beyond the head is not unfinished");
+        w.complete(0).expect("begun");
+        assert_eq!((w.unfinished(), w.in_flight()), (3, 4));
+        for o in [1, 2, 4] {
+            w.complete(o).expect("begun");
+        }
+        assert_eq!((w.unfinished(), w.in_flight()), (0, 0));
+    }
 
     #[test]
     fn work_finished_beyond_the_watermark_travels_in_the_commit_metadata() {

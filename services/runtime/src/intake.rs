@@ -67,9 +67,17 @@ impl Intake {
         let name = role.name();
         let group = topics.group(name);
         let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &group, &format!("hookline-{name}"))?);
+        let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
+        // Weak: the tracker holds the consumer, whose context holds this.
+        let handed = Arc::downgrade(&tracker);
+        consumer.context().on_revoke(move |parts| {
+            if let Some(tracker) = handed.upgrade() {
+                tracker.hand_over(parts);
+            }
+        });
         Ok(Self {
             role,
-            tracker: Arc::new(OffsetTracker::new(Arc::clone(&consumer))),
+            tracker,
             consumer,
             window: Arc::new(Semaphore::new(window_size)),
             window_size,

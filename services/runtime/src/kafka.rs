@@ -192,6 +192,8 @@ impl ClientContext for QuietContext {
 pub struct GroupContext {
     client_id: String,
     quiet: QuietContext,
+    /// Called with partitions about to be revoked, before they go ([`Self::on_revoke`]).
+    hand_over: std::sync::OnceLock<Box<dyn Fn(&[(String, i32)]) + Send + Sync>>,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: std::sync::atomic::AtomicUsize,
     /// Per newly assigned partition: offsets its previous owner finished beyond the committed
@@ -204,6 +206,7 @@ impl GroupContext {
         Self {
             client_id: client_id.to_owned(),
             quiet: QuietContext::new(client_id),
+            hand_over: std::sync::OnceLock::new(),
             revoked: Mutex::new(Vec::new()),
             assigned: Default::default(),
             inherited: Mutex::default(),
@@ -222,6 +225,12 @@ impl GroupContext {
             return None;
         }
         inherited.remove(&(topic.to_owned(), partition))
+    }
+
+    /// Sets what runs when partitions are about to be revoked (once; later calls are ignored):
+    /// the role finishes and commits their work there, so the next owner does not redo it.
+    pub fn on_revoke(&self, hand_over: impl Fn(&[(String, i32)]) + Send + Sync + 'static) {
+        let _ = self.hand_over.set(Box::new(hand_over));
     }
 
     /// Partitions revoked since the last call.
@@ -253,6 +262,9 @@ impl ConsumerContext for GroupContext {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(client = %self.client_id, partitions = ?parts, "partitions revoked");
+                if let Some(hand_over) = self.hand_over.get() {
+                    hand_over(&parts);
+                }
                 let n = parts.len();
                 self.revoked.lock().extend(parts);
                 let _ = self.assigned.fetch_update(Relaxed, Relaxed, |a| Some(a.saturating_sub(n)));

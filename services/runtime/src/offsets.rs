@@ -27,6 +27,10 @@ struct Partition {
 
 /// How often work finished behind a stuck head is committed (as commit metadata).
 const RECORD_EVERY_MS: i64 = 200;
+/// A revocation waits at most this long for the revoked partitions' work in flight...
+const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// ...and stops waiting when none of it finished for this long.
+const HAND_OVER_STALLED: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl OffsetTracker {
     pub fn new(consumer: Arc<GroupConsumer>) -> Self {
@@ -113,11 +117,57 @@ impl OffsetTracker {
             elem.set_metadata(encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES));
             let _ = elem.set_offset(rdkafka::Offset::Offset(head));
         }
+        self.commit(&tpl, mode);
+    }
+
+    fn commit(&self, tpl: &rdkafka::TopicPartitionList, mode: rdkafka::consumer::CommitMode) {
         if tpl.count() > 0 {
-            if let Err(error) = self.consumer.commit(&tpl, mode) {
+            if let Err(error) = self.consumer.commit(tpl, mode) {
                 tracing::debug!(%error, "finished work not recorded (partition revoked?)");
             }
         }
+    }
+
+    /// Hands `parts` over to their next owner (called from the revocation, before they
+    /// leave): waits up to [`HAND_OVER_WAIT`] for their work in flight to finish, as long
+    /// as it keeps finishing, then commits where each stands, with what finished beyond it.
+    /// Without this, a request answered after the revocation would be ignored and its
+    /// delivery sent again by the next owner. Work still unfinished then (waiting for a slow
+    /// endpoint, or abandoned at shutdown) is left to the next owner. Blocking: it runs in
+    /// the consumer's rebalance callback.
+    pub fn hand_over(&self, parts: &[(String, i32)]) {
+        let unfinished = || -> usize {
+            let partitions = self.partitions.lock();
+            parts.iter().filter_map(|tp| partitions.get(tp)).map(|p| p.watermark.unfinished()).sum()
+        };
+        let started = std::time::Instant::now();
+        let (mut left, mut progress_at) = (unfinished(), started);
+        while left > 0 && started.elapsed() < HAND_OVER_WAIT && progress_at.elapsed() < HAND_OVER_STALLED {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let now_left = unfinished();
+            if now_left < left {
+                progress_at = std::time::Instant::now();
+            }
+            left = now_left;
+        }
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for tp @ (topic, partition) in parts {
+            let partitions = self.partitions.lock();
+            let Some(p) = partitions.get(tp) else { continue };
+            let (at, metadata) = match (p.watermark.head(), p.watermark.committed_to()) {
+                (Some(head), _) => (head, encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES)),
+                (None, Some(next)) => (next, String::new()),
+                (None, None) => continue,
+            };
+            let mut elem = tpl.add_partition(topic, *partition);
+            elem.set_metadata(metadata);
+            let _ = elem.set_offset(rdkafka::Offset::Offset(at));
+        }
+        self.commit(&tpl, rdkafka::consumer::CommitMode::Sync);
+        tracing::info!(
+            partitions = parts.len(), waited_ms = started.elapsed().as_millis() as u64, left_unfinished = left,
+            "revoked partitions handed over"
+        );
     }
 
     /// Marks every offset before `next` of a partition done without reading it (records
