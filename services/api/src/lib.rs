@@ -109,7 +109,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 /// Builds the state: producer, address policy, history views (fed until `shutdown`).
 pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdown: &Shutdown) -> anyhow::Result<Arc<AppState>> {
     let topics = config.topics();
-    let producer = hookline_runtime::kafka::producer(&config.kafka, "hookline-api")?;
+    let producer = hookline_runtime::kafka::request_producer(&config.kafka, "hookline-api")?;
     let a = &config.api;
     let history = Arc::new(History::new(a.history_per_endpoint, a.history_events, a.history_attempts, a.dlq_kept));
     for (topic, is_attempts) in [(topics.attempts.clone(), true), (topics.dlq.clone(), false)] {

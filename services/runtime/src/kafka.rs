@@ -48,12 +48,25 @@ fn with_overrides(mut c: ClientConfig, cfg: &KafkaConfig) -> ClientConfig {
 /// An idempotent producer (acks=all), Java-compatible partitioning, the configured
 /// compression, and a short linger so batches form under load without adding latency.
 pub fn producer(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<FutureProducer> {
+    producer_lingering(cfg, client_id, 5)
+}
+
+/// A producer whose every send has a caller waiting for its acknowledgement (the API's
+/// ingest answers only once Kafka has the event): no linger. Sends that come together
+/// still share a batch while the previous produce request is on the wire. With 32
+/// single-event requests at a time: about 4,900 events/s at p50 4.8 ms, against 3,270 at
+/// p50 7.7 ms with a 5 ms linger (docs/performance.md).
+pub fn request_producer(cfg: &KafkaConfig, client_id: &str) -> KafkaResult<FutureProducer> {
+    producer_lingering(cfg, client_id, 0)
+}
+
+fn producer_lingering(cfg: &KafkaConfig, client_id: &str, linger_ms: u32) -> KafkaResult<FutureProducer> {
     let mut c = base(cfg, client_id);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         .set("compression.type", &cfg.compression)
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("message.max.bytes", crate::topics::WRAPPING_MAX_BYTES.to_string());
