@@ -238,12 +238,18 @@ pub struct SenderConfig {
     /// healthy endpoint's work waits (back-pressure); a stalled or failing endpoint's is
     /// moved to the next retry tier, so it cannot take the sender's whole window.
     pub max_queued_per_endpoint: usize,
-    /// Idle keep-alive connections kept per host.
+    /// Idle keep-alive connections kept per host. As many as `max_in_flight` by default:
+    /// endpoints often share a host, and a connection the pool has no room for is closed
+    /// after its request and opened again for the next.
     pub pool_max_idle_per_host: usize,
     /// (event, endpoint) pairs delivered recently that a sender remembers, so the copies a
     /// restarted router routes again are not sent twice (0: remember none). About 40 bytes
     /// each.
     pub recent_deliveries: usize,
+    /// Attempt records are written in batches, one record per endpoint per window of this
+    /// long (`AttemptBatch`); they reach the history this much later. Lost on a crash are at
+    /// most this window's records (history, not deliveries).
+    pub attempt_batch_ms: u64,
     /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
     pub allow_loopback: bool,
     /// CIDR blocks the SSRF policy lets through (internal targets), e.g. `10.20.0.0/16`.
@@ -261,8 +267,9 @@ impl Default for SenderConfig {
             max_in_flight: 2_000,
             max_in_flight_per_endpoint: 64,
             max_queued_per_endpoint: 512,
-            pool_max_idle_per_host: 256,
+            pool_max_idle_per_host: 2_000,
             recent_deliveries: 200_000,
+            attempt_batch_ms: 100,
             allow_loopback: false,
             allowed_cidrs: Vec::new(),
             ca_file: String::new(),
@@ -420,6 +427,11 @@ impl Config {
             s.max_queued_per_endpoint >= s.max_in_flight_per_endpoint,
             "sender.max_queued_per_endpoint",
             format!("must be at least sender.max_in_flight_per_endpoint ({})", s.max_in_flight_per_endpoint),
+        );
+        check(
+            (1..=10_000).contains(&s.attempt_batch_ms),
+            "sender.attempt_batch_ms",
+            format!("is {}; use 1 to 10000", s.attempt_batch_ms),
         );
         if let Err(e) = self.retry.parsed() {
             check(false, "retry.schedule", e.to_string());
