@@ -203,9 +203,10 @@ fn start_positions(
     Ok(consumer.offsets_for_times(times, Duration::from_secs(10))?)
 }
 
-/// Decodes attempts for [`History::record_attempt`].
+/// Decodes an attempts-topic record (a batch, or one attempt from an older sender) for
+/// [`History::record_attempt`].
 pub fn apply_attempt(history: &History, bytes: &[u8]) {
-    if let Ok(a) = v1::Attempt::decode(bytes) {
+    for a in hookline_proto::attempts_in(bytes).unwrap_or_default() {
         history.record_attempt(a);
     }
 }

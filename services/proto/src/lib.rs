@@ -39,9 +39,33 @@ impl v1::DeadLetterReason {
     }
 }
 
+/// The attempts in one record of the attempts topic: an [`v1::AttemptBatch`], or a bare
+/// [`v1::Attempt`] as senders before batching wrote them (an empty record holds none).
+pub fn attempts_in(bytes: &[u8]) -> Result<Vec<v1::Attempt>, prost::DecodeError> {
+    let batch = v1::AttemptBatch::decode(bytes)?;
+    if !batch.attempts.is_empty() || bytes.is_empty() {
+        return Ok(batch.attempts);
+    }
+    Ok(vec![v1::Attempt::decode(bytes)?])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::v1::DeadLetterReason;
+    use super::v1::{self, DeadLetterReason};
+    use super::{attempts_in, Message as _};
+
+    fn attempt(id: &str) -> v1::Attempt {
+        v1::Attempt { event_id: id.into(), endpoint_id: "ep".into(), attempt: 2, status: 503, ..Default::default() }
+    }
+
+    #[test]
+    fn a_record_holds_a_batch_or_one_bare_attempt() {
+        let batch = v1::AttemptBatch { attempts: vec![attempt("a"), attempt("b")] };
+        assert_eq!(attempts_in(&batch.encode_to_vec()).unwrap(), batch.attempts);
+        assert_eq!(attempts_in(&attempt("old").encode_to_vec()).unwrap(), vec![attempt("old")]);
+        assert_eq!(attempts_in(&[]).unwrap(), vec![]);
+        assert!(attempts_in(b"\xff\xff not protobuf").is_err());
+    }
 
     #[test]
     fn every_reason_label_is_its_proto_name_shortened() {

@@ -4,6 +4,7 @@
 //! end is acknowledged by Kafka.
 
 use crate::attempt::{AttemptReport, Attempter};
+use crate::attempt_log::AttemptLog;
 use crate::endpoints::{EndpointRuntime, EndpointRuntimes, Place};
 use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub registry: Arc<EndpointRegistry>,
     pub attempter: Attempter,
     pub producer: FutureProducer,
+    /// Where attempt records go (batched).
+    pub attempts: AttemptLog,
     pub topics: Topics,
     pub tracker: Arc<OffsetTracker>,
     pub endpoints: EndpointRuntimes,
@@ -144,14 +147,17 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         .record(report.latency.as_secs_f64());
     let down = verdict::breaker_failure(report.class, report.status);
     log_transition(&entry, rt.record(!down, probe, Instant::now()));
-    let attempt = attempt_record(&delivery, &report);
-    write_attempt(shared, &attempt).await;
     tracing::debug!(
         event_id = %event.id, endpoint_id = %delivery.endpoint_id, attempt = delivery.attempt,
-        status = report.status, latency_ms = attempt.latency_ms, class = ?report.class, "attempt"
+        status = report.status, latency_ms = report.latency.as_millis() as u64, class = ?report.class, "attempt"
     );
+    let after = verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error);
+    let attempt = attempt_record(&delivery, &report);
+    // The dead letter carries the last attempt; everything else only writes it.
+    let last_attempt = matches!(after, AfterAttempt::DeadLetter { .. }).then(|| attempt.clone());
+    shared.attempts.record(attempt).await;
 
-    let (reason, detail) = match verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error) {
+    let (reason, detail) = match after {
         AfterAttempt::Delivered => {
             shared.recent.lock().insert(pair);
             clear_failing(shared, &entry, &rt).await;
@@ -172,7 +178,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         }
     };
     tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, reason = reason.label(), %detail, "delivery dead-lettered");
-    dead_letter(shared, record, Some(delivery), reason, detail, Some(attempt)).await
+    dead_letter(shared, record, Some(delivery), reason, detail, last_attempt).await
 }
 
 /// Moves a delivery on without attempting it (recorded as deferred): back through the tier
@@ -194,16 +200,18 @@ async fn defer(
     };
     let mut attempt = attempt_record(&delivery, &report);
     attempt.outcome = Outcome::Deferred as i32;
-    write_attempt(shared, &attempt).await;
     metrics::counter!("hookline_sender_attempts_total", "outcome" => "deferred").increment(1);
-    match verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error) {
+    let after = verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error);
+    let last_attempt = matches!(after, AfterDeferral::Exhausted(_)).then(|| attempt.clone());
+    shared.attempts.record(attempt).await;
+    match after {
         AfterDeferral::Forward { attempt: next, tier } => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
             forward(shared, record, delivery, next, tier, last_error).await?;
             Ok(Done::Finished)
         }
         AfterDeferral::Exhausted(detail) => {
-            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, Some(attempt)).await
+            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, last_attempt).await
         }
     }
 }
@@ -310,14 +318,6 @@ fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attemp
         error: report.error.clone(),
         at_ms: now_ms(),
         response_excerpt: report.excerpt.clone(),
-    }
-}
-
-/// Attempt records are history, not the delivery contract: written without waiting.
-async fn write_attempt(shared: &Shared, attempt: &v1::Attempt) {
-    let value = attempt.encode_to_vec();
-    if let Err(error) = kafka::enqueue(&shared.producer, &shared.topics.attempts, &attempt.endpoint_id, &value, None).await {
-        tracing::warn!(%error, "attempt record not written");
     }
 }
 

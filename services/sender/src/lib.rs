@@ -1,9 +1,10 @@
 //! The sender: reads `Delivery` records from the deliveries topic and the retry tiers, signs
-//! and POSTs each to its endpoint, writes one `Attempt` record per attempt, and hands every
+//! and POSTs each to its endpoint, records every attempt (in per-endpoint batches), and hands every
 //! failure on: to the next retry tier, or to the DLQ when the schedule is used up.
 //!
 //! - [`client`]: the pooled HTTP client and its SSRF-checking resolver.
 //! - [`attempt`]: one signed request and the classification of its result.
+//! - [`attempt_log`]: attempt records, batched per endpoint.
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
 //! - [`deliver`]: one record handled to its end.
 //! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries.
@@ -14,6 +15,7 @@
 //! letter is acknowledged by Kafka, so a crash at any point re-sends (never drops) it.
 
 pub mod attempt;
+pub mod attempt_log;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
@@ -115,6 +117,11 @@ pub async fn run_with_resolver(
     let shared = Arc::new(Shared {
         registry: Arc::clone(&registry),
         attempter: Attempter::new(client::build(resolver, &settings)?, policy, request_timeout),
+        attempts: attempt_log::AttemptLog::start(
+            producer.clone(),
+            topics.attempts.clone(),
+            Duration::from_millis(cfg.sender.attempt_batch_ms),
+        ),
         producer,
         topics: topics.clone(),
         tracker: Arc::clone(intake.tracker()),
@@ -200,6 +207,7 @@ pub async fn run_with_resolver(
     // flight finish and are handed on; then store what finished and commit.
     shared.shutdown.cancel();
     intake.drain(request_timeout + DRAIN_MARGIN).await;
+    shared.attempts.close().await;
     tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result
 }

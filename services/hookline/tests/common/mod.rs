@@ -307,6 +307,19 @@ impl TestPipeline {
 
     /// Reads `topic` from the start until `n` records arrived (or fails at the timeout).
     pub async fn read(&self, topic: &str, partitions: i32, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        self.read_items(topic, partitions, n, timeout, |bytes| vec![bytes.to_vec()]).await
+    }
+
+    /// Reads `topic` from the beginning until `n` items have come out of its records (a
+    /// record may hold several: attempt batches).
+    async fn read_items<T>(
+        &self,
+        topic: &str,
+        partitions: i32,
+        n: usize,
+        timeout: Duration,
+        items: impl Fn(&[u8]) -> Vec<T>,
+    ) -> Vec<T> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
             .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
@@ -323,11 +336,12 @@ impl TestPipeline {
         let deadline = tokio::time::Instant::now() + timeout;
         while out.len() < n {
             match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(m))) => out.push(m.payload().unwrap_or_default().to_vec()),
+                Ok(Some(Ok(m))) => out.extend(items(m.payload().unwrap_or_default())),
                 Ok(Some(Err(e))) => panic!("reading {topic}: {e}"),
-                Ok(None) | Err(_) => panic!("timed out reading {topic}: {} of {n} records", out.len()),
+                Ok(None) | Err(_) => panic!("timed out reading {topic}: {} of {n} items", out.len()),
             }
         }
+        out.truncate(n);
         out
     }
 
@@ -339,8 +353,8 @@ impl TestPipeline {
 
     pub async fn attempts(&self, n: usize) -> Vec<v1::Attempt> {
         let topic = self.config.topics().attempts;
-        let raw = self.read(&topic, self.config.kafka.partitions.attempts, n, Duration::from_secs(30)).await;
-        raw.iter().map(|b| v1::Attempt::decode(b.as_slice()).expect("attempt decodes")).collect()
+        let decode = |bytes: &[u8]| hookline_proto::attempts_in(bytes).expect("attempt record decodes");
+        self.read_items(&topic, self.config.kafka.partitions.attempts, n, Duration::from_secs(30), decode).await
     }
 
     /// The management API over this pipeline's registry, called in-process.
