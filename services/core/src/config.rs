@@ -22,6 +22,8 @@ pub struct Config {
     pub replay: ReplayConfig,
     pub traces: TracesConfig,
     pub log: LogConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +343,39 @@ impl Default for LogConfig {
     }
 }
 
+/// The keys that seal secrets at rest (endpoint signing secrets in the endpoints topic);
+/// see `sealing` and docs/operations.md#secrets-at-rest. No key: secrets are written in
+/// clear, as before sealing existed.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The id of the key that seals new values; it must be one of the keys.
+    pub current_key: String,
+    /// Keys by id, each 32 random bytes as base64 (`hookline secrets new-key` makes one).
+    /// Inline keys are for development; in production use `keys_file`.
+    pub keys: BTreeMap<String, String>,
+    /// A file of `<id>=<base64 key>` lines (a Kubernetes Secret mounted as a file), read
+    /// at start; its keys join the inline ones. Empty: none.
+    pub keys_file: String,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("current_key", &self.current_key)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .field("keys_file", &self.keys_file)
+            .finish()
+    }
+}
+
+impl SecretsConfig {
+    /// Whether any key is configured (otherwise secrets are kept in clear).
+    pub fn is_configured(&self) -> bool {
+        !self.current_key.is_empty() || !self.keys.is_empty() || !self.keys_file.is_empty()
+    }
+}
+
 /// One broken rule: the dotted field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
@@ -519,6 +554,24 @@ impl Config {
             "log.format",
             format!("{:?} is not one of json, text", self.log.format),
         );
+        let sec = &self.secrets;
+        if sec.is_configured() {
+            let problem = if !crate::sealing::is_key_id(&sec.current_key) {
+                Some(format!("{:?} must name the key that seals: lowercase letters, digits, '_' or '-'", sec.current_key))
+            } else if sec.keys_file.is_empty() && !sec.keys.contains_key(&sec.current_key) {
+                Some(format!("{:?} is not one of secrets.keys (and no secrets.keys_file is set)", sec.current_key))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                check(false, "secrets.current_key", problem);
+            }
+        }
+        for (id, key) in &sec.keys {
+            if let Err(e) = crate::sealing::parse_key(id, key) {
+                check(false, &format!("secrets.keys.{id}"), e.to_string());
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 

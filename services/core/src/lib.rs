@@ -27,6 +27,7 @@ pub mod outcome;
 pub mod ratelimit;
 pub mod recent;
 pub mod retry;
+pub mod sealing;
 pub mod signing;
 pub mod verdict;
 pub mod watermark;
