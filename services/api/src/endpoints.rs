@@ -107,7 +107,7 @@ impl EndpointLocks {
 
 /// Writes the endpoint and waits until this replica's registry has applied the write.
 async fn write_visible(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
-    let offset = registry::put_endpoint(&state.producer, &state.topics.endpoints, endpoint)
+    let offset = registry::put_endpoint(&state.producer, &state.topics.endpoints, state.registry.secret_keys(), endpoint)
         .await
         .map_err(|e| Problem::unavailable(format!("writing the endpoint: {e:#}")))?;
     visible(&state.registry.position, offset).await

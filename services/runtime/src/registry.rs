@@ -4,9 +4,14 @@
 //! [`follow`] reads the topic from its start to the high-water mark, then marks the
 //! registry ready and keeps applying changes live. Roles wait for readiness before they
 //! route or send, so a restarted process never routes against a partial view.
+//!
+//! Signing secrets are sealed in the topic when a key is configured ([`SecretKeys`],
+//! `core::sealing`): [`put_endpoint`] seals them and [`EndpointRegistry::apply`] opens
+//! them, so everything past these two edges sees clear secrets, as before sealing.
 
 use dashmap::DashMap;
-use hookline_core::config::KafkaConfig;
+use hookline_core::config::{KafkaConfig, SecretsConfig};
+use hookline_core::sealing::{self, KeyError, KeyRing, SealError};
 use hookline_core::matching::{EventKey, EventTypePattern, PatternError, Subscription, SubscriptionIndex};
 use hookline_core::signing::{SecretError, SigningKey};
 use hookline_proto::v1;
@@ -40,6 +45,130 @@ pub enum EndpointError {
     Undecodable(String),
     #[error("record key {key:?} differs from the endpoint id {id:?}")]
     KeyMismatch { key: String, id: String },
+    #[error("secrets[{0}]: {1}")]
+    Sealed(usize, SealError),
+}
+
+impl EndpointError {
+    /// The key id a sealed secret names when this process cannot open it (it lacks the
+    /// key, or holds other bytes under that id).
+    pub fn missing_key(&self) -> Option<&str> {
+        match self {
+            Self::Sealed(_, error) => error.missing_key(),
+            _ => None,
+        }
+    }
+}
+
+/// A role cannot read an endpoint whose secrets are sealed with a key it lacks: it stops
+/// rather than run without the endpoint (or with a stale copy of it).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "endpoint {endpoint_id:?}{}: {error}; refusing to start: configure the key {key_id:?} (secrets.keys.{key_id}, \
+     HOOKLINE_SECRETS__KEYS__{env_id}, or a line `{key_id}=<base64 key>` in the file named by secrets.keys_file) \
+     — see docs/operations.md#secrets-at-rest",
+    match others { 0 => String::new(), n => format!(" (and {n} more endpoints)") }
+)]
+pub struct MissingKey {
+    pub endpoint_id: String,
+    pub key_id: String,
+    env_id: String,
+    error: EndpointError,
+    /// Other endpoints that cannot be read either (each may name another key).
+    others: usize,
+}
+
+impl MissingKey {
+    fn new(endpoint_id: String, error: EndpointError) -> Self {
+        let key_id = error.missing_key().unwrap_or_default().to_owned();
+        Self { endpoint_id, env_id: key_id.to_uppercase(), key_id, error, others: 0 }
+    }
+}
+
+/// A `[secrets]` section that does not make a key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretKeysError {
+    #[error("secrets.keys_file: cannot read {path:?}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("secrets.keys_file {path:?}: {source}")]
+    BadFile { path: String, source: KeyError },
+    #[error("secrets: {0}")]
+    BadRing(KeyError),
+}
+
+/// The keys that seal endpoint secrets in the endpoints topic. None configured: secrets
+/// are written in clear (as before sealing), and a sealed one cannot be read.
+#[derive(Debug, Clone, Default)]
+pub struct SecretKeys(Option<Arc<KeyRing>>);
+
+impl SecretKeys {
+    /// No key: secrets in clear.
+    pub fn clear() -> Self {
+        Self(None)
+    }
+
+    pub fn new(ring: KeyRing) -> Self {
+        Self(Some(Arc::new(ring)))
+    }
+
+    /// The key ring `cfg` describes, reading `keys_file` if it names one.
+    pub fn load(cfg: &SecretsConfig) -> Result<Self, SecretKeysError> {
+        if !cfg.is_configured() {
+            return Ok(Self::clear());
+        }
+        let mut keys: Vec<(String, String)> = cfg.keys.iter().map(|(id, key)| (id.clone(), key.clone())).collect();
+        if !cfg.keys_file.is_empty() {
+            let path = cfg.keys_file.clone();
+            let text = std::fs::read_to_string(&path).map_err(|source| SecretKeysError::Unreadable { path: path.clone(), source })?;
+            keys.extend(sealing::parse_key_file(&text).map_err(|source| SecretKeysError::BadFile { path, source })?);
+        }
+        KeyRing::new(&cfg.current_key, keys).map(Self::new).map_err(SecretKeysError::BadRing)
+    }
+
+    pub fn ring(&self) -> Option<&KeyRing> {
+        self.0.as_deref()
+    }
+
+    /// Whether secrets are sealed on write.
+    pub fn seals(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Where an endpoint's signing secrets belong, bound into each sealed value: a secret
+    /// sealed for one endpoint does not open on another.
+    fn context(endpoint_id: &str) -> String {
+        format!("hookline.v1.Endpoint/{endpoint_id}/secrets")
+    }
+
+    /// Opens every sealed secret of `endpoint` in place; clear ones stay as they are.
+    pub fn open(&self, endpoint: &mut v1::Endpoint) -> Result<(), EndpointError> {
+        let context = Self::context(&endpoint.id);
+        for (i, secret) in endpoint.secrets.iter_mut().enumerate() {
+            if sealing::is_sealed(&secret.key) {
+                secret.key = sealing::open_if_sealed(self.ring(), &secret.key, &context).map_err(|e| EndpointError::Sealed(i, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `endpoint` (with clear secrets) as written to the topic: each secret sealed with
+    /// the current key under a fresh random nonce, or, with no key, as it is.
+    pub fn seal(&self, endpoint: &v1::Endpoint) -> v1::Endpoint {
+        let mut stored = endpoint.clone();
+        if let Some(ring) = self.ring() {
+            let context = Self::context(&endpoint.id);
+            for secret in &mut stored.secrets {
+                secret.key = ring.seal(&secret.key, &context, rand::random());
+            }
+        }
+        stored
+    }
+
+    /// Whether the stored `endpoint` should be written again: a secret is clear, or sealed
+    /// with another key than the current one. Never with no key configured.
+    pub fn needs_reseal(&self, stored: &v1::Endpoint) -> bool {
+        self.ring().is_some_and(|ring| stored.secrets.iter().any(|s| ring.needs_reseal(&s.key)))
+    }
 }
 
 struct TimedKey {
@@ -143,19 +272,37 @@ pub enum Applied {
 pub struct EndpointRegistry {
     endpoints: DashMap<String, Arc<EndpointEntry>>,
     index: RwLock<SubscriptionIndex>,
+    /// Opens the secrets of the records applied; writers seal with the same keys.
+    keys: SecretKeys,
     /// How far the endpoints topic has been read.
     pub position: crate::compacted::Position,
 }
 
 impl Default for EndpointRegistry {
     fn default() -> Self {
-        Self { endpoints: DashMap::new(), index: RwLock::new(SubscriptionIndex::default()), position: Default::default() }
+        Self {
+            endpoints: DashMap::new(),
+            index: RwLock::new(SubscriptionIndex::default()),
+            keys: SecretKeys::clear(),
+            position: Default::default(),
+        }
     }
 }
 
 impl EndpointRegistry {
+    /// A registry of clear secrets (no key configured).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A registry that opens sealed secrets with `keys`.
+    pub fn with_keys(keys: SecretKeys) -> Arc<Self> {
+        Arc::new(Self { keys, ..Self::default() })
+    }
+
+    /// The keys this registry opens secrets with; writers pass them to [`put_endpoint`].
+    pub fn secret_keys(&self) -> &SecretKeys {
+        &self.keys
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<EndpointEntry>> {
@@ -197,10 +344,11 @@ impl EndpointRegistry {
             self.index.write().remove(&key);
             return Ok(Applied::Removed(key));
         };
-        let endpoint = v1::Endpoint::decode(value).map_err(|e| EndpointError::Undecodable(e.to_string()))?;
+        let mut endpoint = v1::Endpoint::decode(value).map_err(|e| EndpointError::Undecodable(e.to_string()))?;
         if endpoint.id != key {
             return Err(EndpointError::KeyMismatch { key, id: endpoint.id });
         }
+        self.keys.open(&mut endpoint)?;
         let disabled = endpoint.disabled;
         let (entry, subscription) = EndpointEntry::new(endpoint)?;
         self.endpoints.insert(key.clone(), Arc::new(entry));
@@ -235,6 +383,12 @@ impl EndpointRegistry {
 
 /// Reads the endpoints topic into `registry` until `shutdown`: first to the high-water
 /// mark (then the registry is ready), then live.
+///
+/// An endpoint whose newest record is sealed with a key this process lacks stops the
+/// loading with [`MissingKey`]: the registry never becomes ready, and the role refuses to
+/// start. (An older record under a removed key, superseded but not yet compacted away, does
+/// not.) Once live, such a record is logged as an error and the endpoint keeps its
+/// previous version.
 pub async fn follow(
     cfg: &KafkaConfig,
     topic: &str,
@@ -243,25 +397,63 @@ pub async fn follow(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let loaded = Arc::clone(&registry);
+    let stop = shutdown.child_token();
+    // While loading: endpoints whose newest record so far needs a key this process lacks.
+    let unreadable = parking_lot::Mutex::new(std::collections::BTreeMap::<String, MissingKey>::new());
+    let refused = std::sync::OnceLock::<MissingKey>::new();
     let apply = |key: &[u8], value: Option<&[u8]>, offset: i64| {
+        let endpoint_id = String::from_utf8_lossy(key).into_owned();
         match registry.apply(key, value) {
-            Ok(applied) => tracing::debug!(?applied, offset, "endpoint change applied"),
-            Err(error) => tracing::warn!(%error, offset, "endpoint record skipped"),
+            Ok(applied) => {
+                unreadable.lock().remove(&endpoint_id);
+                tracing::debug!(?applied, offset, "endpoint change applied");
+            }
+            Err(error) => match error.missing_key() {
+                None => tracing::warn!(%error, %endpoint_id, offset, "endpoint record skipped"),
+                Some(key_id) if registry.is_ready() => tracing::error!(
+                    %error, %endpoint_id, key_id, offset,
+                    "endpoint record sealed with a key this process lacks; the endpoint keeps its previous version"
+                ),
+                Some(_) => {
+                    unreadable.lock().insert(endpoint_id.clone(), MissingKey::new(endpoint_id, error));
+                }
+            },
         }
         registry.position.mark_applied(offset + 1);
     };
-    let caught_up = move || {
+    let caught_up = || {
+        let mut unreadable = std::mem::take(&mut *unreadable.lock());
+        if let Some((_, mut first)) = unreadable.pop_first() {
+            first.others = unreadable.len();
+            let _ = refused.set(first);
+            stop.cancel();
+            return;
+        }
         tracing::info!(endpoints = loaded.len(), "endpoints loaded");
         loaded.mark_ready();
     };
-    crate::compacted::follow(cfg, topic, client_id, shutdown, apply, caught_up).await
+    crate::compacted::follow(cfg, topic, client_id, stop.clone(), apply, caught_up).await?;
+    match refused.into_inner() {
+        Some(missing) => Err(missing.into()),
+        None => Ok(()),
+    }
 }
 
-/// Writes (creates or replaces) `endpoint` after validating it; returns, once Kafka has
-/// it, the record's offset (for [`EndpointRegistry::wait_applied`]).
-pub async fn put_endpoint(producer: &FutureProducer, topic: &str, endpoint: &v1::Endpoint) -> anyhow::Result<i64> {
-    validate(endpoint)?;
-    crate::compacted::put(producer, topic, &endpoint.id, Some(&endpoint.encode_to_vec())).await
+/// Writes (creates or replaces) `endpoint` after validating it, its secrets sealed with
+/// the current key of `keys` (a secret given sealed is opened and sealed again, so it ends
+/// under the current key); returns, once Kafka has it, the record's offset (for
+/// [`EndpointRegistry::wait_applied`]).
+pub async fn put_endpoint(
+    producer: &FutureProducer,
+    topic: &str,
+    keys: &SecretKeys,
+    endpoint: &v1::Endpoint,
+) -> anyhow::Result<i64> {
+    let mut clear = endpoint.clone();
+    keys.open(&mut clear)?;
+    validate(&clear)?;
+    let stored = keys.seal(&clear);
+    crate::compacted::put(producer, topic, &endpoint.id, Some(&stored.encode_to_vec())).await
 }
 
 /// Writes a tombstone for `id`; returns its offset.
@@ -275,6 +467,8 @@ mod tests {
     use std::collections::HashMap;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
     fn endpoint(id: &str, types: &[&str]) -> v1::Endpoint {
         v1::Endpoint {
@@ -321,6 +515,82 @@ mod tests {
         no_secret.secrets.clear();
         assert_eq!(validate(&no_secret).map(|_| ()), Err(EndpointError::NoSecrets));
         assert!(r.is_empty());
+    }
+
+    fn keys(current: &str) -> SecretKeys {
+        let ring = KeyRing::new(current, [("k1", K1), ("k2", K2)]);
+        SecretKeys::new(ring.expect("ring"))
+    }
+
+    #[test]
+    fn sealed_secrets_are_opened_on_apply_and_only_for_their_endpoint() {
+        let keys = keys("k1");
+        let r = EndpointRegistry::with_keys(keys.clone());
+        let stored = keys.seal(&endpoint("ep1", &["order.*"]));
+        assert!(stored.secrets[0].key.starts_with("hlenc:v1:k1:"));
+        let bytes = stored.encode_to_vec();
+        assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "the record never holds the clear secret");
+        assert_eq!(r.apply(b"ep1", Some(&bytes)), Ok(Applied::Upserted("ep1".into())));
+        assert_eq!(r.get("ep1").expect("applied").endpoint.secrets[0].key, SECRET, "readers see the clear secret");
+        // The same sealed secret on another endpoint does not open.
+        let mut copied = endpoint("ep2", &["order.*"]);
+        copied.secrets = stored.secrets.clone();
+        let refused = r.apply(b"ep2", Some(&copied.encode_to_vec())).expect_err("bound to ep1");
+        assert_eq!(refused, EndpointError::Sealed(0, SealError::DoesNotOpen { key_id: "k1".into() }));
+        assert!(r.get("ep2").is_none());
+    }
+
+    #[test]
+    fn a_key_this_process_lacks_is_named_with_the_setting_to_add() {
+        let stored = keys("k2").seal(&endpoint("ep1", &["a"]));
+        let clear = EndpointRegistry::default();
+        let error = clear.apply(b"ep1", Some(&stored.encode_to_vec())).expect_err("no key configured");
+        assert_eq!(error.missing_key(), Some("k2"));
+        assert_eq!(
+            MissingKey::new("ep1".into(), error).to_string(),
+            "endpoint \"ep1\": secrets[0]: is sealed with key \"k2\", which is not configured; refusing to start: \
+             configure the key \"k2\" (secrets.keys.k2, HOOKLINE_SECRETS__KEYS__K2, or a line `k2=<base64 key>` in \
+             the file named by secrets.keys_file) — see docs/operations.md#secrets-at-rest"
+        );
+        // A bad record that no key would fix is not a missing key.
+        assert_eq!(EndpointError::NoSecrets.missing_key(), None);
+    }
+
+    #[test]
+    fn writing_again_reseals_with_the_current_key_and_never_twice() {
+        let old = keys("k1").seal(&endpoint("ep1", &["a"]));
+        let rotated = keys("k2");
+        assert!(rotated.needs_reseal(&old));
+        assert!(rotated.needs_reseal(&endpoint("ep1", &["a"])), "a clear secret needs sealing");
+        assert!(!SecretKeys::clear().needs_reseal(&endpoint("ep1", &["a"])), "no key: clear is as it should be");
+        // What put_endpoint does with a secret given sealed: open, then seal under the current key.
+        let mut clear = old.clone();
+        rotated.open(&mut clear).expect("k1 still opens");
+        assert_eq!(clear.secrets[0].key, SECRET);
+        let resealed = rotated.seal(&clear);
+        assert!(resealed.secrets[0].key.starts_with("hlenc:v1:k2:") && !rotated.needs_reseal(&resealed));
+        assert_ne!(rotated.seal(&clear).secrets[0].key, resealed.secrets[0].key, "a fresh nonce every time");
+    }
+
+    #[test]
+    fn the_key_file_joins_the_inline_keys() {
+        let dir = std::env::temp_dir().join(format!("hookline-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("keys");
+        std::fs::write(&file, format!("# mounted from a Secret\nk2={K2}\n")).expect("write");
+        let mut cfg = SecretsConfig { current_key: "k2".into(), keys_file: file.display().to_string(), ..Default::default() };
+        cfg.keys.insert("k1".into(), K1.into());
+        let loaded = SecretKeys::load(&cfg).expect("valid");
+        assert_eq!(loaded.ring().map(|r| r.ids().collect::<Vec<_>>()), Some(vec!["k1", "k2"]));
+        cfg.keys_file = dir.join("missing").display().to_string();
+        let error = SecretKeys::load(&cfg).expect_err("no file").to_string();
+        assert!(error.starts_with("secrets.keys_file: cannot read"), "{error}");
+        std::fs::write(&file, "k2 AgIC\n").expect("write");
+        cfg.keys_file = file.display().to_string();
+        let error = SecretKeys::load(&cfg).expect_err("bad line").to_string();
+        assert!(error.ends_with("line 1: expected `<key id>=<base64 key>`"), "{error}");
+        assert!(!SecretKeys::load(&SecretsConfig::default()).expect("clear").seals());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

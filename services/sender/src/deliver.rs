@@ -376,7 +376,7 @@ async fn change_endpoint(
         return None;
     }
     endpoint.updated_at_ms = now_ms();
-    match registry::put_endpoint(&shared.producer, &shared.topics.endpoints, &endpoint).await {
+    match registry::put_endpoint(&shared.producer, &shared.topics.endpoints, shared.registry.secret_keys(), &endpoint).await {
         Ok(_) => Some(endpoint),
         Err(error) => {
             tracing::error!(endpoint_id = %endpoint.id, %error, what, "endpoint change not written");

@@ -55,12 +55,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let shutdown = shutdown::on_signal();
     roles::preflight(&config, &hookline_runtime::preflight::Access::api(&config), &shutdown).await?;
-    let registry = roles::start_registry(&config, "api", &shutdown);
+    let (registry, follower) = roles::start_registry(&config, "api", &shutdown)?;
     let health = Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
     let auth = Auth::new(&config.api.tokens);
     let state = hookline_api::state(config, registry.clone(), auth, &shutdown)?;
-    registry.wait_ready().await;
+    tokio::select! {
+        _ = registry.wait_ready() => {}
+        _ = shutdown.cancelled() => return follower.finished().await,
+    }
     hookline_api::serve(state, shutdown.clone()).await?;
     // The API has no consuming loop of its own: it is live and assigned while it serves.
     loop {
@@ -70,5 +73,5 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
     }
-    Ok(())
+    follower.finished().await
 }

@@ -36,7 +36,7 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     }
     let shutdown = shutdown::on_signal();
     roles::preflight(&config, &hookline_runtime::preflight::Access::dev(&config), &shutdown).await?;
-    let registry = roles::start_registry(&config, "dev", &shutdown);
+    let (registry, follower) = roles::start_registry(&config, "dev", &shutdown)?;
     let health = hookline_runtime::health::Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
     let router = hookline_router::run(config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
@@ -76,6 +76,7 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
         }
     };
     let (router_result, sender_result, replay_result) = tokio::join!(stops_all(router), stops_all(sender), stops_all(replay));
+    follower.finished().await?;
     if let Some(demo) = demo {
         demo.await.context("demo task")??;
     }
@@ -106,7 +107,7 @@ async fn demo(config: Config, registry: Arc<EndpointRegistry>, args: DevArgs, sh
         updated_at_ms: now,
         ..Default::default()
     };
-    let written = registry::put_endpoint(&producer, &config.topics().endpoints, &demo_endpoint).await?;
+    let written = registry::put_endpoint(&producer, &config.topics().endpoints, registry.secret_keys(), &demo_endpoint).await?;
     registry.wait_applied(written).await;
     println!("demo: endpoint \"demo\" -> {} subscribed to order.*, user.signed_up", demo_endpoint.url);
 

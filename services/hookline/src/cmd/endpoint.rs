@@ -6,7 +6,7 @@ use clap::Subcommand;
 use hookline_core::config::Config;
 use hookline_core::signing::secret_from_bytes;
 use hookline_proto::v1;
-use hookline_runtime::registry::{self, EndpointRegistry};
+use hookline_runtime::registry::{self, EndpointRegistry, SecretKeys};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::{kafka, time::now_ms};
 use serde_json::json;
@@ -138,7 +138,7 @@ pub async fn run(config: Config, command: EndpointCommand) -> anyhow::Result<()>
         EndpointCommand::Create(args) => {
             let endpoint = new_endpoint(args);
             let producer = kafka::producer(&config.kafka, "hookline-cli")?;
-            registry::put_endpoint(&producer, &topic, &endpoint).await?;
+            registry::put_endpoint(&producer, &topic, &SecretKeys::load(&config.secrets)?, &endpoint).await?;
             println!("{}", to_json(&endpoint, true));
         }
         EndpointCommand::Delete { id } => {
@@ -160,7 +160,7 @@ pub async fn run(config: Config, command: EndpointCommand) -> anyhow::Result<()>
 
 /// Reads the endpoints topic to its end.
 async fn load(config: &Config) -> anyhow::Result<Arc<EndpointRegistry>> {
-    let registry = EndpointRegistry::new();
+    let registry = EndpointRegistry::with_keys(SecretKeys::load(&config.secrets)?);
     let stop = Shutdown::new();
     let follower = tokio::spawn({
         let (kafka, topic, registry, stop) =

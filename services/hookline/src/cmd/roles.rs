@@ -5,22 +5,45 @@ use hookline_core::config::Config;
 use hookline_runtime::admin;
 use hookline_runtime::health::Health;
 use hookline_runtime::preflight::{self, Access, Acls, Attempt, Operation};
-use hookline_runtime::registry::{self, EndpointRegistry};
+use hookline_runtime::registry::{self, EndpointRegistry, SecretKeys};
 use hookline_runtime::shutdown::{self, Shutdown};
 use std::sync::Arc;
 
-/// Starts the endpoint registry's follower; a failed follower stops the process.
-pub fn start_registry(config: &Config, role: &'static str, shutdown: &Shutdown) -> Arc<EndpointRegistry> {
-    let registry = EndpointRegistry::new();
+/// Roles that write endpoints, so store signing secrets in the endpoints topic.
+const WRITES_ENDPOINTS: &[&str] = &["api", "sender", "dev"];
+
+/// The endpoint registry's follower: a failure stops the process, and
+/// [`Follower::finished`] says why (e.g. a secret sealed with a key that is not configured).
+pub struct Follower(tokio::task::JoinHandle<anyhow::Result<()>>);
+
+impl Follower {
+    /// Resolves once the follower has stopped (after the shutdown), with its failure.
+    pub async fn finished(self) -> anyhow::Result<()> {
+        self.0.await?
+    }
+}
+
+/// Loads the secret keys and starts the endpoint registry's follower.
+pub fn start_registry(config: &Config, role: &'static str, shutdown: &Shutdown) -> anyhow::Result<(Arc<EndpointRegistry>, Follower)> {
+    let keys = SecretKeys::load(&config.secrets)?;
+    if !keys.seals() && WRITES_ENDPOINTS.contains(&role) {
+        tracing::warn!(
+            "no secrets.current_key: endpoint signing secrets are stored in clear in the endpoints topic \
+             (see docs/operations.md#secrets-at-rest)"
+        );
+    }
+    let registry = EndpointRegistry::with_keys(keys);
     let (kafka, topic) = (config.kafka.clone(), config.topics().endpoints);
     let (reg, stop) = (Arc::clone(&registry), shutdown.clone());
-    tokio::spawn(async move {
-        if let Err(error) = registry::follow(&kafka, &topic, &format!("hookline-{role}-endpoints"), reg, stop.clone()).await {
-            tracing::error!(%error, "endpoint registry stopped; shutting down");
+    let follower = tokio::spawn(async move {
+        let followed = registry::follow(&kafka, &topic, &format!("hookline-{role}-endpoints"), reg, stop.clone()).await;
+        if let Err(error) = &followed {
+            tracing::error!(error = %format!("{error:#}"), "endpoint registry stopped; shutting down");
             stop.cancel();
         }
+        followed
     });
-    registry
+    Ok((registry, Follower(follower)))
 }
 
 /// Starts the admin listener (`/healthz`, `/readyz`, `/metrics`) unless it is turned off.
@@ -65,11 +88,13 @@ where
     let shutdown = shutdown::on_signal();
     preflight(&config, &access, &shutdown).await?;
     let acls = Acls::new(&config.kafka);
-    let registry = start_registry(&config, access.role, &shutdown);
+    let (registry, follower) = start_registry(&config, access.role, &shutdown)?;
     let health = Health::new();
     start_admin(&config, &health, &registry, &shutdown).await?;
     let result = run(config, registry, health, shutdown.clone()).await;
     shutdown.cancel();
+    // A refused registry is why the role stopped: say that first.
+    follower.finished().await?;
     result.map_err(|error| refused_write(anyhow::Error::from(error), &acls, &access))
 }
 

@@ -11,7 +11,7 @@ use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::health::Health;
-use hookline_runtime::registry::{self, EndpointRegistry};
+use hookline_runtime::registry::{self, EndpointRegistry, SecretKeys};
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::{kafka, time::now_ms, topics};
 use hookline_sink::{Ledger, Sink, SinkConfig};
@@ -196,6 +196,18 @@ impl Builder {
         self
     }
 
+    /// The topics of another pipeline (e.g. to restart on them with another configuration).
+    pub fn topic_prefix(mut self, prefix: &str) -> Self {
+        self.config.kafka.topic_prefix = prefix.to_owned();
+        self
+    }
+
+    /// `[secrets]`: the keys that seal endpoint secrets in the endpoints topic.
+    pub fn secrets(mut self, secrets: hookline_core::config::SecretsConfig) -> Self {
+        self.config.secrets = secrets;
+        self
+    }
+
     pub fn disable_after_ms(mut self, ms: i64) -> Self {
         self.config.retry.disable_after_ms = ms;
         self
@@ -215,7 +227,7 @@ impl Builder {
         let config = self.config;
         topics::ensure(&config).await.expect("topics (is Kafka running? scripts/kafka.sh start)");
         let shutdown = Shutdown::new();
-        let registry = EndpointRegistry::new();
+        let registry = EndpointRegistry::with_keys(SecretKeys::load(&config.secrets).expect("secret keys"));
         let mut tasks = Vec::new();
         let (k, t, r, s) = (config.kafka.clone(), config.topics().endpoints, Arc::clone(&registry), shutdown.clone());
         tasks.push(tokio::spawn(async move {
@@ -267,7 +279,8 @@ impl TestPipeline {
 
     /// Writes `endpoint` as given and waits until this pipeline's registry has applied it.
     pub async fn put_endpoint(&self, endpoint: v1::Endpoint) -> v1::Endpoint {
-        let written = registry::put_endpoint(&self.producer, &self.config.topics().endpoints, &endpoint).await.expect("put");
+        let keys = self.registry.secret_keys();
+        let written = registry::put_endpoint(&self.producer, &self.config.topics().endpoints, keys, &endpoint).await.expect("put");
         tokio::time::timeout(Duration::from_secs(10), self.registry.wait_applied(written))
             .await
             .unwrap_or_else(|_| panic!("endpoint {} not applied within 10 s", endpoint.id));
