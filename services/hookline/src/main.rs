@@ -41,6 +41,9 @@ enum Command {
     /// Manage endpoints (subscriptions) in the endpoints topic.
     #[command(subcommand)]
     Endpoint(cmd::endpoint::EndpointCommand),
+    /// Keys that seal secrets at rest: make one, or reseal every endpoint with the current key.
+    #[command(subcommand)]
+    Secrets(cmd::secrets::SecretsCommand),
     /// Produce events from the command line.
     Publish(cmd::publish::PublishArgs),
     /// Run a local webhook receiver that verifies signatures and counts deliveries.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Api(args) => cmd::api::run(config, args).await,
             Command::Topics(c) => cmd::topics::run(config, c).await,
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
+            Command::Secrets(c) => cmd::secrets::run(config, c).await,
             Command::Publish(args) => cmd::publish::run(config, args).await,
             Command::Sink(args) => cmd::sink::run(args).await,
             Command::Bench(c) => cmd::bench::run(config, c).await,

@@ -6,5 +6,6 @@ pub mod dev;
 pub mod endpoint;
 pub mod publish;
 pub mod roles;
+pub mod secrets;
 pub mod sink;
 pub mod topics;
