@@ -291,14 +291,42 @@ Config volume, env and security settings shared by the Deployments and the Job.
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- if .Values.secretKeys.existingSecret }}
+- name: secret-keys
+  mountPath: /etc/hookline-secret-keys
+  readOnly: true
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The volume of the secret keys file (secretKeys.existingSecret), if any.
+*/}}
+{{- define "hookline.secretKeysVolume" -}}
+{{- with .Values.secretKeys }}
+{{- if .existingSecret }}
+- name: secret-keys
+  secret:
+    secretName: {{ .existingSecret }}
+    items:
+      - key: {{ .secretKey | default "keys" }}
+        path: keys
+{{- end }}
 {{- end }}
 {{- end }}
 
 {{- define "hookline.env" -}}
 - name: HOOKLINE_CONFIG
   value: /etc/hookline/hookline.toml
+{{- if .Values.secretKeys.existingSecret }}
+{{- if not .Values.secretKeys.currentKey }}{{ fail "hookline: secretKeys.existingSecret needs secretKeys.currentKey (the id of the key that seals)" }}{{ end }}
+- name: HOOKLINE_SECRETS__KEYS_FILE
+  value: /etc/hookline-secret-keys/keys
+- name: HOOKLINE_SECRETS__CURRENT_KEY
+  value: {{ .Values.secretKeys.currentKey | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
