@@ -127,7 +127,15 @@ impl RetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
-    /// Consecutive failed attempts (5xx, timeouts, connection errors) that open it.
+    /// Share of failed attempts (5xx, timeouts, connection errors) in the window that opens
+    /// it, once the window holds `min_calls` attempts.
+    pub failure_rate: f64,
+    /// Attempts the window must hold before its failure rate counts.
+    pub min_calls: u32,
+    /// The sliding window, ms.
+    pub window_ms: u64,
+    /// Consecutive failed attempts that open it while the window holds fewer than
+    /// `min_calls` (endpoints too quiet for a rate).
     pub failure_threshold: u32,
     pub initial_cooldown_ms: u64,
     pub max_cooldown_ms: u64,
@@ -135,16 +143,28 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self { failure_threshold: 5, initial_cooldown_ms: 5_000, max_cooldown_ms: 300_000 }
+        let d = crate::breaker::BreakerSettings::default();
+        Self {
+            failure_rate: d.failure_rate,
+            min_calls: d.min_calls,
+            window_ms: d.window.as_millis() as u64,
+            failure_threshold: d.failure_threshold,
+            initial_cooldown_ms: d.initial_cooldown.as_millis() as u64,
+            max_cooldown_ms: d.max_cooldown.as_millis() as u64,
+        }
     }
 }
 
 impl BreakerConfig {
     pub fn settings(&self) -> crate::breaker::BreakerSettings {
+        let ms = std::time::Duration::from_millis;
         crate::breaker::BreakerSettings {
             failure_threshold: self.failure_threshold,
-            initial_cooldown: std::time::Duration::from_millis(self.initial_cooldown_ms),
-            max_cooldown: std::time::Duration::from_millis(self.max_cooldown_ms),
+            window: ms(self.window_ms),
+            min_calls: self.min_calls,
+            failure_rate: self.failure_rate,
+            initial_cooldown: ms(self.initial_cooldown_ms),
+            max_cooldown: ms(self.max_cooldown_ms),
         }
     }
 }
@@ -479,6 +499,17 @@ impl Config {
         check(self.retry.disable_after_ms >= 1_000, "retry.disable_after_ms", "must be at least 1000".into());
         let b = &self.breaker;
         check(b.failure_threshold >= 1, "breaker.failure_threshold", "must be at least 1".into());
+        check(
+            b.failure_rate > 0.0 && b.failure_rate <= 1.0,
+            "breaker.failure_rate",
+            format!("is {}; use a share above 0 and at most 1 (0.5: half the attempts)", b.failure_rate),
+        );
+        check(b.min_calls >= 1, "breaker.min_calls", "must be at least 1".into());
+        check(
+            (1_000..=3_600_000).contains(&b.window_ms),
+            "breaker.window_ms",
+            format!("is {}; use 1000 to 3600000", b.window_ms),
+        );
         check(
             b.initial_cooldown_ms >= 1 && b.max_cooldown_ms >= b.initial_cooldown_ms,
             "breaker.max_cooldown_ms",

@@ -162,6 +162,77 @@ async fn an_open_breaker_defers_work_to_the_tiers_without_attempts() {
     p.stop().await;
 }
 
+/// The flaky endpoint of issue 11: it answers 503 to one request in five. With the old
+/// breaker (open after 5 consecutive failures) and a short schedule, about one delivery in
+/// six was dead-lettered, most without a request ("deferred past the retry schedule").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_one_request_in_five_keeps_its_breaker_closed_and_loses_nothing() {
+    let p = TestPipeline::builder().retry_schedule(&["1s", "1s", "1s"]).breaker(5, 5_000).start().await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&calls);
+    let rx = FaultyReceiver::start(move |_, _| {
+        // One in five at random (a fixed hash of the request number): runs of failures
+        // happen, as they do with a real flaky endpoint.
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u64;
+        if splitmix(n) % 5 == 0 { Reply::Status(503) } else { Reply::Status(200) }
+    })
+    .await;
+    p.add_endpoint("flaky", &rx.url(), &["*"], "", &secret(3)).await;
+    let events: Vec<_> = (0..8_000).map(|i| event(&format!("evt_f{i:04}"), "order.created", "", "{}")).collect();
+    p.publish(&events).await;
+
+    let dead = || p.dead_letter_count() as usize;
+    eventually("every event delivered or dead-lettered", WAIT, || rx.successes().len() + dead() == events.len()).await;
+    let made = calls.load(std::sync::atomic::Ordering::Relaxed);
+    let attempts = p.attempts(made).await;
+    let deferred = attempts.iter().filter(|a| a.outcome() == Outcome::Deferred).count();
+    let dead = p.dead_letters(dead()).await;
+    println!("flaky endpoint: {} events, {made} requests, {deferred} deferred, {} dead letters", events.len(), dead.len());
+    assert_eq!(deferred, 0, "the breaker never opened");
+    // Only what failed all 4 of its attempts (one in five fails, so about 0.2^4 of them).
+    for d in &dead {
+        assert!(d.detail.starts_with("4 attempts failed"), "dead-lettered without its attempts: {}", d.detail);
+    }
+    assert!(dead.len() < 40, "{} dead letters", dead.len());
+    p.stop().await;
+}
+
+/// A fixed pseudo-random number for `n` (splitmix64's finaliser).
+fn splitmix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Down for longer than the breaker's cool-downs (the scaled-down version of an hour
+/// within the default schedule's 27 hours), then healthy: every event arrives, and the
+/// down endpoint was probed, not hammered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_down_for_a_while_then_healthy_receives_every_event() {
+    let p = TestPipeline::builder().retry_schedule(&["1s", "2s", "5s", "30s"]).breaker(5, 1_000).start().await;
+    let healthy_at = std::time::Instant::now() + Duration::from_secs(12);
+    let rx = FaultyReceiver::start(move |_, _| {
+        if std::time::Instant::now() < healthy_at { Reply::Status(503) } else { Reply::Status(200) }
+    })
+    .await;
+    p.add_endpoint("down", &rx.url(), &["*"], "", &secret(4)).await;
+    let events: Vec<_> = (0..100).map(|i| event(&format!("evt_d{i:03}"), "order.created", "", "{}")).collect();
+    for chunk in events.chunks(10) {
+        p.publish(chunk).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    eventually("every event delivered", WAIT, || rx.successes().len() == events.len()).await;
+    let failed = rx.hits().iter().filter(|h| matches!(h.reply, Reply::Status(503))).count();
+    println!("down for 12 s: {failed} requests failed while down, {} dead letters", p.dead_letter_count());
+    assert_eq!(p.dead_letter_count(), 0, "nothing dead-lettered");
+    // Without the breaker each event would have been tried at 0, 1, 3 and 8 s: about 300
+    // requests while down. Open, the breaker lets one probe through per cool-down.
+    assert!(failed < 100, "{failed} requests to a down endpoint");
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_endpoint_does_not_slow_a_healthy_one_on_the_same_partition() {
     // One deliveries partition: both endpoints' work is interleaved in it. A small queue

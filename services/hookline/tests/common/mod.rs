@@ -364,6 +364,16 @@ impl TestPipeline {
         raw.iter().map(|b| v1::DeadLetter::decode(b.as_slice()).expect("dead letter decodes")).collect()
     }
 
+    /// Records in the DLQ now (the sum of its partitions' high watermarks).
+    pub fn dead_letter_count(&self) -> i64 {
+        let consumer: StreamConsumer =
+            ClientConfig::new().set("bootstrap.servers", &self.config.kafka.bootstrap_servers).create().expect("consumer");
+        let dlq = self.config.topics().dlq;
+        (0..self.config.kafka.partitions.dlq)
+            .map(|p| consumer.fetch_watermarks(&dlq, p, Duration::from_secs(10)).expect("watermarks").1)
+            .sum()
+    }
+
     pub async fn attempts(&self, n: usize) -> Vec<v1::Attempt> {
         let topic = self.config.topics().attempts;
         let decode = |bytes: &[u8]| hookline_proto::attempts_in(bytes).expect("attempt record decodes");
