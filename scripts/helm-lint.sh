@@ -108,6 +108,7 @@ must_fail "put API tokens in apiTokens" --set 'config.api.tokens[0].name=x'; neg
 must_fail "replay.replicaCount 2: the replay worker is a singleton" --set replay.replicaCount=2; neg=$((neg + 1))
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.type=RollingUpdate; neg=$((neg + 1))
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.rollingUpdate.maxSurge=1; neg=$((neg + 1))
+must_fail "secretKeys.existingSecret needs secretKeys.currentKey" --set secretKeys.existingSecret=keys; neg=$((neg + 1))
 
 # --- checks ---------------------------------------------------------------------------
 echo "== checks" >&2
@@ -401,6 +402,22 @@ check_set("production", load("production"), roles=all_roles, tokens=2, sasl=True
 check_set("existing-secret", load("existing-secret"), roles=all_roles, tokens=0, sasl=False,
           existing="hookline-config-managed", monitoring=True, hpa=("router", "sender"), ingress=True,
           dashboards=("hookline_dashboards", "yes", "monitoring"))
+# The sealing key file: every pod of the production set (roles and the topics Job) mounts
+# it and names the current key; the default set has none (secrets stay in clear).
+def pods(docs):
+    return [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in docs if d["kind"] in ("Deployment", "Job")]
+for set_name, want in (("production", ("hookline-secret-keys", "k2026a")), ("default", None)):
+    for n, ps in pods(load(set_name)):
+        vols = {v["name"]: v for v in ps.get("volumes", [])}
+        for c in ps["containers"]:
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+            got = None
+            if "secret-keys" in vols:
+                got = (vols["secret-keys"]["secret"]["secretName"], env.get("HOOKLINE_SECRETS__CURRENT_KEY"))
+                check(env.get("HOOKLINE_SECRETS__KEYS_FILE", "").startswith(mounts.get("secret-keys", "?") + "/"),
+                      f"{set_name}/{n}: HOOKLINE_SECRETS__KEYS_FILE is not under the secret-keys mount")
+            check(got == want, f"{set_name}/{n}: sealing key {got}, expected {want}")
 minimal = load("minimal")
 check_set("minimal", minimal, roles=["sender"], tokens=0, sasl=False, job=False)
 
