@@ -160,6 +160,9 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
         retry_schedule: body.retry_schedule,
         permanent_statuses: body.permanent_statuses,
         failing_since_ms: 0,
+        ordering: body.ordering.proto() as i32,
+        lane_max_block_ms: body.lane_max_block_ms,
+        on_lane_blocked: body.on_lane_blocked.proto() as i32,
     };
     check_endpoint(&s, &endpoint).await.map_err(|p| rename_secret_field(p, &body.secret))?;
     write_visible(&s, &endpoint).await?;
@@ -248,6 +251,9 @@ pub async fn update(
     if let Some(v) = body.timeout_ms { l.timeout_ms = v; }
     if let Some(v) = body.retry_schedule { e.retry_schedule = v; }
     if let Some(v) = body.permanent_statuses { e.permanent_statuses = v; }
+    if let Some(v) = body.ordering { e.ordering = v.proto() as i32; }
+    if let Some(v) = body.lane_max_block_ms { e.lane_max_block_ms = v; }
+    if let Some(v) = body.on_lane_blocked { e.on_lane_blocked = v.proto() as i32; }
     e.limits = Some(l);
     e.updated_at_ms = now_ms();
     check_endpoint(&s, &e).await?;

@@ -66,7 +66,9 @@ fn trace_of(headers: &HeaderMap) -> Option<v1::TraceContext> {
 fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext>) -> Result<v1::Event, Problem> {
     let field = |f: &str| index.map_or_else(|| f.to_owned(), |i| format!("events[{i}].{f}"));
     let id = e.id.unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple()));
-    if let Err(error) = hookline_core::event::validate(&id, &e.event_type) {
+    let checked = hookline_core::event::validate(&id, &e.event_type)
+        .and_then(|()| hookline_core::event::validate_ordering_key(&e.ordering_key));
+    if let Err(error) = checked {
         let text = error.to_string();
         let (f, problem) = text.split_once(": ").unwrap_or(("type", text.as_str()));
         return Err(Problem::field(field(f), problem));
@@ -82,13 +84,16 @@ fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext
         payload: e.data.get().as_bytes().to_vec().into(),
         attributes: e.attributes.into_iter().collect(),
         trace,
+        ordering_key: e.ordering_key,
     })
 }
 
 async fn produce(state: &AppState, events: &[v1::Event]) -> Result<(), Problem> {
     let mut acks = Vec::with_capacity(events.len());
     for e in events {
-        let ack = kafka::enqueue(&state.producer, &state.topics.events, &e.id, &e.encode_to_vec(), None)
+        // Keyed by the ordering key when there is one, so one key's events share a partition.
+        let key = if e.ordering_key.is_empty() { &e.id } else { &e.ordering_key };
+        let ack = kafka::enqueue(&state.producer, &state.topics.events, key, &e.encode_to_vec(), None)
             .await
             .map_err(|err| Problem::unavailable(format!("events topic: {err}")))?;
         acks.push(kafka::acked(ack));

@@ -118,6 +118,72 @@ pub struct CreateEndpoint {
     #[serde(default)]
     #[schema(schema_with = permanent_statuses_schema)]
     pub permanent_statuses: Vec<u32>,
+    /// Ordered delivery: `none` (default), `endpoint` (one delivery at a time, in order) or
+    /// `key` (in order per event `ordering_key`). Ordered failures retry in place.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// An ordered lane whose head has failed this long is blocked (0: the retry schedule's
+    /// span; its attempts are a limit too).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 2_592_000_000_i64)]
+    pub lane_max_block_ms: i64,
+    /// What a blocked lane does: `skip` its head to the DLQ (default) or `halt` until the
+    /// endpoint is enabled again.
+    #[serde(default)]
+    pub on_lane_blocked: LaneBlocked,
+}
+
+/// Ordered delivery of an endpoint (docs/delivery.md, "Ordered lanes").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    #[default]
+    None,
+    Endpoint,
+    Key,
+}
+
+impl Ordering {
+    pub fn proto(self) -> v1::DeliveryOrdering {
+        match self {
+            Self::None => v1::DeliveryOrdering::None,
+            Self::Endpoint => v1::DeliveryOrdering::Endpoint,
+            Self::Key => v1::DeliveryOrdering::Key,
+        }
+    }
+
+    fn of(o: v1::DeliveryOrdering) -> Self {
+        match o {
+            v1::DeliveryOrdering::None => Self::None,
+            v1::DeliveryOrdering::Endpoint => Self::Endpoint,
+            v1::DeliveryOrdering::Key => Self::Key,
+        }
+    }
+}
+
+/// What a blocked ordered lane does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LaneBlocked {
+    #[default]
+    Skip,
+    Halt,
+}
+
+impl LaneBlocked {
+    pub fn proto(self) -> v1::LaneBlocked {
+        match self {
+            Self::Skip => v1::LaneBlocked::Skip,
+            Self::Halt => v1::LaneBlocked::Halt,
+        }
+    }
+
+    fn of(b: v1::LaneBlocked) -> Self {
+        match b {
+            v1::LaneBlocked::Skip => Self::Skip,
+            v1::LaneBlocked::Halt => Self::Halt,
+        }
+    }
 }
 
 /// How deliveries are signed (Standard Webhooks).
@@ -165,6 +231,10 @@ pub struct UpdateEndpoint {
     pub retry_schedule: Option<Vec<String>>,
     #[schema(schema_with = permanent_statuses_or_null)]
     pub permanent_statuses: Option<Vec<u32>>,
+    pub ordering: Option<Ordering>,
+    #[schema(minimum = 0, maximum = 2_592_000_000_i64)]
+    pub lane_max_block_ms: Option<i64>,
+    pub on_lane_blocked: Option<LaneBlocked>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -190,6 +260,9 @@ pub struct EndpointView {
     pub timeout_ms: u32,
     pub retry_schedule: Vec<String>,
     pub permanent_statuses: Vec<u32>,
+    pub ordering: Ordering,
+    pub lane_max_block_ms: i64,
+    pub on_lane_blocked: LaneBlocked,
     /// Since when every delivery has been exhausted, if so.
     pub failing_since: Option<i64>,
     /// `hmac` or `ed25519`: how the newest secret signs.
@@ -220,6 +293,9 @@ impl From<&v1::Endpoint> for EndpointView {
             timeout_ms: limits.timeout_ms,
             retry_schedule: e.retry_schedule.clone(),
             permanent_statuses: e.permanent_statuses.clone(),
+            ordering: Ordering::of(e.ordering()),
+            lane_max_block_ms: e.lane_max_block_ms,
+            on_lane_blocked: LaneBlocked::of(e.on_lane_blocked()),
             failing_since: (e.failing_since_ms > 0).then_some(e.failing_since_ms),
             signing: e.secrets.last().map_or(Signing::Hmac, |s| Signing::of(&s.key)),
             public_key: e.secrets.last().and_then(|s| Signing::public_key(&s.key)),
@@ -297,6 +373,11 @@ pub struct IngestEvent {
     /// When it happened (default: now).
     #[serde(default)]
     pub occurred_at: Option<i64>,
+    /// Events with the same key reach an endpoint with `ordering: key` one at a time, in
+    /// the order they were accepted (they are produced with it as their record key).
+    #[serde(default)]
+    #[schema(pattern = "^[!-~]{0,256}$")]
+    pub ordering_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

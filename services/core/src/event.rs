@@ -25,6 +25,8 @@ pub enum EventError {
     BadType(PatternError),
     #[error("content_type: {0}")]
     BadContentType(String),
+    #[error("ordering_key: at most {MAX_ID_LEN} bytes of printable ASCII without spaces")]
+    BadOrderingKey,
 }
 
 /// Why an events-topic record is not routed.
@@ -131,6 +133,14 @@ pub fn validate(id: &str, event_type: &str) -> Result<(), EventError> {
         return Err(EventError::IdNotPrintable);
     }
     validate_event_type(event_type).map_err(EventError::BadType)?;
+    Ok(())
+}
+
+/// Checks an event's ordering key (empty: none), held to the rule of ids.
+pub fn validate_ordering_key(key: &str) -> Result<(), EventError> {
+    if key.len() > MAX_ID_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(EventError::BadOrderingKey);
+    }
     Ok(())
 }
 

@@ -41,6 +41,8 @@ pub enum EndpointError {
     BadSchedule(hookline_core::retry::ScheduleError),
     #[error("permanent_statuses[{0}]: {1} is not an HTTP status between 100 and 599 (2xx cannot be permanent)")]
     BadStatus(usize, u32),
+    #[error("lane_max_block_ms: {0} is not between 0 and 2592000000 (30 days)")]
+    BadLaneBlock(i64),
     #[error("record value is not a hookline.v1.Endpoint: {0}")]
     Undecodable(String),
     #[error("record key {key:?} differs from the endpoint id {id:?}")]
@@ -215,6 +217,9 @@ impl EndpointEntry {
 }
 
 /// Checks every rule of an endpoint definition and returns its subscription.
+/// The longest an ordered lane may be blocked before its head is skipped or it halts.
+const MAX_LANE_BLOCK_MS: i64 = 30 * 86_400_000;
+
 pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> {
     let id_ok = (1..=128).contains(&endpoint.id.len())
         && endpoint.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -245,6 +250,9 @@ pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> 
         return Err(EndpointError::NoSecrets);
     }
     hookline_core::retry::RetrySchedule::parse(&endpoint.retry_schedule).map_err(EndpointError::BadSchedule)?;
+    if !(0..=MAX_LANE_BLOCK_MS).contains(&endpoint.lane_max_block_ms) {
+        return Err(EndpointError::BadLaneBlock(endpoint.lane_max_block_ms));
+    }
     for (i, &status) in endpoint.permanent_statuses.iter().enumerate() {
         if !(100..600).contains(&status) || (200..300).contains(&status) {
             return Err(EndpointError::BadStatus(i, status));

@@ -69,6 +69,15 @@ pub struct CreateArgs {
     pub permanent_statuses: Vec<u32>,
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Ordered delivery: one lane for the endpoint, or one per event ordering key.
+    #[arg(long, default_value = "none", value_parser = ["none", "endpoint", "key"])]
+    pub ordering: String,
+    /// How long an ordered lane's head may fail before the lane is blocked (0: the schedule's span).
+    #[arg(long, default_value_t = 0)]
+    pub lane_max_block_ms: i64,
+    /// What a blocked lane does: skip its head to the DLQ, or halt until re-enabled.
+    #[arg(long, default_value = "skip", value_parser = ["skip", "halt"])]
+    pub on_lane_blocked: String,
 }
 
 pub fn key_value(s: &str) -> Result<(String, String), String> {
@@ -105,6 +114,11 @@ pub fn new_endpoint(args: CreateArgs) -> v1::Endpoint {
         retry_schedule: args.retry_schedule,
         permanent_statuses: args.permanent_statuses,
         failing_since_ms: 0,
+        ordering: v1::DeliveryOrdering::from_str_name(&format!("DELIVERY_ORDERING_{}", args.ordering.to_uppercase()))
+            .unwrap_or_default() as i32,
+        lane_max_block_ms: args.lane_max_block_ms,
+        on_lane_blocked: v1::LaneBlocked::from_str_name(&format!("LANE_BLOCKED_{}", args.on_lane_blocked.to_uppercase()))
+            .unwrap_or_default() as i32,
     }
 }
 
