@@ -12,6 +12,8 @@
 //! - [`address`]: the SSRF address policy.
 //! - [`retry`]: the retry schedule, its Kafka tiers, and when the next attempt is due.
 //! - [`breaker`]: the per-endpoint circuit breaker.
+//! - [`failover`]: which of an endpoint's URLs (primary or failover) a delivery goes to.
+//! - [`ops`]: operational webhooks (`hookline.endpoint.*`, `hookline.delivery.exhausted`) and their debounce.
 //! - [`ratelimit`]: the per-endpoint token bucket.
 //! - [`verdict`]: the sender's decisions about a delivery (gate, admit, after an attempt or a deferral).
 //! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
@@ -21,8 +23,10 @@ pub mod breaker;
 pub mod config;
 pub mod consume;
 pub mod event;
+pub mod failover;
 pub mod framing;
 pub mod matching;
+pub mod ops;
 pub mod outcome;
 pub mod ratelimit;
 pub mod recent;
