@@ -8,6 +8,7 @@ use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookline_core::ops::{EndpointEnabled, OpsEvent};
 use hookline_core::signing::{ed25519_secret_from_seed, secret_from_bytes};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
@@ -45,9 +46,15 @@ fn endpoint_problem(error: EndpointError) -> Problem {
 async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
     registry::validate(endpoint).map_err(endpoint_problem)?;
     let mut errors = Vec::new();
-    let uri: http::Uri = endpoint.url.parse().map_err(|_| Problem::field("url", "is not a URL"))?;
-    if state.config.api.require_https && uri.scheme_str() != Some("https") {
-        errors.push(FieldError { field: "url".into(), problem: "must be https".into() });
+    check_url(state, "url", &endpoint.url, &mut errors).await?;
+    if !endpoint.failover_url.is_empty() {
+        check_url(state, "failover_url", &endpoint.failover_url, &mut errors).await?;
+        if endpoint.failover_url == endpoint.url {
+            errors.push(FieldError { field: "failover_url".into(), problem: "is the same as url".into() });
+        }
+    }
+    if endpoint.failover_after > 1000 {
+        errors.push(FieldError { field: "failover_after".into(), problem: "must be at most 1000 (0: the default, 3)".into() });
     }
     for name in endpoint.headers.keys() {
         let lower = name.to_ascii_lowercase();
@@ -62,6 +69,19 @@ async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(),
             errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header value".into() });
         }
     }
+    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
+}
+
+/// The rules of an endpoint URL (`field`: `url` or `failover_url`): https unless allowed,
+/// and not only addresses the SSRF policy refuses.
+async fn check_url(state: &AppState, field: &str, url: &str, errors: &mut Vec<FieldError>) -> Result<(), Problem> {
+    let uri: http::Uri = url.parse().map_err(|_| Problem::field(field, "is not a URL"))?;
+    if uri.scheme_str() != Some("https") && uri.scheme_str() != Some("http") {
+        return Err(Problem::field(field, "must be an absolute http(s) URL"));
+    }
+    if state.config.api.require_https && uri.scheme_str() != Some("https") {
+        errors.push(FieldError { field: field.into(), problem: "must be https".into() });
+    }
     if let Some(host) = uri.host() {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         // `[fe80::1%25eth0]`: the zone id does not change which address it is.
@@ -75,12 +95,12 @@ async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(),
             addresses.iter().filter_map(|ip| state.policy.check(*ip).err()).map(|b| b.to_string()).collect();
         if !addresses.is_empty() && refused.len() == addresses.len() {
             errors.push(FieldError {
-                field: "url".into(),
+                field: field.into(),
                 problem: format!("points at a refused address ({})", refused.join("; ")),
             });
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
+    Ok(())
 }
 
 /// Serialises the read-modify-write of one endpoint within this replica, so that a change
@@ -163,6 +183,9 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
         ordering: body.ordering.proto() as i32,
         lane_max_block_ms: body.lane_max_block_ms,
         on_lane_blocked: body.on_lane_blocked.proto() as i32,
+        failover_url: body.failover_url.unwrap_or_default(),
+        failover_after: body.failover_after.unwrap_or(0),
+        ..Default::default()
     };
     check_endpoint(&s, &endpoint).await.map_err(|p| rename_secret_field(p, &body.secret))?;
     write_visible(&s, &endpoint).await?;
@@ -232,6 +255,7 @@ pub async fn update(
     if let Some(v) = body.description { e.description = v; }
     if let Some(v) = body.headers { e.headers = v.into_iter().collect(); }
     if let Some(v) = body.filter_attributes { e.filter_attributes = v.into_iter().collect(); }
+    let enabling = body.enabled == Some(true) && e.disabled;
     if let Some(enabled) = body.enabled {
         if enabled && e.disabled {
             // Re-enabled by a person: its failing period starts over.
@@ -254,10 +278,17 @@ pub async fn update(
     if let Some(v) = body.ordering { e.ordering = v.proto() as i32; }
     if let Some(v) = body.lane_max_block_ms { e.lane_max_block_ms = v; }
     if let Some(v) = body.on_lane_blocked { e.on_lane_blocked = v.proto() as i32; }
+    if let Some(v) = body.failover_url { e.failover_url = v; }
+    if let Some(v) = body.failover_after { e.failover_after = v; }
     e.limits = Some(l);
     e.updated_at_ms = now_ms();
     check_endpoint(&s, &e).await?;
     write_visible(&s, &e).await?;
+    if enabling {
+        let enabled = OpsEvent::Enabled(EndpointEnabled { endpoint_id: e.id.clone(), url: e.url.clone(), enabled_at_ms: e.updated_at_ms });
+        // The endpoint is enabled either way; a failure is logged by `publish`.
+        let _ = hookline_runtime::ops::publish(&s.producer, &s.topics.events, &e.tenant, "hookline-api", e.updated_at_ms, &enabled).await;
+    }
     Ok(Json(EndpointView::from(&e)))
 }
 

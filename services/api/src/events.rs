@@ -73,6 +73,10 @@ fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext
         let (f, problem) = text.split_once(": ").unwrap_or(("type", text.as_str()));
         return Err(Problem::field(field(f), problem));
     }
+    if hookline_core::ops::is_operational(&e.event_type) {
+        // Operational events are Hookline's own: a forged one would reach ops endpoints.
+        return Err(Problem::field(field("type"), "is in the hookline.* namespace, reserved for Hookline's operational events"));
+    }
     Ok(v1::Event {
         id,
         r#type: e.event_type,

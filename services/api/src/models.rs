@@ -131,6 +131,15 @@ pub struct CreateEndpoint {
     /// endpoint is enabled again.
     #[serde(default)]
     pub on_lane_blocked: LaneBlocked,
+    /// A second URL, used after `failover_after` consecutive failures of `url` (5xx,
+    /// timeouts, connection errors) until the primary answers a probe again. Same rules
+    /// as `url` (https, SSRF policy), same signing. Omit for none.
+    #[serde(default)]
+    pub failover_url: Option<String>,
+    /// Consecutive failures of `url` that move deliveries to `failover_url` (0 or absent: 3).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
+    pub failover_after: Option<u32>,
 }
 
 /// Ordered delivery of an endpoint (docs/delivery.md, "Ordered lanes").
@@ -235,6 +244,11 @@ pub struct UpdateEndpoint {
     #[schema(minimum = 0, maximum = 2_592_000_000_i64)]
     pub lane_max_block_ms: Option<i64>,
     pub on_lane_blocked: Option<LaneBlocked>,
+    /// A new failover URL; `""` removes it.
+    pub failover_url: Option<String>,
+    /// Consecutive failures of `url` that move deliveries to `failover_url` (0: 3).
+    #[schema(minimum = 0, maximum = 1000)]
+    pub failover_after: Option<u32>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -265,6 +279,13 @@ pub struct EndpointView {
     pub on_lane_blocked: LaneBlocked,
     /// Since when every delivery has been exhausted, if so.
     pub failing_since: Option<i64>,
+    /// The failover URL, if any.
+    pub failover_url: Option<String>,
+    /// Consecutive failures of `url` that move deliveries to `failover_url`.
+    pub failover_after: u32,
+    /// Since when the circuit breaker has said the endpoint is down (published as
+    /// `hookline.endpoint.failing`), if so.
+    pub unhealthy_since: Option<i64>,
     /// `hmac` or `ed25519`: how the newest secret signs.
     pub signing: Signing,
     /// For `ed25519`: the `whpk_` public key receivers verify with (not secret).
@@ -297,6 +318,9 @@ impl From<&v1::Endpoint> for EndpointView {
             lane_max_block_ms: e.lane_max_block_ms,
             on_lane_blocked: LaneBlocked::of(e.on_lane_blocked()),
             failing_since: (e.failing_since_ms > 0).then_some(e.failing_since_ms),
+            failover_url: (!e.failover_url.is_empty()).then(|| e.failover_url.clone()),
+            failover_after: if e.failover_after == 0 { hookline_core::failover::DEFAULT_AFTER } else { e.failover_after },
+            unhealthy_since: (e.unhealthy_since_ms > 0).then_some(e.unhealthy_since_ms),
             signing: e.secrets.last().map_or(Signing::Hmac, |s| Signing::of(&s.key)),
             public_key: e.secrets.last().and_then(|s| Signing::public_key(&s.key)),
             created_at: e.created_at_ms,
@@ -423,6 +447,9 @@ pub struct AttemptView {
     pub latency_ms: u32,
     pub error: String,
     pub at: i64,
+    /// The URL the request went to (the endpoint's `url` or its `failover_url`); empty for
+    /// a deferral and in records of older senders.
+    pub url: String,
 }
 
 pub fn outcome_name(o: v1::Outcome) -> &'static str {
@@ -449,6 +476,7 @@ impl From<&v1::Attempt> for AttemptView {
             latency_ms: a.latency_ms,
             error: a.error.clone(),
             at: a.at_ms,
+            url: a.url.clone(),
         }
     }
 }

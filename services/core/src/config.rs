@@ -139,6 +139,9 @@ pub struct BreakerConfig {
     pub failure_threshold: u32,
     pub initial_cooldown_ms: u64,
     pub max_cooldown_ms: u64,
+    /// How long a breaker must stay closed after a failing period before
+    /// `hookline.endpoint.recovered` is published (the debounce of a flapping breaker).
+    pub recovered_after_ms: u64,
 }
 
 impl Default for BreakerConfig {
@@ -151,6 +154,7 @@ impl Default for BreakerConfig {
             failure_threshold: d.failure_threshold,
             initial_cooldown_ms: d.initial_cooldown.as_millis() as u64,
             max_cooldown_ms: d.max_cooldown.as_millis() as u64,
+            recovered_after_ms: 60_000,
         }
     }
 }
@@ -279,6 +283,9 @@ pub struct SenderConfig {
     /// A PEM file of extra CA certificates trusted for endpoint TLS, besides the public
     /// (webpki) roots: for internal endpoints behind a private CA. Empty: none.
     pub ca_file: String,
+    /// While an endpoint's deliveries go to its failover URL, one delivery per this many ms
+    /// goes to the primary instead, to see whether it is back.
+    pub failover_probe_ms: u64,
 }
 
 impl Default for SenderConfig {
@@ -295,6 +302,7 @@ impl Default for SenderConfig {
             allow_loopback: false,
             allowed_cidrs: Vec::new(),
             ca_file: String::new(),
+            failover_probe_ms: 30_000,
         }
     }
 }
@@ -514,6 +522,16 @@ impl Config {
             b.initial_cooldown_ms >= 1 && b.max_cooldown_ms >= b.initial_cooldown_ms,
             "breaker.max_cooldown_ms",
             format!("must be at least breaker.initial_cooldown_ms ({}), which must be positive", b.initial_cooldown_ms),
+        );
+        check(
+            b.recovered_after_ms <= 86_400_000,
+            "breaker.recovered_after_ms",
+            format!("is {}; use 0 to 86400000", b.recovered_after_ms),
+        );
+        check(
+            (100..=3_600_000).contains(&s.failover_probe_ms),
+            "sender.failover_probe_ms",
+            format!("is {}; use 100 to 3600000", s.failover_probe_ms),
         );
         for (i, cidr) in s.allowed_cidrs.iter().enumerate() {
             if let Err(e) = cidr.parse::<crate::address::Cidr>() {

@@ -83,6 +83,11 @@ impl EventTypePattern {
         if !self.has_wildcard {
             return self.text == event_type;
         }
+        // Operational events (`hookline.*`) are opt-in: only a pattern that names the
+        // namespace takes them, so a catch-all `*` endpoint is not sent notices about itself.
+        if crate::ops::is_operational(event_type) && !self.text.starts_with(crate::ops::NAMESPACE) {
+            return false;
+        }
         let mut pattern = self.text.split('.').peekable();
         let mut segments = event_type.split('.');
         while let Some(p) = pattern.next() {
@@ -245,6 +250,17 @@ mod tests {
         for (p, t, expected) in cases {
             assert_eq!(pattern(p).matches(t), expected, "{p} vs {t}");
         }
+    }
+
+    #[test]
+    fn operational_events_are_matched_only_by_patterns_naming_their_namespace() {
+        for p in ["*", "*.endpoint.*", "*.*.failing"] {
+            assert!(!pattern(p).matches("hookline.endpoint.failing"), "{p}");
+        }
+        for p in ["hookline.*", "hookline.endpoint.*", "hookline.*.failing", "hookline.endpoint.failing"] {
+            assert!(pattern(p).matches("hookline.endpoint.failing"), "{p}");
+        }
+        assert!(pattern("*").matches("order.hookline"));
     }
 
     #[test]

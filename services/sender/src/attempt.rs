@@ -54,10 +54,19 @@ impl Attempter {
         Self { client, policy, default_timeout, user_agent }
     }
 
-    pub async fn attempt(&self, entry: &EndpointEntry, event: &v1::Event, now_ms: i64, traceparent: Option<&str>) -> AttemptReport {
+    /// One attempt of `event` to `url`: the endpoint's `url` or its `failover_url`, signed
+    /// and checked the same way.
+    pub async fn attempt(
+        &self,
+        entry: &EndpointEntry,
+        url: &str,
+        event: &v1::Event,
+        now_ms: i64,
+        traceparent: Option<&str>,
+    ) -> AttemptReport {
         let started = Instant::now();
         let endpoint = &entry.endpoint;
-        let request = match self.request(entry, event, now_ms, traceparent) {
+        let request = match self.request(entry, url, event, now_ms, traceparent) {
             Ok(r) => r,
             Err(report) => return report,
         };
@@ -118,13 +127,14 @@ impl Attempter {
     fn request(
         &self,
         entry: &EndpointEntry,
+        url: &str,
         event: &v1::Event,
         now_ms: i64,
         traceparent: Option<&str>,
     ) -> Result<Request<Full<Bytes>>, AttemptReport> {
         let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
         let endpoint = &entry.endpoint;
-        let uri: Uri = endpoint.url.parse().map_err(|e| permanent(format!("url {:?}: {e}", endpoint.url)))?;
+        let uri: Uri = url.parse().map_err(|e| permanent(format!("url {url:?}: {e}")))?;
         // Literal IPs never reach the resolver, so they are checked here.
         if let Some(ip) = uri.host().and_then(literal_ip) {
             if let Err(blocked) = self.policy.check(ip) {
@@ -225,7 +235,7 @@ mod tests {
     async fn the_request_is_signed_and_custom_headers_cannot_override_ours() {
         let a = attempter(AddressPolicy::default());
         let event = v1::Event { id: "evt_1".into(), payload: bytes::Bytes::from_static(b"{\"a\":1}"), ..Default::default() };
-        let request = a.request(&entry("https://example.com/hook"), &event, 1_700_000_000_123, None).expect("request");
+        let request = a.request(&entry("https://example.com/hook"), "https://example.com/hook", &event, 1_700_000_000_123, None).expect("request");
         let h = request.headers();
         assert_eq!(h["webhook-id"], "evt_1");
         assert_eq!(h["webhook-timestamp"], "1700000000");
@@ -242,7 +252,7 @@ mod tests {
         let a = attempter(AddressPolicy::default());
         let event = v1::Event { id: "evt_1".into(), ..Default::default() };
         for url in ["http://127.0.0.1:9/x", "http://[::ffff:10.0.0.1]/x", "http://169.254.169.254/latest/meta-data"] {
-            let report = a.attempt(&entry(url), &event, 0, None).await;
+            let report = a.attempt(&entry(url), url, &event, 0, None).await;
             assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
             assert!(report.error.starts_with("blocked by policy"), "{}", report.error);
         }
@@ -257,11 +267,11 @@ mod tests {
         // literals, checked before any connection.
         for host in ["2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]"] {
             let url = format!("http://{host}:9/x");
-            let report = a.attempt(&entry(&url), &event, 0, None).await;
+            let report = a.attempt(&entry(&url), &url, &event, 0, None).await;
             assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
         }
         // A zone id does not hide a link-local address.
-        let report = a.attempt(&entry("http://[fe80::1%25eth0]:9/x"), &event, 0, None).await;
+        let report = a.attempt(&entry("http://[fe80::1%25eth0]:9/x"), "http://[fe80::1%25eth0]:9/x", &event, 0, None).await;
         assert_eq!(report.class, Class::BlockedByPolicy, "{}", report.error);
         assert!(report.error.contains("link-local"), "{}", report.error);
     }
@@ -271,7 +281,8 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
         let a = attempter(AddressPolicy::new(vec![], true));
         let event = v1::Event { id: "evt_1".into(), ..Default::default() };
-        let report = a.attempt(&entry(&format!("http://{closed}/x")), &event, 0, None).await;
+        let url = format!("http://{closed}/x");
+        let report = a.attempt(&entry(&url), &url, &event, 0, None).await;
         assert_eq!(report.class, Class::Retryable { retry_after: None });
         assert_eq!(report.status, 0);
         assert!(!report.error.is_empty());

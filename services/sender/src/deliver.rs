@@ -8,6 +8,8 @@ use crate::attempt_log::AttemptLog;
 use crate::endpoints::{EndpointRuntime, EndpointRuntimes, Place};
 use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
+use hookline_core::failover::{Choice, Target};
+use hookline_core::ops::{EndpointDisabled, OpsEvent};
 use hookline_core::outcome::Class;
 use hookline_core::recent::{pair_key, RecentDeliveries};
 use hookline_core::retry::{due_at_ms, Delay};
@@ -44,6 +46,8 @@ pub struct Shared {
     pub endpoints: EndpointRuntimes,
     pub jitter: f64,
     pub disable_after_ms: i64,
+    /// How long a breaker stays closed before `hookline.endpoint.recovered` (`breaker.recovered_after_ms`).
+    pub recovered_after_ms: i64,
     /// Send each attempt's trace context to the endpoint (`traces.propagate_to_endpoints`).
     pub propagate_trace: bool,
     pub fatal: mpsc::Sender<KafkaError>,
@@ -99,13 +103,13 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         place = rt.enqueue(now_ms()) => place,
         _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
     };
-    let (held, admission) = match place {
+    let (held, admission, via) = match place {
         Place::Held(permit) => {
-            let (admission, transition) = rt.admit(Instant::now());
+            let (via, admission, transition) = rt.admit_routed(Instant::now(), delivery.attempt <= 1);
             log_transition(&entry, transition);
-            (Some(permit), admission)
+            (Some(permit), admission, via)
         }
-        Place::Overflow => (None, Admission::Reject),
+        Place::Overflow => (None, Admission::Reject, Choice { target: Target::Primary, probe: false }),
     };
     let probe = match verdict::admit(held.is_some(), admission) {
         Admit::Defer(why) => return defer(shared, record, delivery, &rt, why).await,
@@ -116,7 +120,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         _ = shared.shutdown.cancelled() => return Ok(Done::Abandoned),
     };
     // The breaker may have opened while this delivery waited for a slot.
-    if !probe && rt.breaker_open() {
+    if !probe && rt.breaker_open_for(via.target) {
         return defer(shared, record, delivery, &rt, "circuit breaker open").await;
     }
     while let Some(wait) = rt.rate_wait(Instant::now()) {
@@ -129,7 +133,8 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     let event = delivery.event.as_ref().expect("checked by the caller");
     let span = attempt_span(record, &entry, &delivery);
     let outgoing_trace = span.as_ref().filter(|_| shared.propagate_trace).map(traces::Span::traceparent);
-    let report = shared.attempter.attempt(&entry, event, now_ms(), outgoing_trace.as_deref()).await;
+    let url = rt.url(&entry, via.target);
+    let report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref()).await;
     rt.answered(now_ms());
     let outcome = outcome_label(report.class);
     if let Some(span) = span {
@@ -146,13 +151,16 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)
         .record(report.latency.as_secs_f64());
     let down = verdict::breaker_failure(report.class, report.status);
-    log_transition(&entry, rt.record(!down, probe, Instant::now()));
+    let (transition, switch) = rt.record_routed(via.target, !down, probe, Instant::now());
+    log_transition(&entry, transition);
+    let answered = crate::ops::Answered { via, transition, switch, success: report.class == Class::Success };
+    crate::ops::after_attempt(shared, &entry, &rt, &event.r#type, answered).await;
     tracing::debug!(
         event_id = %event.id, endpoint_id = %delivery.endpoint_id, attempt = delivery.attempt,
         status = report.status, latency_ms = report.latency.as_millis() as u64, class = ?report.class, "attempt"
     );
     let after = verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error);
-    let attempt = attempt_record(&delivery, &report);
+    let attempt = v1::Attempt { url: url.to_owned(), ..attempt_record(&delivery, &report) };
     // The dead letter carries the last attempt; everything else only writes it.
     let last_attempt = matches!(after, AfterAttempt::DeadLetter { .. }).then(|| attempt.clone());
     shared.attempts.record(attempt).await;
@@ -318,6 +326,7 @@ fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attemp
         error: report.error.clone(),
         at_ms: now_ms(),
         response_excerpt: report.excerpt.clone(),
+        url: String::new(),
     }
 }
 
@@ -352,6 +361,9 @@ async fn dead_letter(
     metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason.label()).increment(1);
     let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &dead.encode_to_vec(), None).await?;
     kafka::acked(ack).await?;
+    if let Some(d) = &dead.delivery {
+        crate::ops::dead_lettered(shared, d, reason, &dead.detail, dead.last_attempt.as_ref(), dead.dead_at_ms).await;
+    }
     Ok(Done::Finished)
 }
 
@@ -361,7 +373,7 @@ async fn dead_letter(
 /// and that edit must not be undone. Nothing is written when the endpoint is gone, when its
 /// URL is no longer the one this delivery went to (the verdict was about the old URL), or
 /// when `change` finds nothing to do. Returns what was written.
-async fn change_endpoint(
+pub(crate) async fn change_endpoint(
     shared: &Shared,
     sent_to: &EndpointEntry,
     what: &str,
@@ -423,7 +435,11 @@ async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str, still: impl 
     if entry.endpoint.disabled {
         return;
     }
+    // The version the disabling changed names it: the same for racing senders and a
+    // restarted one, another for the next disabling.
+    let mut version_ms = 0;
     let change = |e: &mut v1::Endpoint| {
+        version_ms = e.updated_at_ms;
         let act = !e.disabled && still(e);
         e.disabled = true;
         act
@@ -432,29 +448,13 @@ async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str, still: impl 
         return;
     };
     tracing::warn!(endpoint_id = %endpoint.id, reason = why, "endpoint disabled");
-    let payload = serde_json::json!({
-        "endpoint_id": endpoint.id,
-        "url": endpoint.url,
-        "reason": why,
-        "failing_since_ms": endpoint.failing_since_ms,
-        "disabled_at_ms": endpoint.updated_at_ms,
+    let event = OpsEvent::Disabled(EndpointDisabled {
+        endpoint_id: endpoint.id.clone(),
+        url: endpoint.url.clone(),
+        reason: why.to_owned(),
+        failing_since_ms: endpoint.failing_since_ms,
+        disabled_at_ms: endpoint.updated_at_ms,
+        version_ms,
     });
-    let event = v1::Event {
-        // Stable per disabling, so racing senders publish the same id and receivers dedupe.
-        id: format!("evt_endpoint_disabled_{}_{}", endpoint.id, endpoint.failing_since_ms),
-        r#type: "hookline.endpoint.disabled".into(),
-        tenant: endpoint.tenant.clone(),
-        source: "hookline-sender".into(),
-        occurred_at_ms: endpoint.updated_at_ms,
-        content_type: "application/json".into(),
-        payload: payload.to_string().into_bytes().into(),
-        ..Default::default()
-    };
-    let published = match kafka::enqueue(&shared.producer, &shared.topics.events, &event.id, &event.encode_to_vec(), None).await {
-        Ok(ack) => kafka::acked(ack).await,
-        Err(e) => Err(e),
-    };
-    if let Err(error) = published {
-        tracing::error!(endpoint_id = %endpoint.id, %error, "hookline.endpoint.disabled not published");
-    }
+    crate::ops::publish(shared, &endpoint.tenant, &event).await;
 }

@@ -4,6 +4,8 @@
 
 use dashmap::DashMap;
 use hookline_core::breaker::{Admission, Breaker, BreakerSettings, Transition};
+use hookline_core::failover::{Choice, Route, Switch, Target};
+use hookline_core::ops::{HealthChange, HealthEpisode, Signal};
 use hookline_core::ratelimit::TokenBucket;
 use hookline_core::retry::{Delay, RetrySchedule};
 use hookline_runtime::registry::EndpointEntry;
@@ -24,6 +26,8 @@ struct Shape {
     rate: u32,
     burst: u32,
     schedule: Vec<String>,
+    failover_url: String,
+    failover_after: u32,
 }
 
 pub struct EndpointRuntime {
@@ -35,6 +39,12 @@ pub struct EndpointRuntime {
     /// When the last request of this endpoint finished (ms since epoch).
     last_answer_ms: AtomicI64,
     breaker: Mutex<Breaker>,
+    /// The failover URL's own breaker (unused without one).
+    failover_breaker: Mutex<Breaker>,
+    /// Which URL deliveries go to.
+    route: Mutex<Route>,
+    /// When `hookline.endpoint.failing` / `.recovered` are due.
+    episode: Mutex<HealthEpisode>,
     bucket: Option<Mutex<TokenBucket>>,
     pub schedule: RetrySchedule,
     /// A "failing since" mark was written and not yet cleared (avoids rewriting it).
@@ -87,6 +97,63 @@ impl EndpointRuntime {
         self.breaker.lock().record(success, probe, now)
     }
 
+    fn breaker_of(&self, target: Target) -> &Mutex<Breaker> {
+        match target {
+            Target::Primary => &self.breaker,
+            Target::Failover => &self.failover_breaker,
+        }
+    }
+
+    /// Chooses the URL of one delivery and asks its breaker. Without a failover URL this is
+    /// [`Self::admit`]. With one: the route's choice, except that a primary whose breaker
+    /// rejects hands the delivery to the failover (an open breaker says the primary is down,
+    /// whatever the route has counted). `first_attempt`: only a first attempt may probe.
+    pub fn admit_routed(&self, now: Instant, first_attempt: bool) -> (Choice, Admission, Option<Transition>) {
+        let primary = Choice { target: Target::Primary, probe: false };
+        if self.shape.failover_url.is_empty() {
+            let (admission, transition) = self.admit(now);
+            return (primary, admission, transition);
+        }
+        let choice = self.route.lock().choose(now, first_attempt);
+        let (admission, transition) = self.breaker_of(choice.target).lock().admit(now);
+        if choice.target == Target::Primary && admission == Admission::Reject {
+            let failover = Choice { target: Target::Failover, probe: false };
+            let (admission, _) = self.failover_breaker.lock().admit(now);
+            return (failover, admission, transition);
+        }
+        (choice, admission, transition)
+    }
+
+    /// Whether the breaker of `target`'s URL is not closed.
+    pub fn breaker_open_for(&self, target: Target) -> bool {
+        self.breaker_of(target).lock().is_open()
+    }
+
+    /// Records an attempt to `target`'s URL in its breaker and in the route.
+    pub fn record_routed(&self, target: Target, success: bool, probe: bool, now: Instant) -> (Option<Transition>, Option<Switch>) {
+        let transition = self.breaker_of(target).lock().record(success, probe, now);
+        let switch = if self.shape.failover_url.is_empty() { None } else { self.route.lock().record(target, !success, now) };
+        (transition, switch)
+    }
+
+    /// The URL `target` names for `entry`'s endpoint.
+    pub fn url<'e>(&self, entry: &'e EndpointEntry, target: Target) -> &'e str {
+        match target {
+            Target::Failover if !entry.endpoint.failover_url.is_empty() => &entry.endpoint.failover_url,
+            _ => &entry.endpoint.url,
+        }
+    }
+
+    /// Feeds the failing/recovered debounce (`core::ops::HealthEpisode`).
+    pub fn health(&self, recorded_since_ms: i64, signal: Signal, now_ms: i64, settle_ms: i64) -> Option<HealthChange> {
+        self.episode.lock().observe(recorded_since_ms, signal, now_ms, settle_ms)
+    }
+
+    /// Whether a failover URL is configured.
+    pub fn has_failover(&self) -> bool {
+        !self.shape.failover_url.is_empty()
+    }
+
     /// How long to wait before the next request may go, per the token bucket.
     pub fn rate_wait(&self, now: Instant) -> Option<Duration> {
         self.bucket.as_ref().and_then(|b| b.lock().try_take(now).err())
@@ -100,12 +167,21 @@ pub struct EndpointRuntimes {
     breaker: BreakerSettings,
     global: RetrySchedule,
     tiers: Vec<Delay>,
+    /// While on a failover URL, how often the primary is probed.
+    failover_probe: Duration,
 }
 
 impl EndpointRuntimes {
     pub fn new(default_in_flight: usize, max_queued: usize, breaker: BreakerSettings, global: RetrySchedule) -> Self {
         let tiers = global.tiers();
-        Self { map: DashMap::new(), default_in_flight, max_queued, breaker, global, tiers }
+        let failover_probe = Duration::from_secs(30);
+        Self { map: DashMap::new(), default_in_flight, max_queued, breaker, global, tiers, failover_probe }
+    }
+
+    /// Sets how often a primary is probed while its endpoint is on its failover URL.
+    pub fn with_failover_probe(mut self, every: Duration) -> Self {
+        self.failover_probe = every;
+        self
     }
 
     /// True when `shape` was built from `entry`'s current settings (checked on every
@@ -120,6 +196,8 @@ impl EndpointRuntimes {
             && shape.rate == limits.map_or(0, |l| l.rate_per_second)
             && shape.burst == limits.map_or(0, |l| l.burst)
             && shape.schedule == entry.endpoint.retry_schedule
+            && shape.failover_url == entry.endpoint.failover_url
+            && shape.failover_after == entry.endpoint.failover_after
     }
 
     fn shape(&self, entry: &EndpointEntry) -> Shape {
@@ -128,7 +206,14 @@ impl EndpointRuntimes {
             0 => self.default_in_flight,
             n => n,
         };
-        Shape { max_in_flight, rate: limits.rate_per_second, burst: limits.burst, schedule: entry.endpoint.retry_schedule.clone() }
+        Shape {
+            max_in_flight,
+            rate: limits.rate_per_second,
+            burst: limits.burst,
+            schedule: entry.endpoint.retry_schedule.clone(),
+            failover_url: entry.endpoint.failover_url.clone(),
+            failover_after: entry.endpoint.failover_after,
+        }
     }
 
     /// The runtime of `entry`'s endpoint, created or rebuilt to match its current settings.
@@ -154,6 +239,9 @@ impl EndpointRuntimes {
             places: Semaphore::new(self.max_queued.max(shape.max_in_flight)),
             last_answer_ms: AtomicI64::new(hookline_runtime::time::now_ms()),
             breaker: Mutex::new(Breaker::new(self.breaker)),
+            failover_breaker: Mutex::new(Breaker::new(self.breaker)),
+            route: Mutex::new(Route::new(shape.failover_after, self.failover_probe)),
+            episode: Mutex::new(HealthEpisode::default()),
             bucket,
             schedule,
             failing_marked: AtomicBool::new(entry.endpoint.failing_since_ms != 0),

@@ -5,6 +5,7 @@
 //! - [`client`]: the pooled HTTP client and its SSRF-checking resolver.
 //! - [`attempt`]: one signed request and the classification of its result.
 //! - [`attempt_log`]: attempt records, batched per endpoint.
+//! - `ops`: the operational webhooks a sender publishes (failing, recovered, exhausted).
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
 //! - [`deliver`]: one record handled to its end.
 //! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries.
@@ -19,6 +20,7 @@ pub mod attempt_log;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
+mod ops;
 pub mod workers;
 
 use attempt::Attempter;
@@ -130,7 +132,9 @@ pub async fn run_with_resolver(
             cfg.sender.max_queued_per_endpoint,
             cfg.breaker.settings(),
             schedule,
-        ),
+        )
+        .with_failover_probe(Duration::from_millis(cfg.sender.failover_probe_ms)),
+        recovered_after_ms: i64::try_from(cfg.breaker.recovered_after_ms).unwrap_or(i64::MAX),
         jitter: cfg.retry.jitter,
         disable_after_ms: cfg.retry.disable_after_ms,
         propagate_trace: cfg.traces.propagate_to_endpoints,

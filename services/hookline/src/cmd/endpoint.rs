@@ -119,6 +119,8 @@ pub fn new_endpoint(args: CreateArgs) -> v1::Endpoint {
         lane_max_block_ms: args.lane_max_block_ms,
         on_lane_blocked: v1::LaneBlocked::from_str_name(&format!("LANE_BLOCKED_{}", args.on_lane_blocked.to_uppercase()))
             .unwrap_or_default() as i32,
+        // Failover, health and authentication are set through the API.
+        ..Default::default()
     }
 }
 

@@ -213,6 +213,18 @@ impl Builder {
         self
     }
 
+    /// `breaker.recovered_after_ms`: the debounce of `hookline.endpoint.recovered`.
+    pub fn recovered_after_ms(mut self, ms: u64) -> Self {
+        self.config.breaker.recovered_after_ms = ms;
+        self
+    }
+
+    /// `sender.failover_probe_ms`: how often a primary is probed while on its failover.
+    pub fn failover_probe_ms(mut self, ms: u64) -> Self {
+        self.config.sender.failover_probe_ms = ms;
+        self
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
