@@ -69,6 +69,10 @@ async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(),
             errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header value".into() });
         }
     }
+    // The token URL is fetched by the sender like a delivery: the same rules as `url`.
+    if let Some(v1::endpoint_auth::Kind::Oauth2(o)) = endpoint.auth.as_ref().and_then(|a| a.kind.as_ref()) {
+        check_url(state, "auth.oauth2.token_url", &o.token_url, &mut errors).await?;
+    }
     if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
 }
 
@@ -171,6 +175,8 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
         event_types: body.event_types,
         secrets: vec![v1::Secret { key: secret.clone(), ..Default::default() }],
         headers: body.headers.into_iter().collect(),
+        auth: body.auth.map(AuthInput::proto),
+        client_certificate: body.client_certificate.map(ClientCertificateInput::proto),
         limits: Some(limits(body.rate_limit.as_ref(), body.max_in_flight, body.timeout_ms)),
         disabled: !body.enabled,
         description: body.description,
@@ -254,6 +260,8 @@ pub async fn update(
     if let Some(v) = body.tenant { e.tenant = v; }
     if let Some(v) = body.description { e.description = v; }
     if let Some(v) = body.headers { e.headers = v.into_iter().collect(); }
+    if let Some(v) = body.auth { e.auth = v.map(AuthInput::proto); }
+    if let Some(v) = body.client_certificate { e.client_certificate = v.map(ClientCertificateInput::proto); }
     if let Some(v) = body.filter_attributes { e.filter_attributes = v.into_iter().collect(); }
     let enabling = body.enabled == Some(true) && e.disabled;
     if let Some(enabled) = body.enabled {

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod dlq;
+pub mod endpoint_auth;
 pub mod endpoints;
 pub mod events;
 pub mod history;

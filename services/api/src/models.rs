@@ -1,6 +1,7 @@
 //! Request and response bodies of the API, with their OpenAPI schemas. Times are Unix
 //! epoch milliseconds.
 
+pub use crate::endpoint_auth::{AuthInput, AuthView, ClientCertificateInput, ClientCertificateView};
 use hookline_proto::v1;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -99,6 +100,12 @@ pub struct CreateEndpoint {
     /// Extra request headers sent with every delivery.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Authentication besides signing: basic, bearer or OAuth2 client credentials.
+    #[serde(default)]
+    pub auth: Option<AuthInput>,
+    /// A TLS client certificate presented to this endpoint (mTLS).
+    #[serde(default)]
+    pub client_certificate: Option<ClientCertificateInput>,
     /// Exact-match filters on event attributes.
     #[serde(default)]
     pub filter_attributes: BTreeMap<String, String>,
@@ -228,6 +235,15 @@ pub struct UpdateEndpoint {
     pub tenant: Option<String>,
     pub description: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Replaces the endpoint's auth (secret included); `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub auth: Option<Option<AuthInput>>,
+    /// Replaces the client certificate (a rotation: the next delivery uses it); `null`
+    /// removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub client_certificate: Option<Option<ClientCertificateInput>>,
     pub filter_attributes: Option<BTreeMap<String, String>>,
     pub enabled: Option<bool>,
     /// `null` removes the limit.
@@ -267,6 +283,10 @@ pub struct EndpointView {
     pub tenant: String,
     pub description: String,
     pub headers: BTreeMap<String, String>,
+    /// The kind of auth and its settings; never its password, token or client secret.
+    pub auth: Option<AuthView>,
+    /// The client certificate (public part); never its key.
+    pub client_certificate: Option<ClientCertificateView>,
     pub filter_attributes: BTreeMap<String, String>,
     pub enabled: bool,
     pub rate_limit: Option<RateLimit>,
@@ -304,6 +324,8 @@ impl From<&v1::Endpoint> for EndpointView {
             tenant: e.tenant.clone(),
             description: e.description.clone(),
             headers: e.headers.clone().into_iter().collect(),
+            auth: e.auth.as_ref().and_then(AuthView::of),
+            client_certificate: e.client_certificate.as_ref().map(ClientCertificateView::of),
             filter_attributes: e.filter_attributes.clone().into_iter().collect(),
             enabled: !e.disabled,
             rate_limit: (limits.rate_per_second > 0).then(|| RateLimit {

@@ -17,11 +17,15 @@
 //! - [`ratelimit`]: the per-endpoint token bucket.
 //! - [`verdict`]: the sender's decisions about a delivery (gate, admit, after an attempt or a deferral).
 //! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
+//! - [`endpoint_auth`]: basic, bearer and OAuth2 endpoint auth: rules, the token cache, a 401's retry.
+//! - [`client_cert`]: an endpoint's mTLS client certificate, checked and fingerprinted.
 
 pub mod address;
 pub mod breaker;
+pub mod client_cert;
 pub mod config;
 pub mod consume;
+pub mod endpoint_auth;
 pub mod event;
 pub mod failover;
 pub mod framing;

@@ -11,6 +11,8 @@
 
 use dashmap::DashMap;
 use hookline_core::config::{KafkaConfig, SecretsConfig};
+use hookline_core::client_cert::{self, CertError, ClientIdentity};
+use hookline_core::endpoint_auth::{self, AuthError};
 use hookline_core::sealing::{self, KeyError, KeyRing, SealError};
 use hookline_core::matching::{EventKey, EventTypePattern, PatternError, Subscription, SubscriptionIndex};
 use hookline_core::signing::{SecretError, SigningKey};
@@ -49,6 +51,14 @@ pub enum EndpointError {
     KeyMismatch { key: String, id: String },
     #[error("secrets[{0}]: {1}")]
     Sealed(usize, SealError),
+    #[error("{0}")]
+    BadAuth(AuthError),
+    #[error("headers.{0}: cannot be set next to `auth`, which sets Authorization; remove the header or the auth")]
+    AuthorizationHeader(String),
+    #[error("{0}")]
+    BadCertificate(CertError),
+    #[error("{0}: {1}")]
+    SealedField(&'static str, SealError),
 }
 
 impl EndpointError {
@@ -56,7 +66,7 @@ impl EndpointError {
     /// key, or holds other bytes under that id).
     pub fn missing_key(&self) -> Option<&str> {
         match self {
-            Self::Sealed(_, error) => error.missing_key(),
+            Self::Sealed(_, error) | Self::SealedField(_, error) => error.missing_key(),
             _ => None,
         }
     }
@@ -150,7 +160,20 @@ impl SecretKeys {
                 secret.key = sealing::open_if_sealed(self.ring(), &secret.key, &context).map_err(|e| EndpointError::Sealed(i, e))?;
             }
         }
+        let id = endpoint.id.clone();
+        for (field, value) in secret_fields(endpoint) {
+            if sealing::is_sealed(value) {
+                let context = Self::field_context(&id, field);
+                *value = sealing::open_if_sealed(self.ring(), value, &context).map_err(|e| EndpointError::SealedField(field, e))?;
+            }
+        }
         Ok(())
+    }
+
+    /// Where one of the other secret fields of an endpoint belongs (`field` as in
+    /// [`secret_fields`]).
+    fn field_context(endpoint_id: &str, field: &str) -> String {
+        format!("hookline.v1.Endpoint/{endpoint_id}/{field}")
     }
 
     /// `endpoint` (with clear secrets) as written to the topic: each secret sealed with
@@ -162,6 +185,10 @@ impl SecretKeys {
             for secret in &mut stored.secrets {
                 secret.key = ring.seal(&secret.key, &context, rand::random());
             }
+            let id = stored.id.clone();
+            for (field, value) in secret_fields(&mut stored) {
+                *value = ring.seal(value, &Self::field_context(&id, field), rand::random());
+            }
         }
         stored
     }
@@ -169,8 +196,31 @@ impl SecretKeys {
     /// Whether the stored `endpoint` should be written again: a secret is clear, or sealed
     /// with another key than the current one. Never with no key configured.
     pub fn needs_reseal(&self, stored: &v1::Endpoint) -> bool {
-        self.ring().is_some_and(|ring| stored.secrets.iter().any(|s| ring.needs_reseal(&s.key)))
+        let mut stored = stored.clone();
+        self.ring().is_some_and(|ring| {
+            stored.secrets.iter().any(|s| ring.needs_reseal(&s.key))
+                || secret_fields(&mut stored).into_iter().any(|(_, value)| ring.needs_reseal(value))
+        })
     }
+}
+
+/// The secret fields of an endpoint besides its signing secrets (auth password, token or
+/// client secret; the mTLS private key), named as in errors and sealing contexts. Empty
+/// values are left out: there is nothing to seal.
+fn secret_fields(endpoint: &mut v1::Endpoint) -> Vec<(&'static str, &mut String)> {
+    use v1::endpoint_auth::Kind;
+    let mut fields = Vec::new();
+    match endpoint.auth.as_mut().and_then(|a| a.kind.as_mut()) {
+        Some(Kind::Basic(b)) => fields.push(("auth.basic.password", &mut b.password)),
+        Some(Kind::Bearer(b)) => fields.push(("auth.bearer.token", &mut b.token)),
+        Some(Kind::Oauth2(o)) => fields.push(("auth.oauth2.client_secret", &mut o.client_secret)),
+        None => {}
+    }
+    if let Some(cert) = endpoint.client_certificate.as_mut() {
+        fields.push(("client_certificate.private_key_pem", &mut cert.private_key_pem));
+    }
+    fields.retain(|(_, value)| !value.is_empty());
+    fields
 }
 
 struct TimedKey {
@@ -183,6 +233,8 @@ struct TimedKey {
 pub struct EndpointEntry {
     pub endpoint: v1::Endpoint,
     keys: Vec<TimedKey>,
+    /// The mTLS client certificate, parsed and checked once per record.
+    pub client_identity: Option<Arc<ClientIdentity>>,
 }
 
 impl std::fmt::Debug for EndpointEntry {
@@ -204,7 +256,13 @@ impl EndpointEntry {
                 Ok(TimedKey { key, not_before_ms: s.not_before_ms, expires_at_ms: s.expires_at_ms })
             })
             .collect::<Result<Vec<_>, EndpointError>>()?;
-        Ok((Self { endpoint, keys }, subscription))
+        let client_identity = endpoint
+            .client_certificate
+            .as_ref()
+            .map(|c| client_cert::parse(&c.certificate_pem, &c.private_key_pem).map(Arc::new))
+            .transpose()
+            .map_err(EndpointError::BadCertificate)?;
+        Ok((Self { endpoint, keys, client_identity }, subscription))
     }
 
     /// Keys that sign a request made at `now_ms` (several during a rotation window).
@@ -260,6 +318,15 @@ pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> 
     }
     for (i, s) in endpoint.secrets.iter().enumerate() {
         SigningKey::from_secret(&s.key).map_err(|e| EndpointError::BadSecret(i, e))?;
+    }
+    if let Some(auth) = &endpoint.auth {
+        endpoint_auth::validate(auth).map_err(EndpointError::BadAuth)?;
+        if let Some(name) = endpoint.headers.keys().find(|h| h.eq_ignore_ascii_case("authorization")) {
+            return Err(EndpointError::AuthorizationHeader(name.clone()));
+        }
+    }
+    if let Some(c) = &endpoint.client_certificate {
+        client_cert::parse(&c.certificate_pem, &c.private_key_pem).map_err(EndpointError::BadCertificate)?;
     }
     Ok(Subscription {
         endpoint_id: endpoint.id.clone(),
@@ -599,6 +666,65 @@ mod tests {
         assert!(error.ends_with("line 1: expected `<key id>=<base64 key>`"), "{error}");
         assert!(!SecretKeys::load(&SecretsConfig::default()).expect("clear").seals());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn with_auth(id: &str, kind: v1::endpoint_auth::Kind) -> v1::Endpoint {
+        v1::Endpoint { auth: Some(v1::EndpointAuth { kind: Some(kind) }), ..endpoint(id, &["a"]) }
+    }
+
+    #[test]
+    fn auth_secrets_and_client_keys_are_sealed_like_signing_secrets() {
+        use v1::endpoint_auth::Kind;
+        let keys = keys("k1");
+        let r = EndpointRegistry::with_keys(keys.clone());
+        let kinds = [
+            Kind::Basic(v1::BasicAuth { username: "ops".into(), password: "pw-clear-1".into() }),
+            Kind::Bearer(v1::BearerAuth { token: "pw-clear-1".into() }),
+            Kind::Oauth2(v1::OAuth2ClientCredentials {
+                token_url: "https://id.example.com/token".into(),
+                client_id: "hookline".into(),
+                client_secret: "pw-clear-1".into(),
+                ..Default::default()
+            }),
+        ];
+        for kind in kinds {
+            let mut clear = with_auth("ep1", kind);
+            clear.client_certificate = Some(v1::ClientCertificate {
+                certificate_pem: include_str!("../../core/src/testdata/client-a.pem").into(),
+                private_key_pem: include_str!("../../core/src/testdata/client-a.key").into(),
+            });
+            let stored = keys.seal(&clear);
+            let bytes = stored.encode_to_vec();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("pw-clear-1") && !text.contains("PRIVATE KEY"), "{text}");
+            assert!(!keys.needs_reseal(&stored) && keys.needs_reseal(&clear));
+            r.apply(b"ep1", Some(&bytes)).expect("opens");
+            let applied = r.get("ep1").expect("applied");
+            assert_eq!(applied.endpoint, clear, "readers see the clear values");
+            assert!(applied.client_identity.is_some());
+            // A sealed password is bound to its endpoint.
+            let copied = v1::Endpoint { id: "ep2".into(), secrets: clear.secrets.clone(), ..stored.clone() };
+            let refused = r.apply(b"ep2", Some(&copied.encode_to_vec())).expect_err("bound to ep1");
+            assert!(matches!(refused, EndpointError::SealedField(_, SealError::DoesNotOpen { .. })), "{refused:?}");
+            assert_eq!(refused.missing_key(), Some("k1"));
+        }
+    }
+
+    #[test]
+    fn an_authorization_header_next_to_auth_is_refused() {
+        let mut ep = with_auth("ep1", v1::endpoint_auth::Kind::Bearer(v1::BearerAuth { token: "t".into() }));
+        assert!(validate(&ep).is_ok());
+        ep.headers.insert("Authorization".into(), "Bearer other".into());
+        let error = validate(&ep).map(|_| ()).expect_err("two Authorization sources");
+        assert!(error.to_string().starts_with("headers.Authorization: cannot be set next to `auth`"), "{error}");
+        let bad = with_auth("ep1", v1::endpoint_auth::Kind::Basic(v1::BasicAuth { username: "a:b".into(), password: "p".into() }));
+        assert_eq!(validate(&bad).map(|_| ()), Err(EndpointError::BadAuth(AuthError::ColonInUsername)));
+        let mut mismatch = endpoint("ep1", &["a"]);
+        mismatch.client_certificate = Some(v1::ClientCertificate {
+            certificate_pem: include_str!("../../core/src/testdata/client-a.pem").into(),
+            private_key_pem: include_str!("../../core/src/testdata/client-b.key").into(),
+        });
+        assert_eq!(validate(&mismatch).map(|_| ()), Err(EndpointError::BadCertificate(CertError::KeyMismatch)));
     }
 
     #[test]

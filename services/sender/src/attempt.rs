@@ -1,13 +1,18 @@
 //! One delivery attempt: build the signed request, send it, classify what happened.
+//! An endpoint's `auth` adds `Authorization` (an OAuth2 token answered by 401 is fetched
+//! again and the request sent once more, within the same attempt); an endpoint with a
+//! client certificate is sent through its own client ([`EndpointClients`]).
 
-use crate::client::{blocked_cause, HttpClient};
+use crate::auth::{Authenticator, Credential};
+use crate::client::{blocked_cause, EndpointClients, HttpClient};
+use hookline_core::endpoint_auth::{after_response, AfterResponse};
 use bytes::Bytes;
 use hookline_core::address::AddressPolicy;
 use hookline_core::outcome::{classify_status, parse_retry_after_secs, Class};
 use hookline_core::signing::signature_header;
 use hookline_proto::v1;
 use hookline_runtime::registry::EndpointEntry;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::IpAddr;
@@ -46,12 +51,43 @@ pub struct Attempter {
     policy: Arc<AddressPolicy>,
     default_timeout: Duration,
     user_agent: HeaderValue,
+    auth: Authenticator,
+    /// Clients of endpoints with a client certificate (none: such endpoints fail).
+    endpoint_clients: Option<EndpointClients>,
 }
 
 impl Attempter {
     pub fn new(client: HttpClient, policy: Arc<AddressPolicy>, default_timeout: Duration) -> Self {
         let user_agent = HeaderValue::from_static(concat!("hookline/", env!("CARGO_PKG_VERSION")));
-        Self { client, policy, default_timeout, user_agent }
+        let auth = Authenticator::new(client.clone(), Arc::clone(&policy), default_timeout, user_agent.clone());
+        Self { client, policy, default_timeout, user_agent, auth, endpoint_clients: None }
+    }
+
+    /// Sends to endpoints with a client certificate through clients built by `clients`.
+    pub fn with_endpoint_clients(mut self, clients: EndpointClients) -> Self {
+        self.endpoint_clients = Some(clients);
+        self
+    }
+
+    /// The client for `entry`'s connections: its own when it has a client certificate
+    /// (`None`: the shared one).
+    fn endpoint_client(&self, entry: &EndpointEntry) -> Result<Option<HttpClient>, String> {
+        let id = &entry.endpoint.id;
+        match (&entry.client_identity, &self.endpoint_clients) {
+            (Some(identity), Some(clients)) => clients
+                .client(id, identity)
+                .map(Some)
+                .map_err(|e| format!("client_certificate: cannot be used: {e}")),
+            (Some(_), None) => Err("client_certificate: this sender builds no per-endpoint clients".into()),
+            (None, Some(clients)) => {
+                // A certificate removed from the endpoint: its client goes.
+                if !clients.is_empty() {
+                    clients.forget(id);
+                }
+                Ok(None)
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// One attempt of `event` to `url`: the endpoint's `url` or its `failover_url`, signed
@@ -65,32 +101,50 @@ impl Attempter {
         traceparent: Option<&str>,
     ) -> AttemptReport {
         let started = Instant::now();
+        let mut retried = false;
+        loop {
+            let credential = match self.auth.credential(&entry.endpoint).await {
+                Ok(c) => c,
+                Err(e) => return AttemptReport::failed(e.class(), started.elapsed(), e.to_string()),
+            };
+            let request = match self.request(entry, url, event, now_ms, traceparent) {
+                Ok(r) => r,
+                Err(report) => return report,
+            };
+            let report = self.send(entry, request, &credential, started).await;
+            match credential.oauth2_token() {
+                Some(token) if after_response(report.status, retried) == AfterResponse::RefreshAndRetry => {
+                    tracing::debug!(endpoint_id = %entry.endpoint.id, "endpoint answered 401: fetching a new oauth2 token");
+                    self.auth.rejected(&entry.endpoint, token).await;
+                    retried = true;
+                }
+                _ => return report,
+            }
+        }
+    }
+
+    /// Sends one request of the attempt, with `credential` as its `Authorization`.
+    async fn send(
+        &self,
+        entry: &EndpointEntry,
+        mut request: Request<Full<Bytes>>,
+        credential: &Credential,
+        started: Instant,
+    ) -> AttemptReport {
         let endpoint = &entry.endpoint;
-        let request = match self.request(entry, url, event, now_ms, traceparent) {
-            Ok(r) => r,
-            Err(report) => return report,
+        if let Some(value) = credential.header() {
+            request.headers_mut().insert(AUTHORIZATION, value.clone());
+        }
+        let own_client = match self.endpoint_client(entry) {
+            Ok(c) => c,
+            Err(error) => return AttemptReport::failed(Class::Permanent, started.elapsed(), error),
         };
+        let client = own_client.as_ref().unwrap_or(&self.client);
         let timeout = match endpoint.limits.as_ref().map(|l| l.timeout_ms) {
             Some(ms) if ms > 0 => Duration::from_millis(u64::from(ms)),
             _ => self.default_timeout,
         };
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(retry_after);
-            // Read (a bounded part of) the body so the connection goes back to the pool.
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, hyper_util::client::legacy::Error>((status, retry_after, body))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange(client, request, MAX_RESPONSE_BYTES)).await {
             Err(_) => AttemptReport::failed(
                 Class::Retryable { retry_after: None },
                 started.elapsed(),
@@ -175,10 +229,24 @@ impl Attempter {
 
 /// The IP address a URL host names literally: dotted IPv4, or bracketed IPv6 with or
 /// without a zone id (`[fe80::1%25eth0]` is judged as `fe80::1`).
-fn literal_ip(host: &str) -> Option<IpAddr> {
+pub(crate) fn literal_ip(host: &str) -> Option<IpAddr> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let without_zone = bare.split('%').next().unwrap_or(bare);
     without_zone.parse().ok()
+}
+
+/// Sends `request` and reads its status, `Retry-After` and (at most `max_body` bytes of) its
+/// body: reading the body lets the connection go back to the pool.
+pub(crate) async fn exchange(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<(u16, Option<Duration>, Bytes), hyper_util::client::legacy::Error> {
+    let response = client.request(request).await?;
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(retry_after);
+    let body = Limited::new(response.into_body(), max_body).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Ok((status, retry_after, body))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (a date in the past means now).
@@ -190,7 +258,7 @@ fn retry_after(value: &str) -> Option<Duration> {
 }
 
 /// `error: cause: cause` on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

@@ -4,7 +4,9 @@
 //! so the connection goes to an address that was checked.
 
 use bytes::Bytes;
+use dashmap::DashMap;
 use futures::future::BoxFuture;
+use hookline_core::client_cert::ClientIdentity;
 use hookline_core::address::{AddressPolicy, Blocked};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
@@ -84,6 +86,7 @@ impl tower_service::Service<Name> for PolicyResolver {
     }
 }
 
+#[derive(Clone)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub pool_max_idle_per_host: usize,
@@ -103,6 +106,16 @@ pub fn read_ca_file(path: &str) -> anyhow::Result<Vec<rustls::pki_types::Certifi
 }
 
 pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<HttpClient, rustls::Error> {
+    build_with_identity(resolver, settings, None)
+}
+
+/// A client like [`build`]'s that presents `identity` when a server asks for a client
+/// certificate (mTLS).
+pub fn build_with_identity(
+    resolver: PolicyResolver,
+    settings: &ClientSettings,
+    identity: Option<&ClientIdentity>,
+) -> Result<HttpClient, rustls::Error> {
     let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -114,8 +127,11 @@ pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<Http
     }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        Some(id) => tls.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        None => tls.with_no_client_auth(),
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -126,6 +142,48 @@ pub fn build(resolver: PolicyResolver, settings: &ClientSettings) -> Result<Http
         .pool_max_idle_per_host(settings.pool_max_idle_per_host)
         .pool_idle_timeout(Duration::from_secs(90))
         .build(https))
+}
+
+/// The clients of endpoints with a client certificate: hyper's pooled client has one TLS
+/// config, so each such endpoint gets its own client (and pool), sharing the SSRF
+/// resolver. Kept per endpoint and certificate fingerprint: a rotated certificate builds a
+/// new client on the next delivery, and the old one (with its connections) is dropped.
+pub struct EndpointClients {
+    resolver: PolicyResolver,
+    settings: ClientSettings,
+    clients: DashMap<String, ([u8; 32], HttpClient)>,
+}
+
+impl EndpointClients {
+    pub fn new(resolver: PolicyResolver, settings: ClientSettings) -> Self {
+        Self { resolver, settings, clients: DashMap::new() }
+    }
+
+    /// The client that presents `identity` for `endpoint_id`.
+    pub fn client(&self, endpoint_id: &str, identity: &ClientIdentity) -> Result<HttpClient, rustls::Error> {
+        if let Some(held) = self.clients.get(endpoint_id).filter(|c| c.0 == identity.fingerprint) {
+            return Ok(held.1.clone());
+        }
+        let client = build_with_identity(self.resolver.clone(), &self.settings, Some(identity))?;
+        self.clients.insert(endpoint_id.to_owned(), (identity.fingerprint, client.clone()));
+        tracing::info!(endpoint_id, "client certificate loaded");
+        Ok(client)
+    }
+
+    /// Drops the client of `endpoint_id`, whose certificate was removed.
+    pub fn forget(&self, endpoint_id: &str) {
+        if self.clients.contains_key(endpoint_id) {
+            self.clients.remove(endpoint_id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
 }
 
 /// Finds a [`BlockedHost`] anywhere in an error's source chain.
@@ -161,6 +219,24 @@ mod tests {
         let mut resolver = PolicyResolver::with_lookup(Arc::default(), answering(&["93.184.216.34", "10.0.0.5"]));
         let addrs: Vec<SocketAddr> = resolver.call(name("example.test")).await.expect("resolves").collect();
         assert_eq!(addrs, ["93.184.216.34:0".parse::<SocketAddr>().expect("addr")]);
+    }
+
+    #[test]
+    fn a_rotated_certificate_builds_a_new_client() {
+        let settings = ClientSettings { connect_timeout: Duration::from_secs(1), pool_max_idle_per_host: 1, extra_roots: Vec::new() };
+        let clients = EndpointClients::new(PolicyResolver::system(Arc::default()), settings);
+        let a = hookline_core::client_cert::parse(include_str!("../../core/src/testdata/client-a.pem"), include_str!("../../core/src/testdata/client-a.key"))
+            .expect("a");
+        let b = hookline_core::client_cert::parse(include_str!("../../core/src/testdata/client-b.pem"), include_str!("../../core/src/testdata/client-b.key"))
+            .expect("b");
+        clients.client("ep1", &a).expect("built");
+        clients.client("ep1", &a).expect("cached");
+        assert_eq!(clients.clients.get("ep1").map(|c| c.0), Some(a.fingerprint));
+        clients.client("ep1", &b).expect("rotated");
+        assert_eq!(clients.clients.get("ep1").map(|c| c.0), Some(b.fingerprint), "the old client is replaced");
+        assert_eq!(clients.len(), 1);
+        clients.forget("ep1");
+        assert!(clients.is_empty());
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //!
 //! - [`client`]: the pooled HTTP client and its SSRF-checking resolver.
 //! - [`attempt`]: one signed request and the classification of its result.
+//! - [`auth`]: an endpoint's `Authorization` (basic, bearer, OAuth2 tokens fetched and cached).
 //! - [`attempt_log`]: attempt records, batched per endpoint.
 //! - `ops`: the operational webhooks a sender publishes (failing, recovered, exhausted).
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
@@ -17,6 +18,7 @@
 
 pub mod attempt;
 pub mod attempt_log;
+pub mod auth;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
@@ -118,7 +120,8 @@ pub async fn run_with_resolver(
     let work_shutdown = shutdown.child_token();
     let shared = Arc::new(Shared {
         registry: Arc::clone(&registry),
-        attempter: Attempter::new(client::build(resolver, &settings)?, policy, request_timeout),
+        attempter: Attempter::new(client::build(resolver.clone(), &settings)?, policy, request_timeout)
+            .with_endpoint_clients(client::EndpointClients::new(resolver, settings)),
         attempts: attempt_log::AttemptLog::start(
             producer.clone(),
             topics.attempts.clone(),
