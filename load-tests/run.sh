@@ -11,6 +11,7 @@
 # measure the raw HTTP and raw Kafka limits, TRACED=1 to give every request a sampled
 # traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
 # HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
+# ORDERING=endpoint|key to register the endpoints as ordered lanes (none by default),
 # KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
@@ -30,7 +31,7 @@ case "$SCENARIO" in
 esac
 RATE=${RATE:-10000}; DURATION=${DURATION:-60s}; FANOUT=${FANOUT:-1}; BATCH=${BATCH:-100}
 PAYLOAD_BYTES=${PAYLOAD_BYTES:-256}; BASELINES=${BASELINES:-0}; TRACED=${TRACED:-0}; OTLP_PORT=${OTLP_PORT:-9390}; HTTPS=${HTTPS:-0}
-SOURCE=${SOURCE:-ingest}; MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-256}
+SOURCE=${SOURCE:-ingest}; MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-256}; ORDERING=${ORDERING:-none}
 case "$SOURCE" in
   ingest|kafka) ;;
   *) echo "SOURCE must be ingest (HTTP ingest API) or kafka (the events topic), not '$SOURCE'" >&2; exit 64 ;;
@@ -83,7 +84,7 @@ for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/nul
 curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "hookline dev did not become ready" >&2; tail "$work/dev.log" >&2; exit 1; }
 for i in $(seq 1 "$FANOUT"); do
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/endpoints" -H 'content-type: application/json' \
-    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128}" >/dev/null
+    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128, \"ordering\": \"$ORDERING\"}" >/dev/null
 done
 
 kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)

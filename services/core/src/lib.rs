@@ -15,6 +15,7 @@
 //! - [`failover`]: which of an endpoint's URLs (primary or failover) a delivery goes to.
 //! - [`ops`]: operational webhooks (`hookline.endpoint.*`, `hookline.delivery.exhausted`) and their debounce.
 //! - [`ratelimit`]: the per-endpoint token bucket.
+//! - [`lane`]: ordered lanes: a delivery's lane, and its head's retries in place.
 //! - [`verdict`]: the sender's decisions about a delivery (gate, admit, after an attempt or a deferral).
 //! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
 //! - [`endpoint_auth`]: basic, bearer and OAuth2 endpoint auth: rules, the token cache, a 401's retry.
@@ -29,6 +30,7 @@ pub mod endpoint_auth;
 pub mod event;
 pub mod failover;
 pub mod framing;
+pub mod lane;
 pub mod matching;
 pub mod ops;
 pub mod outcome;

@@ -174,7 +174,7 @@ async fn an_endpoint_failing_one_request_in_five_keeps_its_breaker_closed_and_lo
         // One in five at random (a fixed hash of the request number): runs of failures
         // happen, as they do with a real flaky endpoint.
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u64;
-        if splitmix(n) % 5 == 0 { Reply::Status(503) } else { Reply::Status(200) }
+        if common::splitmix(n).is_multiple_of(5) { Reply::Status(503) } else { Reply::Status(200) }
     })
     .await;
     p.add_endpoint("flaky", &rx.url(), &["*"], "", &secret(3)).await;
@@ -195,14 +195,6 @@ async fn an_endpoint_failing_one_request_in_five_keeps_its_breaker_closed_and_lo
     }
     assert!(dead.len() < 40, "{} dead letters", dead.len());
     p.stop().await;
-}
-
-/// A fixed pseudo-random number for `n` (splitmix64's finaliser).
-fn splitmix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Down for longer than the breaker's cool-downs (the scaled-down version of an hour

@@ -178,6 +178,13 @@ impl OffsetTracker {
         self.complete(topic, partition, next - 1);
     }
 
+    /// Whether `partition` of `topic` is assigned to this member now (an ordered lane stops
+    /// at its head when not). Asks the consumer: a partition revoked and assigned back is
+    /// ours again, and its records are read again from the committed position.
+    pub fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.consumer.assignment().is_ok_and(|tpl| tpl.find_partition(topic, partition).is_some())
+    }
+
     /// Drops the bookkeeping of partitions revoked since the last call, and returns them.
     pub fn forget_revoked(&self) -> Vec<(String, i32)> {
         let revoked = self.consumer.context().take_revoked();

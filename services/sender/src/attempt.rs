@@ -26,7 +26,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Headers the endpoint's custom headers may not override.
 const RESERVED: &[&str] = &[
     "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
-    "webhook-id", "webhook-timestamp", "webhook-signature",
+    "webhook-id", "webhook-timestamp", "webhook-signature", "webhook-sequence", "webhook-sequence-previous",
 ];
 
 /// What one attempt did.
@@ -99,6 +99,7 @@ impl Attempter {
         event: &v1::Event,
         now_ms: i64,
         traceparent: Option<&str>,
+        extra: &[(&'static str, String)],
     ) -> AttemptReport {
         let started = Instant::now();
         let mut retried = false;
@@ -107,7 +108,7 @@ impl Attempter {
                 Ok(c) => c,
                 Err(e) => return AttemptReport::failed(e.class(), started.elapsed(), e.to_string()),
             };
-            let request = match self.request(entry, url, event, now_ms, traceparent) {
+            let request = match self.request(entry, url, event, now_ms, traceparent, extra) {
                 Ok(r) => r,
                 Err(report) => return report,
             };
@@ -185,6 +186,7 @@ impl Attempter {
         event: &v1::Event,
         now_ms: i64,
         traceparent: Option<&str>,
+        extra: &[(&'static str, String)],
     ) -> Result<Request<Full<Bytes>>, AttemptReport> {
         let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
         let endpoint = &entry.endpoint;
@@ -210,6 +212,10 @@ impl Attempter {
             .header("webhook-signature", signature);
         if let Some(tp) = traceparent {
             builder = builder.header("traceparent", tp);
+        }
+        // Hookline's own headers of this delivery (an ordered lane's sequence).
+        for (name, value) in extra {
+            builder = builder.header(*name, value.as_str());
         }
         for (name, value) in &endpoint.headers {
             let lower = name.to_ascii_lowercase();
@@ -303,7 +309,7 @@ mod tests {
     async fn the_request_is_signed_and_custom_headers_cannot_override_ours() {
         let a = attempter(AddressPolicy::default());
         let event = v1::Event { id: "evt_1".into(), payload: bytes::Bytes::from_static(b"{\"a\":1}"), ..Default::default() };
-        let request = a.request(&entry("https://example.com/hook"), "https://example.com/hook", &event, 1_700_000_000_123, None).expect("request");
+        let request = a.request(&entry("https://example.com/hook"), "https://example.com/hook", &event, 1_700_000_000_123, None, &[]).expect("request");
         let h = request.headers();
         assert_eq!(h["webhook-id"], "evt_1");
         assert_eq!(h["webhook-timestamp"], "1700000000");
@@ -320,7 +326,7 @@ mod tests {
         let a = attempter(AddressPolicy::default());
         let event = v1::Event { id: "evt_1".into(), ..Default::default() };
         for url in ["http://127.0.0.1:9/x", "http://[::ffff:10.0.0.1]/x", "http://169.254.169.254/latest/meta-data"] {
-            let report = a.attempt(&entry(url), url, &event, 0, None).await;
+            let report = a.attempt(&entry(url), url, &event, 0, None, &[]).await;
             assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
             assert!(report.error.starts_with("blocked by policy"), "{}", report.error);
         }
@@ -335,11 +341,11 @@ mod tests {
         // literals, checked before any connection.
         for host in ["2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1", "127.1", "[::1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]"] {
             let url = format!("http://{host}:9/x");
-            let report = a.attempt(&entry(&url), &url, &event, 0, None).await;
+            let report = a.attempt(&entry(&url), &url, &event, 0, None, &[]).await;
             assert_eq!(report.class, Class::BlockedByPolicy, "{url}: {}", report.error);
         }
         // A zone id does not hide a link-local address.
-        let report = a.attempt(&entry("http://[fe80::1%25eth0]:9/x"), "http://[fe80::1%25eth0]:9/x", &event, 0, None).await;
+        let report = a.attempt(&entry("http://[fe80::1%25eth0]:9/x"), "http://[fe80::1%25eth0]:9/x", &event, 0, None, &[]).await;
         assert_eq!(report.class, Class::BlockedByPolicy, "{}", report.error);
         assert!(report.error.contains("link-local"), "{}", report.error);
     }
@@ -350,7 +356,7 @@ mod tests {
         let a = attempter(AddressPolicy::new(vec![], true));
         let event = v1::Event { id: "evt_1".into(), ..Default::default() };
         let url = format!("http://{closed}/x");
-        let report = a.attempt(&entry(&url), &url, &event, 0, None).await;
+        let report = a.attempt(&entry(&url), &url, &event, 0, None, &[]).await;
         assert_eq!(report.class, Class::Retryable { retry_after: None });
         assert_eq!(report.status, 0);
         assert!(!report.error.is_empty());

@@ -54,6 +54,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// Pairs delivered recently: a re-routed copy of one is not sent again.
     pub recent: parking_lot::Mutex<RecentDeliveries>,
+    /// The last sequence of each ordered lane (the `webhook-sequence-previous` header).
+    pub sequences: crate::ordered::Sequences,
 }
 
 /// How a record ended.
@@ -62,18 +64,48 @@ enum Done {
     Finished,
     /// Shutdown came before the attempt: the offset stays, the next owner reads it again.
     Abandoned,
+    /// An ordered lane's head: attempt it again after this long, holding the lane.
+    Again(Box<v1::Delivery>, Duration),
 }
 
-pub async fn deliver(shared: &Shared, record: &OwnedRecord) {
-    let result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
+/// Delivers one record to its end; `false` when it was abandoned (shutdown, or its
+/// partition is no longer ours): its offset stays for the next owner.
+pub async fn deliver(shared: &Shared, record: &OwnedRecord) -> bool {
+    // An ordered lane goes on only while its partition is ours: a record of a revoked
+    // partition is left to the new owner, which delivers the lane in order.
+    let lane = crate::ordered::lane_of(&shared.registry, record);
+    if lane.is_some() && !shared.tracker.owns(&record.topic, record.partition) {
+        return false;
+    }
+    let mut result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
         Ok(delivery) if delivery.event.is_some() => handle(shared, record, delivery).await,
         Ok(_) => undecodable(shared, record, "delivery has no event".into()).await,
         Err(error) => undecodable(shared, record, format!("not a hookline.v1.Delivery: {error}")).await,
     };
+    // An ordered lane's head is retried in place, for as long as its partition is ours.
+    while let Ok(Done::Again(delivery, wait)) = result {
+        result = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => Ok(Done::Abandoned),
+            _ = tokio::time::sleep(wait) => match shared.tracker.owns(&record.topic, record.partition) {
+                true => handle(shared, record, *delivery).await,
+                false => Ok(Done::Abandoned),
+            },
+        };
+    }
     match result {
-        Ok(Done::Finished) => shared.tracker.complete(&record.topic, record.partition, record.offset),
-        Ok(Done::Abandoned) => {}
-        Err(error) => hookline_runtime::intake::stop_on(&shared.fatal, error, record),
+        Ok(Done::Finished) => {
+            if let Some(lane) = lane {
+                shared.sequences.ended(&String::from_utf8_lossy(&record.key), &lane, record.offset);
+            }
+            shared.tracker.complete(&record.topic, record.partition, record.offset);
+            true
+        }
+        Ok(Done::Abandoned | Done::Again(..)) => false,
+        Err(error) => {
+            hookline_runtime::intake::stop_on(&shared.fatal, error, record);
+            false
+        }
     }
 }
 
@@ -97,6 +129,8 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     }
     let entry = entry.expect("the gate passes only an existing endpoint");
     let rt = shared.endpoints.get(&entry);
+    // An ordered endpoint's delivery waits where others are deferred (that would reorder).
+    let ordered = entry.endpoint.ordering() != v1::DeliveryOrdering::None;
     // Bulkhead: an endpoint holds a bounded share of the sender. A healthy endpoint's
     // excess waits (back-pressure); a stalled or failing one's moves on to the tier.
     let place = tokio::select! {
@@ -112,6 +146,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         Place::Overflow => (None, Admission::Reject, Choice { target: Target::Primary, probe: false }),
     };
     let probe = match verdict::admit(held.is_some(), admission) {
+        Admit::Defer(_) if ordered => return Ok(Done::Again(Box::new(delivery), crate::ordered::WAIT_FOR_ENDPOINT)),
         Admit::Defer(why) => return defer(shared, record, delivery, &rt, why).await,
         Admit::Attempt { probe } => probe,
     };
@@ -121,6 +156,9 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     };
     // The breaker may have opened while this delivery waited for a slot.
     if !probe && rt.breaker_open_for(via.target) {
+        if ordered {
+            return Ok(Done::Again(Box::new(delivery), crate::ordered::WAIT_FOR_ENDPOINT));
+        }
         return defer(shared, record, delivery, &rt, "circuit breaker open").await;
     }
     while let Some(wait) = rt.rate_wait(Instant::now()) {
@@ -134,7 +172,12 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     let span = attempt_span(record, &entry, &delivery);
     let outgoing_trace = span.as_ref().filter(|_| shared.propagate_trace).map(traces::Span::traceparent);
     let url = rt.url(&entry, via.target);
-    let report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref()).await;
+    // An ordered lane's delivery says where it stands in the lane.
+    let sequence = match hookline_core::lane::lane_of(entry.endpoint.ordering(), &entry.endpoint.id, event) {
+        Some(lane) => shared.sequences.headers(&entry.endpoint.id, &lane, record.offset),
+        None => Vec::new(),
+    };
+    let report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref(), &sequence).await;
     rt.answered(now_ms());
     let outcome = outcome_label(report.class);
     if let Some(span) = span {
@@ -162,10 +205,14 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     let after = verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error);
     let attempt = v1::Attempt { url: url.to_owned(), ..attempt_record(&delivery, &report) };
     // The dead letter carries the last attempt; everything else only writes it.
-    let last_attempt = matches!(after, AfterAttempt::DeadLetter { .. }).then(|| attempt.clone());
+    let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| attempt.clone());
     shared.attempts.record(attempt).await;
 
     let (reason, detail) = match after {
+        _ if ordered && matches!(report.class, Class::Retryable { .. }) => {
+            let retry_after = if let Class::Retryable { retry_after } = report.class { retry_after } else { None };
+            return lane_failure(shared, record, delivery, &entry, &rt, retry_after, &report.error, last_attempt).await;
+        }
         AfterAttempt::Delivered => {
             shared.recent.lock().insert(pair);
             clear_failing(shared, &entry, &rt).await;
@@ -219,6 +266,33 @@ async fn defer(
             Ok(Done::Finished)
         }
         AfterDeferral::Exhausted(detail) => {
+            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, last_attempt).await
+        }
+    }
+}
+
+/// An ordered lane's head failed retryably: again in place, or blocked (skipped to the DLQ,
+/// or halting its endpoint).
+#[allow(clippy::too_many_arguments)]
+async fn lane_failure(
+    shared: &Shared,
+    record: &OwnedRecord,
+    delivery: v1::Delivery,
+    entry: &EndpointEntry,
+    rt: &EndpointRuntime,
+    retry_after: Option<Duration>,
+    error: &str,
+    last_attempt: Option<v1::Attempt>,
+) -> Result<Done, KafkaError> {
+    match crate::ordered::after_failure(entry, &rt.schedule, delivery, retry_after, error) {
+        crate::ordered::AfterFailure::Again(delivery, wait) => Ok(Done::Again(Box::new(delivery), wait)),
+        crate::ordered::AfterFailure::Blocked { delivery, detail, halt } => {
+            let action = if halt { "halt" } else { "skip" };
+            metrics::counter!("hookline_sender_lanes_blocked_total", "action" => action).increment(1);
+            tracing::warn!(endpoint_id = %delivery.endpoint_id, offset = record.offset, action, %detail, "ordered lane blocked");
+            if halt {
+                disable(shared, entry, &detail, |_| true).await;
+            }
             dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, last_attempt).await
         }
     }

@@ -9,7 +9,9 @@
 //! - `ops`: the operational webhooks a sender publishes (failing, recovered, exhausted).
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
 //! - [`deliver`]: one record handled to its end.
-//! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries.
+//! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries
+//!   (an ordered lane's one at a time).
+//! - [`ordered`]: ordered endpoints' lanes: retries in place, blocked heads, sequences.
 //! - this file: wiring, and the intake loop that holds a retry-tier partition until its
 //!   head record is due.
 //!
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
+pub mod ordered;
 mod ops;
 pub mod workers;
 
@@ -144,6 +147,7 @@ pub async fn run_with_resolver(
         fatal: fatal_tx,
         shutdown: work_shutdown,
         recent: parking_lot::Mutex::new(hookline_core::recent::RecentDeliveries::new(cfg.sender.recent_deliveries)),
+        sequences: ordered::Sequences::default(),
     });
 
     tokio::select! {
@@ -163,7 +167,11 @@ pub async fn run_with_resolver(
             Box::pin(async move { deliver::deliver(&shared, &record).await })
         })
     };
-    let mut workers = workers::Workers::new(handler, workers::IDLE_EXIT);
+    let lane_of: workers::LaneOf = {
+        let registry = Arc::clone(&registry);
+        Arc::new(move |record| ordered::lane_of(&registry, record))
+    };
+    let mut workers = workers::Workers::new(handler, lane_of, workers::IDLE_EXIT);
     let mut last_gauges = tokio::time::Instant::now();
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {

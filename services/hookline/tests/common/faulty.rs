@@ -35,6 +35,9 @@ pub struct Hit {
     pub body: Bytes,
     /// The `traceparent` header, if the sender sent one.
     pub traceparent: Option<String>,
+    /// An ordered lane's `webhook-sequence` and `webhook-sequence-previous` headers.
+    pub sequence: Option<i64>,
+    pub previous_sequence: Option<i64>,
 }
 
 type Script = dyn Fn(&str, usize) -> Reply + Send + Sync;
@@ -103,8 +106,12 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         *c - 1
     };
     let reply = (inner.script)(&id, n);
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let hit = Hit { webhook_id: id, at: Instant::now(), at_ms: hookline_runtime::time::now_ms(), reply, body, traceparent };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let traceparent = header("traceparent");
+    let number = |name: &str| header(name).and_then(|v| v.parse().ok());
+    let (sequence, previous_sequence) = (number("webhook-sequence"), number("webhook-sequence-previous"));
+    let at_ms = hookline_runtime::time::now_ms();
+    let hit = Hit { webhook_id: id, at: Instant::now(), at_ms, reply, body, traceparent, sequence, previous_sequence };
     inner.hits.lock().push(hit);
     match reply {
         Reply::Status(s) => StatusCode::from_u16(s).expect("status").into_response(),

@@ -17,7 +17,10 @@ impl Role {
         let dir = std::env::temp_dir().join(format!("hookline-test-{}", config.kafka.topic_prefix));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("hookline.toml");
-        std::fs::write(&config_path, toml::to_string(config).expect("config as toml")).expect("write config");
+        // Written aside and renamed: a role starting meanwhile never reads a half-written file.
+        let aside = dir.join(format!("hookline.toml.{}", std::process::id()));
+        std::fs::write(&aside, toml::to_string(config).expect("config as toml")).expect("write config");
+        std::fs::rename(&aside, &config_path).expect("config in place");
         let mut role = Self { name, config_path, child: None };
         role.spawn();
         role

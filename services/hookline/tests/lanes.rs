@@ -1,0 +1,183 @@
+//! Ordered lanes against the real Kafka broker: per-key order at the receiver under
+//! failures and restarts, a blocked lane skipping its head or halting, and a neighbour
+//! endpoint unaffected while a lane is blocked.
+
+mod common;
+
+use common::faulty::{FaultyReceiver, Reply};
+use common::procs::Role;
+use common::{endpoint, event, eventually, secret, TestPipeline};
+use hookline_proto::v1::{self, DeadLetterReason, DeliveryOrdering, LaneBlocked};
+use hookline_proto::Message as _;
+use std::collections::HashMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn ordered(id: &str, url: &str, ordering: DeliveryOrdering, max_block_ms: i64, blocked: LaneBlocked) -> v1::Endpoint {
+    v1::Endpoint {
+        ordering: ordering as i32,
+        lane_max_block_ms: max_block_ms,
+        on_lane_blocked: blocked as i32,
+        ..endpoint(id, url, &["order.*"], "", &secret(5))
+    }
+}
+
+/// Event `i` of key `k`: id `evt_<k>_<i>`, ordering key `k`.
+fn keyed(key: &str, i: usize) -> v1::Event {
+    v1::Event { ordering_key: key.into(), ..event(&format!("evt_{key}_{i:04}"), "order.created", "", "{}") }
+}
+
+/// Publishes `per_key` events for each key, interleaved, each keyed by its ordering key.
+async fn publish_keyed(p: &TestPipeline, keys: &[String], per_key: usize) {
+    for i in 0..per_key {
+        for k in keys {
+            let e = keyed(k, i);
+            p.publish_raw(&e.ordering_key, &e.encode_to_vec()).await;
+        }
+    }
+}
+
+/// (key, index) of a webhook id `evt_<key>_<index>`.
+fn key_and_index(id: &str) -> (String, usize) {
+    let (rest, index) = id.rsplit_once('_').expect("evt_<key>_<i>");
+    (rest.trim_start_matches("evt_").to_owned(), index.parse().expect("index"))
+}
+
+/// Per key, the order in which events were first answered 2xx, and every request made
+/// for an event after a later event of its key had already succeeded (an order breach).
+fn first_successes(rx: &FaultyReceiver) -> (HashMap<String, Vec<usize>>, Vec<String>) {
+    let mut firsts: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut breaches = Vec::new();
+    for hit in rx.hits() {
+        let (key, i) = key_and_index(&hit.webhook_id);
+        let seen = firsts.entry(key.clone()).or_default();
+        let ok = matches!(hit.reply, Reply::Status(200..=299));
+        if seen.contains(&i) {
+            continue; // a repeat of a delivered event (at-least-once): receivers dedupe on webhook-id
+        }
+        if seen.last().is_some_and(|&last| last > i) {
+            breaches.push(format!("{} requested after {key}#{} succeeded", hit.webhook_id, seen.last().unwrap_or(&0)));
+        }
+        if ok {
+            seen.push(i);
+        }
+    }
+    (firsts, breaches)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_order_holds_at_the_receiver_under_failures_and_sender_restarts() {
+    // Ten retries, and a breaker that a run of failures does not open: the point here is
+    // order, not blocking (the tests below block lanes on purpose).
+    let p = TestPipeline::builder().without_roles().retry_schedule(&["200ms"; 10]).breaker(20, 1_000).start().await;
+    println!("logs: {}", std::env::temp_dir().join(format!("hookline-test-{}", p.config.kafka.topic_prefix)).display());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&calls);
+    // One request in three fails (503), at random.
+    let rx = FaultyReceiver::start(move |_, _| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if common::splitmix(n).is_multiple_of(3) { Reply::Status(503) } else { Reply::Status(200) }
+    })
+    .await;
+    p.put_endpoint(ordered("keyed", &rx.url(), DeliveryOrdering::Key, 60_000, LaneBlocked::Skip)).await;
+    // Several roles on one machine: no admin listener (they would share its port).
+    let mut config = p.config.clone();
+    config.admin.listen = String::new();
+    let _router = Role::start("router", &config);
+    let mut senders = [Role::start("sender", &config), Role::start("sender", &config)];
+
+    let keys: Vec<String> = (0..8).map(|k| format!("k{k}")).collect();
+    const PER_KEY: usize = 40;
+    publish_keyed(&p, &keys[..4], PER_KEY).await;
+    // Restart each sender once while the lanes are busy (graceful: the group rebalances).
+    senders[0].terminate();
+    senders[0] = Role::start("sender", &config);
+    publish_keyed(&p, &keys[4..], PER_KEY).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    senders[1].terminate();
+    senders[1] = Role::start("sender", &config);
+
+    let mut shown = std::time::Instant::now();
+    eventually("every event of every key delivered", WAIT * 2, || {
+        let (firsts, _) = first_successes(&rx);
+        if shown.elapsed() > Duration::from_secs(10) {
+            shown = std::time::Instant::now();
+            let counts: Vec<_> = keys.iter().map(|k| firsts.get(k).map_or(0, Vec::len)).collect();
+            println!("delivered per key so far: {counts:?}; dead letters {}", p.dead_letter_count());
+        }
+        keys.iter().all(|k| firsts.get(k).is_some_and(|s| s.len() == PER_KEY))
+    })
+    .await;
+    let (firsts, breaches) = first_successes(&rx);
+    let requests = calls.load(std::sync::atomic::Ordering::Relaxed);
+    println!("ordered lanes: {} keys x {PER_KEY} events, {requests} requests, {} order breaches", keys.len(), breaches.len());
+    assert!(breaches.is_empty(), "order breaches: {breaches:?}");
+    for k in &keys {
+        assert_eq!(firsts[k], (0..PER_KEY).collect::<Vec<_>>(), "key {k} delivered out of order");
+    }
+    assert_eq!(p.dead_letter_count(), 0, "no lane was blocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_lane_skips_its_head_and_a_neighbour_on_the_partition_keeps_its_latency() {
+    let p = TestPipeline::builder().deliveries_partitions(1).retry_schedule(&["200ms"; 10]).start().await;
+    // The ordered endpoint fails event 3 always.
+    let lane_rx = FaultyReceiver::start(|id, _| if id.ends_with("_0003") { Reply::Status(503) } else { Reply::Status(200) }).await;
+    let neighbour = FaultyReceiver::start(|_, _| Reply::Status(200)).await;
+    p.put_endpoint(ordered("lane", &lane_rx.url(), DeliveryOrdering::Endpoint, 1_500, LaneBlocked::Skip)).await;
+
+    p.add_endpoint("neighbour", &neighbour.url(), &["other.*"], "", &secret(6)).await;
+
+    // One events partition (the same record key): the lane's order is the publish order.
+    publish_keyed(&p, &["lane".to_owned()], 8).await;
+    let mut sent = HashMap::new();
+    for i in 0..40 {
+        let e = event(&format!("evt_n_{i:03}"), "other.created", "", "{}");
+        sent.insert(e.id.clone(), e.occurred_at_ms);
+        p.publish(&[e]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eventually("the lane's other events delivered", WAIT, || lane_rx.successes().len() == 7).await;
+    let order: Vec<usize> = lane_rx
+        .hits()
+        .iter()
+        .filter(|h| matches!(h.reply, Reply::Status(200)))
+        .map(|h| key_and_index(&h.webhook_id).1)
+        .collect();
+    assert_eq!(order, [0, 1, 2, 4, 5, 6, 7], "the head was skipped, the rest came in order");
+    // The sequence headers let the receiver see the gap: event 4 follows event 3, which it
+    // never got; every other delivery follows the one it got before.
+    let hits = lane_rx.hits();
+    let seq = |i: usize| hits.iter().find(|h| key_and_index(&h.webhook_id).1 == i).and_then(|h| h.sequence).expect("sequence");
+    let previous = |i: usize| hits.iter().find(|h| key_and_index(&h.webhook_id).1 == i && matches!(h.reply, Reply::Status(200))).and_then(|h| h.previous_sequence);
+    assert_eq!(previous(4), Some(seq(3)), "the skipped head shows as a gap");
+    for i in [1, 2, 5, 6, 7] {
+        assert_eq!(previous(i), Some(seq(i - 1)), "event {i} follows event {}", i - 1);
+    }
+    let dead = p.dead_letters(1).await;
+    assert_eq!(dead[0].reason(), DeadLetterReason::Exhausted);
+    assert!(dead[0].detail.starts_with("ordered lane blocked"), "{}", dead[0].detail);
+    let mut latencies: Vec<i64> = neighbour.hits().iter().map(|h| h.at_ms - sent[&h.webhook_id]).collect();
+    latencies.sort_unstable();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    println!("neighbour of a blocked lane: p50 {} ms, p99 {p99} ms", latencies[latencies.len() / 2]);
+    assert!(p99 < 1_000, "neighbour p99 {p99} ms while the lane was blocked");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halting_lane_disables_its_endpoint_with_the_event_to_resume_from() {
+    let p = TestPipeline::builder().retry_schedule(&["200ms", "200ms", "200ms"]).start().await;
+    let rx = FaultyReceiver::start(|id, _| if id.ends_with("_0001") { Reply::Status(500) } else { Reply::Status(200) }).await;
+    p.put_endpoint(ordered("halting", &rx.url(), DeliveryOrdering::Endpoint, 0, LaneBlocked::Halt)).await;
+    publish_keyed(&p, &["h".to_owned()], 4).await;
+    let registry = std::sync::Arc::clone(&p.registry);
+    eventually("the endpoint halts (disabled)", WAIT, || registry.get("halting").is_some_and(|e| e.endpoint.disabled)).await;
+    assert_eq!(rx.successes().keys().cloned().collect::<Vec<_>>(), ["evt_h_0000"], "nothing after the head was delivered");
+    let dead = p.dead_letters(3).await;
+    let head = dead.iter().find(|d| d.delivery.as_ref().and_then(|d| d.event.as_ref()).is_some_and(|e| e.id == "evt_h_0001")).expect("the head");
+    assert!(head.detail.contains("halted"), "{}", head.detail);
+    assert!(dead.iter().filter(|d| d.reason() == DeadLetterReason::EndpointDisabled).count() >= 2, "the rest of the lane waits in the DLQ, in order");
+    p.stop().await;
+}
