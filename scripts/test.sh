@@ -59,7 +59,7 @@ trap stop_kafka EXIT
 echo "== test" >&2
 log=$(mktemp)
 set +e
-cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 echo "== helm chart: lint, render, check (configs validated by the hookline binary)" >&2
 bash scripts/helm-lint.sh 2>&1 | tee "$log.helm"

@@ -346,7 +346,7 @@ impl TestPipeline {
 
     /// Reads `topic` from the beginning until `n` items have come out of its records (a
     /// record may hold several: attempt batches).
-    async fn read_items<T>(
+    pub async fn read_items<T>(
         &self,
         topic: &str,
         partitions: i32,
