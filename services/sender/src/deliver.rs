@@ -68,12 +68,12 @@ enum Done {
     Again(Box<v1::Delivery>, Duration),
 }
 
-/// Delivers one record to its end; `false` when it was abandoned (shutdown, or its
-/// partition is no longer ours): its offset stays for the next owner.
-pub async fn deliver(shared: &Shared, record: &OwnedRecord) -> bool {
+/// Delivers one record of ordered `lane` (or of none) to its end; `false` when it was
+/// abandoned (shutdown, or its partition is no longer ours): its offset stays for the next
+/// owner.
+pub async fn deliver(shared: &Shared, record: &OwnedRecord, lane: Option<String>) -> bool {
     // An ordered lane goes on only while its partition is ours: a record of a revoked
     // partition is left to the new owner, which delivers the lane in order.
-    let lane = crate::ordered::lane_of(&shared.registry, record);
     if lane.is_some() && !shared.tracker.owns(&record.topic, record.partition) {
         return false;
     }

@@ -162,9 +162,9 @@ pub async fn run_with_resolver(
     let mut held = HeldPartitions::default();
     let handler: workers::Handler = {
         let shared = Arc::clone(&shared);
-        Arc::new(move |record| {
+        Arc::new(move |record, lane| {
             let shared = Arc::clone(&shared);
-            Box::pin(async move { deliver::deliver(&shared, &record).await })
+            Box::pin(async move { deliver::deliver(&shared, &record, lane).await })
         })
     };
     let lane_of: workers::LaneOf = {

@@ -32,7 +32,8 @@ type Job = (OwnedRecord, OwnedSemaphorePermit);
 /// the record ended here, `false` when it was abandoned (shutdown, or its partition went to
 /// another member), in which case its lane's waiting records are abandoned too, so that the
 /// lane resumes in order at its new owner.
-pub type Handler = Arc<dyn Fn(OwnedRecord) -> BoxFuture<'static, bool> + Send + Sync>;
+/// It gets the record's lane as [`LaneOf`] found it, so the lane is worked out once.
+pub type Handler = Arc<dyn Fn(OwnedRecord, Option<String>) -> BoxFuture<'static, bool> + Send + Sync>;
 
 /// The ordered lane of a record, if it has one (the sender: its endpoint's ordering).
 pub type LaneOf = Arc<dyn Fn(&OwnedRecord) -> Option<String> + Send + Sync>;
@@ -170,7 +171,7 @@ impl Lanes {
 /// One record's delivery, releasing its window slot at the end; yields its lane and
 /// whether it ended (not abandoned).
 fn delivery(handler: &Handler, (record, permit): Job, lane: Option<String>) -> impl std::future::Future<Output = (Option<String>, bool)> {
-    let work = handler(record);
+    let work = handler(record, lane.clone());
     async move {
         let ended = work.await;
         drop(permit);
@@ -202,7 +203,7 @@ mod tests {
 
     /// A handler that records (endpoint, offset, worker task id) and waits `hold`.
     fn recording(seen: Arc<Mutex<Vec<(String, i64, tokio::task::Id)>>>, hold: Duration) -> Handler {
-        Arc::new(move |r: OwnedRecord| {
+        Arc::new(move |r: OwnedRecord, _lane| {
             let seen = Arc::clone(&seen);
             Box::pin(async move {
                 let task = tokio::task::id();
@@ -284,7 +285,7 @@ mod tests {
         // Offset 1 is abandoned; 0..4 are one lane, 10 is of no lane.
         let handler: Handler = {
             let seen = Arc::clone(&seen);
-            Arc::new(move |r: OwnedRecord| {
+            Arc::new(move |r: OwnedRecord, _lane| {
                 let seen = Arc::clone(&seen);
                 Box::pin(async move {
                     seen.lock().push(r.offset);
