@@ -59,38 +59,51 @@ fi
 fail() { echo "helm-lint: FAIL: $*" >&2; exit 1; }
 
 # --- lint -----------------------------------------------------------------------------
+# The chart's defaults need two values from the user (kafka.bootstrap_servers and an API
+# token): ci/required-values.yaml sets just those.
+required=(-f "$chart/ci/required-values.yaml")
 echo "== helm lint" >&2
-"$helm" lint "$chart" --kube-version "$KUBE_VERSION" >"$out/lint-default.txt" 2>&1 \
+"$helm" lint "$chart" --kube-version "$KUBE_VERSION" "${required[@]}" >"$out/lint-default.txt" 2>&1 \
   || { cat "$out/lint-default.txt" >&2; fail "helm lint (default values)"; }
-"$helm" lint "$chart" --strict --kube-version "$KUBE_VERSION" >"$out/lint-strict.txt" 2>&1 \
+"$helm" lint "$chart" --strict --kube-version "$KUBE_VERSION" "${required[@]}" >"$out/lint-strict.txt" 2>&1 \
   || { cat "$out/lint-strict.txt" >&2; fail "helm lint --strict (default values)"; }
+"$helm" lint "$chart" --strict --kube-version "$KUBE_VERSION" -f "$chart/ci/strimzi-values.yaml" \
+  >"$out/lint-strimzi.txt" 2>&1 \
+  || { cat "$out/lint-strimzi.txt" >&2; fail "helm lint --strict (strimzi values)"; }
 "$helm" lint "$chart" --strict --kube-version "$KUBE_VERSION" -f "$chart/ci/production-values.yaml" \
   >"$out/lint-production.txt" 2>&1 \
   || { cat "$out/lint-production.txt" >&2; fail "helm lint --strict (production values)"; }
 
 # --- template -------------------------------------------------------------------------
 echo "== helm template" >&2
+release=hookline
 render() { # name, then helm template args
   local name=$1; shift
-  "$helm" template hookline "$chart" --namespace hookline --kube-version "$KUBE_VERSION" "$@" \
+  "$helm" template "$release" "$chart" --namespace hookline --kube-version "$KUBE_VERSION" "$@" \
     >"$out/$name.yaml" 2>"$out/$name.err" \
     || { cat "$out/$name.err" >&2; fail "helm template ($name)"; }
 }
-render default
+render default "${required[@]}"
 render production -f "$chart/ci/production-values.yaml"
 render existing-secret -f "$chart/ci/production-values.yaml" --set existingSecret=hookline-config-managed \
   --set kafkaSasl.enabled=false --set grafana.dashboards.label=hookline_dashboards \
   --set-string grafana.dashboards.labelValue=yes --set grafana.dashboards.namespace=monitoring
-render minimal --set router.enabled=false --set api.enabled=false --set topicsJob.enabled=false \
+render minimal "${required[@]}" --set router.enabled=false --set api.enabled=false --set topicsJob.enabled=false \
   --set serviceAccount.create=false --set metrics.service.enabled=false --set replay.enabled=false
-render replay-paused --set replay.replicaCount=0
+render replay-paused "${required[@]}" --set replay.replicaCount=0
 # A [replay] section the binary must refuse (default rate above the maximum).
-render replay-invalid --set config.replay.default_rate_per_second=6000
+render replay-invalid "${required[@]}" --set config.replay.default_rate_per_second=6000
+# Strimzi mode: KafkaTopics, a KafkaUser and its Secret's password, KEDA, NetworkPolicies.
+render strimzi -f "$chart/ci/strimzi-values.yaml"
+# The longest release name helm allows (53): every name must stay within 63 characters.
+release=$(printf 'a%.0s' $(seq 53))
+render long-name -f "$chart/ci/production-values.yaml" --set networkPolicy.enabled=true
+release=hookline
 
 # Renders that must be refused, with the message that explains why.
 must_fail() { # expected message part, then helm template args
   local want=$1; shift
-  if "$helm" template hookline "$chart" --kube-version "$KUBE_VERSION" "$@" >/dev/null 2>"$out/must-fail.err"; then
+  if "$helm" template hookline "$chart" --kube-version "$KUBE_VERSION" "${required[@]}" "$@" >/dev/null 2>"$out/must-fail.err"; then
     fail "helm template $* rendered, but should fail with: $want"
   fi
   grep -qF -- "$want" "$out/must-fail.err" || { cat "$out/must-fail.err" >&2; fail "helm template $*: expected '$want'"; }
@@ -109,6 +122,14 @@ must_fail "replay.replicaCount 2: the replay worker is a singleton" --set replay
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.type=RollingUpdate; neg=$((neg + 1))
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.rollingUpdate.maxSurge=1; neg=$((neg + 1))
 must_fail "secretKeys.existingSecret needs secretKeys.currentKey" --set secretKeys.existingSecret=keys; neg=$((neg + 1))
+must_fail "config.kafka.bootstrap_servers is required" --set config.kafka.bootstrap_servers=; neg=$((neg + 1))
+must_fail "api.enabled needs at least one apiTokens entry" --set apiTokens=null; neg=$((neg + 1))
+must_fail "sender.keda.enabled and sender.autoscaling.enabled are mutually exclusive" --set sender.keda.enabled=true --set sender.autoscaling.enabled=true; neg=$((neg + 1))
+must_fail "router.keda.maxReplicas 7 exceeds config.kafka.partitions.events (6)" --set router.keda.enabled=true --set router.keda.maxReplicas=7; neg=$((neg + 1))
+must_fail "api.preStopDelaySeconds (45) must be below" --set api.preStopDelaySeconds=45; neg=$((neg + 1))
+must_fail "set topicsJob.enabled=false" --set strimzi.enabled=true --set kafkaSasl.enabled=true; neg=$((neg + 1))
+must_fail "strimzi.user.enabled makes a SCRAM KafkaUser: set kafkaSasl.enabled=true" --set strimzi.enabled=true --set topicsJob.enabled=false; neg=$((neg + 1))
+must_fail "set kafkaSasl.password or kafkaSasl.existingSecret, not both" --set kafkaSasl.enabled=true --set kafkaSasl.username=u --set kafkaSasl.password=p --set kafkaSasl.existingSecret=s; neg=$((neg + 1))
 
 # --- checks ---------------------------------------------------------------------------
 echo "== checks" >&2
@@ -141,6 +162,10 @@ def load(name):
               and (d.get("metadata") or {}).get("name"), f"{name}: document {i} is not a k8s object: {str(d)[:80]}")
         docs.append(d)
     check(len(docs) > 0, f"{name}: rendered nothing")
+    for d in docs:
+        # Names are DNS labels for most kinds (Services always): 63 characters at most.
+        n = d["metadata"]["name"]
+        check(len(n) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", n), f"{name}: {d['kind']} name {n!r} ({len(n)} characters) is not a DNS label")
     keys = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs]
     check(len(keys) == len(set(keys)), f"{name}: duplicate kind/name: {sorted(k for k in keys if keys.count(k) > 1)}")
     manifests += len(docs)
@@ -159,7 +184,7 @@ def hookline_toml(secret):
     return base64.b64decode(secret["data"]["hookline.toml"]).decode()
 
 def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=False, hpa=(), ingress=False, job=True,
-              replay=None, dashboards=None):
+              replay=None, dashboards=None, keda=(), runbooks="https://github.com/hookline/hookline/blob/main/docs/operations.md"):
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(docs, "Deployment")}
     check(sorted(deps) == sorted(roles), f"{name}: deployments {sorted(deps)} != {sorted(roles)}")
     secrets = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
@@ -249,13 +274,16 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
         check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{n}: drop ALL")
         check(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{n}: container seccomp")
         vols = {v["name"]: v for v in ps.get("volumes", [])}
-        check(vols.get("config", {}).get("secret", {}).get("secretName") == config_secret, f"{n}: config volume is not Secret {config_secret}")
+        # With a SASL password from a Secret, the config Secret is a template and an init
+        # container writes /etc/hookline (an in-memory volume).
+        cfg_vol = vols.get("config-template") or vols.get("config", {})
+        check(cfg_vol.get("secret", {}).get("secretName") == config_secret, f"{n}: config volume is not Secret {config_secret}")
         mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
         check(mounts.get("config", {}).get("mountPath") == "/etc/hookline", f"{n}: config mount")
         check(all(m["name"] in vols for m in c.get("volumeMounts", [])), f"{n}: mount without volume")
         check(not any(m["mountPath"].startswith("/etc/hookline/") for m in c.get("volumeMounts", [])),
               f"{n}: a mount nested in the read-only config volume /etc/hookline")
-        if role in hpa:
+        if role in hpa or role in keda:
             check("replicas" not in spec, f"{n}: replicas set although an HPA manages it")
         else:
             check(isinstance(spec.get("replicas"), int) and spec["replicas"] >= 1, f"{n}: replicas")
@@ -313,6 +341,25 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             ceiling = cfg["kafka"]["partitions"]["events" if role == "router" else "deliveries"]
             check(h["spec"]["maxReplicas"] <= ceiling, f"{name}: HPA {role} maxReplicas above partitions")
 
+    # KEDA ScaledObjects: on the group's lag, capped by the partitions; the sender's on the
+    # deliveries topic only (never the retry tiers, whose backlog waits by design).
+    sos = by_kind(docs, "ScaledObject")
+    check(sorted(o["metadata"]["labels"]["app.kubernetes.io/component"] for o in sos) == sorted(keda), f"{name}: ScaledObjects")
+    check(not set(keda) & set(hpa), f"{name}: KEDA and an HPA on one role")
+    for o in sos:
+        role = o["metadata"]["labels"]["app.kubernetes.io/component"]
+        check(o["spec"]["scaleTargetRef"]["name"] == deps[role]["metadata"]["name"], f"{name}: ScaledObject target")
+        trig = o["spec"]["triggers"]
+        check(len(trig) == 1 and trig[0]["type"] == "kafka", f"{name}: {role} ScaledObject triggers {trig}")
+        if cfg is not None and trig:
+            md, prefix = trig[0]["metadata"], cfg["kafka"]["topic_prefix"]
+            topic = "events" if role == "router" else "deliveries"
+            check(md.get("topic") == f"{prefix}.{topic}" and "retry" not in md.get("topic", ""), f"{name}: {role} ScaledObject topic {md.get('topic')}")
+            check(md.get("consumerGroup") == f"{prefix}.{role}", f"{name}: {role} consumerGroup {md.get('consumerGroup')}")
+            check(md.get("bootstrapServers") == cfg["kafka"]["bootstrap_servers"], f"{name}: {role} bootstrapServers")
+            check(md.get("allowIdleConsumers") == "false", f"{name}: {role} allowIdleConsumers")
+            check(o["spec"]["maxReplicaCount"] <= cfg["kafka"]["partitions"][topic], f"{name}: {role} maxReplicaCount above partitions")
+
     # Monitoring.
     sms = by_kind(docs, "ServiceMonitor")
     rules = by_kind(docs, "PrometheusRule")
@@ -329,7 +376,7 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             alerts = {r["alert"]: r for g in rules[0]["spec"]["groups"] for r in g["rules"] if "alert" in r}
             want = {"HooklineDeadLettersRising", "HooklineBreakersOpen", "HooklineAttemptsFailing",
                     "HooklineSenderSaturated", "HooklineTargetDown", "HooklineRoleNotReady",
-                    "HooklineEventsDeadLettered", "HooklineConsumeErrors"}
+                    "HooklineEventsDeadLettered", "HooklineConsumeErrors", "HooklineNoDeliveries"}
             check(set(alerts) >= want, f"{name}: alerts missing {want - set(alerts)}")
             for a, r in alerts.items():
                 check(r.get("expr", "").strip() and r.get("labels", {}).get("severity") and r.get("annotations", {}).get("summary"), f"{name}: alert {a} incomplete")
@@ -339,6 +386,13 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             check("outcome!~" in alerts["HooklineAttemptsFailing"]["expr"] and "> 0.2" in alerts["HooklineAttemptsFailing"]["expr"], f"{name}: failure ratio rule")
             for a in ("HooklineTargetDown", "HooklineRoleNotReady"):
                 check("|replay)" in alerts[a]["expr"], f"{name}: {a} does not cover the replay role")
+            for a, r in alerts.items():
+                check(r.get("annotations", {}).get("runbook_url") == f"{runbooks}#{a.lower()}", f"{name}: alert {a} runbook_url {r.get('annotations', {}).get('runbook_url')}")
+            # Every pod gone leaves no `up` series to be 0: absent() per role with pods.
+            for role in roles:
+                job_name = [s["metadata"]["name"] for s in svcs.values() if s["metadata"]["name"].endswith(f"-{role}-metrics")]
+                check(job_name and f'absent(up{{namespace="hookline", job="{job_name[0]}"}})' in alerts["HooklineTargetDown"]["expr"],
+                      f"{name}: HooklineTargetDown has no absent() for {role}")
     else:
         check(not sms and not rules, f"{name}: monitoring objects rendered although disabled")
 
@@ -395,7 +449,7 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
 
 all_roles = ["router", "sender", "api", "replay"]
 prod_replay = {"default_rate_per_second": 100, "max_rate_per_second": 2000, "progress_interval_ms": 1000}
-check_set("default", load("default"), roles=all_roles, tokens=0, sasl=False)
+check_set("default", load("default"), roles=all_roles, tokens=1, sasl=False)
 check_set("production", load("production"), roles=all_roles, tokens=2, sasl=True,
           monitoring=True, hpa=("router", "sender"), ingress=True, replay=prod_replay,
           dashboards=("grafana_dashboard", "1", "hookline"))
@@ -419,7 +473,104 @@ for set_name, want in (("production", ("hookline-secret-keys", "k2026a")), ("def
                       f"{set_name}/{n}: HOOKLINE_SECRETS__KEYS_FILE is not under the secret-keys mount")
             check(got == want, f"{set_name}/{n}: sealing key {got}, expected {want}")
 minimal = load("minimal")
-check_set("minimal", minimal, roles=["sender"], tokens=0, sasl=False, job=False)
+check_set("minimal", minimal, roles=["sender"], tokens=1, sasl=False, job=False)
+check_set("strimzi", load("strimzi"), roles=all_roles, tokens=1, sasl=True, job=False, monitoring=True,
+          keda=("router", "sender"), runbooks="https://runbooks.example.com/hookline/operations.md")
+strimzi = load("strimzi")
+scfg = tomllib.loads(hookline_toml([d for d in by_kind(strimzi, "Secret") if not hook(d)][0]))
+
+# NetworkPolicies: one per role selecting exactly that role; ingress only to the admin port
+# (and the api's http port); egress to DNS, Kafka and the collector, and for the sender to
+# public addresses and allowed_cidrs.
+sdeps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in by_kind(strimzi, "Deployment")}
+nps = {n["metadata"]["labels"]["app.kubernetes.io/component"]: n for n in by_kind(strimzi, "NetworkPolicy")}
+check(sorted(nps) == sorted(sdeps), f"strimzi: NetworkPolicies for {sorted(nps)}")
+check(not by_kind(load("default"), "NetworkPolicy"), "default: NetworkPolicy rendered although disabled")
+for role, np in nps.items():
+    n = f"strimzi: NetworkPolicy {np['metadata']['name']}"
+    spec = np["spec"]
+    check(subset(spec["podSelector"]["matchLabels"], sdeps[role]["spec"]["template"]["metadata"]["labels"])
+          and spec["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == role, f"{n}: podSelector")
+    check(spec.get("policyTypes") == ["Ingress", "Egress"], f"{n}: policyTypes")
+    ports = sorted(p["port"] for r in spec["ingress"] for p in r["ports"])
+    check(ports == (["admin", "http"] if role == "api" else ["admin"]), f"{n}: ingress ports {ports}")
+    admin = [r for r in spec["ingress"] if r["ports"][0]["port"] == "admin"][0]
+    check({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in admin.get("from", []), f"{n}: admin port not from the monitoring namespace")
+    egress = spec["egress"]
+    eports = [sorted(str(p["port"]) for p in r.get("ports", [])) for r in egress]
+    check(["53", "53"] in eports and ["9092", "9093"] in eports and ["4318"] in eports, f"{n}: egress ports {eports}")
+    open_rules = [r for r in egress if not r.get("ports")]
+    if role == "sender":
+        cidrs = [t["ipBlock"]["cidr"] for r in open_rules for t in r["to"]]
+        check(cidrs == ["0.0.0.0/0", "::/0"] + scfg["sender"]["allowed_cidrs"], f"{n}: sender egress {cidrs}")
+        v4 = [t["ipBlock"] for r in open_rules for t in r["to"] if t["ipBlock"]["cidr"] == "0.0.0.0/0"][0]
+        check({"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(v4.get("except", [])), f"{n}: private ranges not excepted")
+    else:
+        check(not open_rules, f"{n}: egress to any address on any port")
+
+# Strimzi: a KafkaTopic per topic `hookline topics create` makes (services/runtime/src/topics.rs),
+# none a hook, all kept on uninstall; the KafkaUser with the ACLs of docs/operations.md#kafka-acls.
+def tier_name(d):
+    n, unit = re.fullmatch(r"(\d+)(ms|s|m|h|d)", d).groups()
+    ms = int(n) * {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}[unit]
+    for u, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{u}"
+    return f"{ms}ms"
+k = scfg["kafka"]
+pre = k["topic_prefix"]
+want_topics = {f"{pre}.events": k["partitions"]["events"], f"{pre}.endpoints": 1, f"{pre}.deliveries": k["partitions"]["deliveries"],
+               f"{pre}.attempts": k["partitions"]["attempts"], f"{pre}.dlq": k["partitions"]["dlq"], f"{pre}.replays": 1}
+for d in scfg["retry"]["schedule"]:
+    want_topics[f"{pre}.retry.{tier_name(d)}"] = k["partitions"]["retry"]
+kts = by_kind(strimzi, "KafkaTopic")
+check({t["spec"]["topicName"]: t["spec"]["partitions"] for t in kts} == want_topics, f"strimzi: KafkaTopics {[t['spec']['topicName'] for t in kts]} != {sorted(want_topics)}")
+for t in kts:
+    n = f"strimzi: KafkaTopic {t['metadata']['name']}"
+    ann = t["metadata"].get("annotations") or {}
+    check(ann.get("helm.sh/resource-policy") == "keep" and "helm.sh/hook" not in ann, f"{n}: annotations {ann}")
+    check(t["metadata"]["labels"].get("strimzi.io/cluster") == "my-cluster" and t["spec"]["replicas"] == k["replication_factor"], f"{n}: cluster label or replicas")
+    c = t["spec"]["config"]
+    compact = t["spec"]["topicName"] in (f"{pre}.endpoints", f"{pre}.replays")
+    check(c.get("cleanup.policy") == ("compact" if compact else "delete") and c.get("min.insync.replicas") == k["min_insync_replicas"], f"{n}: config {c}")
+    if not compact:
+        retention = {"events": "events_retention_ms", "attempts": "attempts_retention_ms", "dlq": "dlq_retention_ms"}.get(t["spec"]["topicName"][len(pre) + 1:], "deliveries_retention_ms")
+        check(c.get("retention.ms") == k[retention], f"{n}: retention.ms {c.get('retention.ms')}")
+check(not by_kind(strimzi, "Job"), "strimzi: the topics Job rendered next to KafkaTopics")
+users = by_kind(strimzi, "KafkaUser")
+check(len(users) == 1, f"strimzi: {len(users)} KafkaUsers")
+if users:
+    u = users[0]
+    acls = {(a["resource"]["type"], a["resource"].get("name"), a["resource"].get("patternType")): sorted(a["operations"]) for a in u["spec"]["authorization"]["acls"]}
+    check(acls == {("topic", f"{pre}.", "prefix"): ["Describe", "DescribeConfigs", "Read", "Write"],
+                   ("group", f"{pre}.", "prefix"): ["Describe", "Read"], ("cluster", None, None): ["IdempotentWrite"]}, f"strimzi: KafkaUser ACLs {acls}")
+    check(u["spec"]["authentication"]["type"] == "scram-sha-512", "strimzi: KafkaUser authentication")
+    check(k["client"].get("sasl.username") == u["metadata"]["name"], "strimzi: sasl.username is not the KafkaUser")
+    for d in list(sdeps.values()) + by_kind(strimzi, "Pod"):
+        ps = d["spec"]["template"]["spec"] if d["kind"] == "Deployment" else d["spec"]
+        vols = {v["name"]: v for v in ps.get("volumes", [])}
+        if "config" in vols or d["kind"] == "Deployment":
+            check(vols.get("kafka-sasl", {}).get("secret", {}).get("secretName") == u["metadata"]["name"]
+                  and [i["name"] for i in ps.get("initContainers", [])][:1] == ["kafka-password"], f"strimzi: {d['metadata']['name']} does not get the KafkaUser's password")
+
+# helm test pods: hooks, the topics check and the api's health.
+tpods = {p["metadata"]["name"]: p for p in by_kind(load("default"), "Pod")}
+check(sorted(tpods) == ["hookline-test-api", "hookline-test-kafka"], f"default: test pods {sorted(tpods)}")
+for p in tpods.values():
+    check((p["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test" and p["spec"]["restartPolicy"] == "Never", f"default: {p['metadata']['name']} is not a test hook")
+    check(p["spec"]["securityContext"].get("runAsNonRoot") is True and p["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True, f"default: {p['metadata']['name']} security context")
+check(tpods.get("hookline-test-kafka", {}).get("spec", {}).get("containers", [{}])[0].get("args") == ["--config", "/etc/hookline/hookline.toml", "topics", "check"], "default: the Kafka test runs `topics check`")
+api_test = " ".join(tpods.get("hookline-test-api", {}).get("spec", {}).get("containers", [{}])[0].get("command", []))
+check("get hookline-api 8080 /healthz" in api_test and "get hookline-api-metrics 9090 /readyz" in api_test, f"default: api test {api_test}")
+
+# The api's preStop delay; per-role probe overrides.
+api_dep = [d for d in by_kind(load("default"), "Deployment") if d["metadata"]["name"] == "hookline-api"][0]
+api_c = api_dep["spec"]["template"]["spec"]["containers"][0]
+check(api_c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command") == ["sleep", "10"], f"default: api preStop {api_c.get('lifecycle')}")
+
+# A 53-character release name (helm's limit): every name within 63 (load checks), all distinct.
+long_docs = load("long-name")
+check(len({d["metadata"]["name"] for d in by_kind(long_docs, "Service")}) == len(by_kind(long_docs, "Service")), "long-name: Service names collide")
 
 # replay.replicaCount=0 pauses replays: the Deployment stays, with 0 replicas, still Recreate.
 paused = [d for d in by_kind(load("replay-paused"), "Deployment") if d["metadata"]["name"].endswith("-replay")]
@@ -501,7 +652,7 @@ if dash is not None:
 binary = os.environ.get("HOOKLINE_BIN", "target/debug/hookline")
 if os.access(binary, os.X_OK):
     import subprocess, tempfile
-    for set_name in ["default", "production", "minimal", "replay-paused"]:
+    for set_name in ["default", "production", "minimal", "replay-paused", "strimzi", "long-name"]:
         for secret in by_kind(load(set_name), "Secret"):
             if "hookline.toml" not in (secret.get("data") or {}):
                 continue
@@ -518,6 +669,26 @@ if os.access(binary, os.X_OK):
     os.unlink(f.name)
     check(r.returncode == 64 and "replay.default_rate_per_second" in r.stderr,
           f"replay-invalid: hookline should refuse replay.default_rate_per_second=6000 (status 64), got {r.returncode}: {r.stderr.strip()}")
+    # The kafka-password init container (Strimzi mode) run here with sh on the rendered
+    # files: the config it writes carries the password from the Secret's key, verbatim, and
+    # the binary accepts it; a password it cannot write as a TOML literal string is refused.
+    dep = [d for d in by_kind(strimzi, "Deployment") if d["metadata"]["name"].endswith("-sender")][0]
+    init = dep["spec"]["template"]["spec"]["initContainers"][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for sub in ("template", "config", "sasl"):
+            os.mkdir(f"{tmp}/{sub}")
+        open(f"{tmp}/template/hookline.toml", "w").write(hookline_toml([d for d in by_kind(strimzi, "Secret") if not hook(d)][0]))
+        script = (init["command"][2].replace("/etc/hookline-template/", f"{tmp}/template/")
+                  .replace("/etc/hookline-kafka-sasl/", f"{tmp}/sasl/").replace("/etc/hookline/", f"{tmp}/config/"))
+        for pw, ok in (('Zx9$p w"\\d&`;', True), ("it's", False)):
+            open(f"{tmp}/sasl/password", "w").write(pw + "\n")
+            r = subprocess.run(init["command"][:2] + [script], capture_output=True, text=True)
+            check((r.returncode == 0) == ok, f"strimzi: kafka-password init container with {pw!r}: {r.returncode} {r.stderr.strip()}")
+            if ok and r.returncode == 0:
+                written = tomllib.loads(open(f"{tmp}/config/hookline.toml").read())
+                check(written["kafka"]["client"]["sasl.password"] == pw, f"strimzi: init container wrote {written['kafka']['client'].get('sasl.password')!r}")
+                r = subprocess.run([binary, "--config", f"{tmp}/config/hookline.toml", "config"], capture_output=True, text=True)
+                check(r.returncode == 0, f"strimzi: hookline rejects the config the init container wrote: {r.stderr.strip()}")
 else:
     print(f"helm-lint: {binary} not built; rendered configs not checked by the binary", file=sys.stderr)
 

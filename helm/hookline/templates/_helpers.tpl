@@ -7,17 +7,19 @@ Chart name, truncated to 63 characters (a DNS label).
 
 {{/*
 Full name: <release>-<chart> unless the release name already contains the chart name.
-Role resources append "-<role>", so it is kept to 50 characters.
+Resources append at most 15 characters to it ("-sender-metrics", "-replay-metrics",
+"-topics-config"), so it is kept to 48 and every name stays within 63 (a DNS label; the API
+server refuses a longer Service name). scripts/helm-lint.sh renders a 53-character release.
 */}}
 {{- define "hookline.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -174,12 +176,23 @@ Returned as JSON (templates return strings).
 {{- $kafka := get $cfg "kafka" | default dict -}}
 {{- $client := get $kafka "client" | default dict -}}
 {{- if .Values.kafkaSasl.enabled -}}
-{{- if not .Values.kafkaSasl.username -}}{{ fail "hookline: kafkaSasl.enabled needs kafkaSasl.username" }}{{- end -}}
-{{- if not .Values.kafkaSasl.password -}}{{ fail "hookline: kafkaSasl.enabled needs kafkaSasl.password" }}{{- end -}}
+{{- $username := include "hookline.saslUsername" . -}}
+{{- if not $username -}}{{ fail "hookline: kafkaSasl.enabled needs kafkaSasl.username" }}{{- end -}}
+{{- if and .Values.kafkaSasl.password (include "hookline.saslSecretName" .) -}}
+{{- fail "hookline: set kafkaSasl.password or kafkaSasl.existingSecret, not both" -}}
+{{- end -}}
+{{- if not (or .Values.kafkaSasl.password (include "hookline.saslSecretName" .)) -}}
+{{ fail "hookline: kafkaSasl.enabled needs kafkaSasl.password or kafkaSasl.existingSecret" }}
+{{- end -}}
 {{- $_ := set $client "security.protocol" .Values.kafkaSasl.securityProtocol -}}
 {{- $_ := set $client "sasl.mechanism" .Values.kafkaSasl.mechanism -}}
-{{- $_ := set $client "sasl.username" (toString .Values.kafkaSasl.username) -}}
+{{- $_ := set $client "sasl.username" $username -}}
+{{- if include "hookline.saslSecretName" . -}}
+{{- /* Replaced by the kafka-password init container (hookline.saslInitContainer). */ -}}
+{{- $_ := set $client "sasl.password" (include "hookline.saslPlaceholder" .) -}}
+{{- else -}}
 {{- $_ := set $client "sasl.password" (toString .Values.kafkaSasl.password) -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set $kafka "client" $client -}}
 {{- $_ := set $cfg "kafka" $kafka -}}
@@ -221,6 +234,29 @@ Checks that fail the render with a clear message rather than a crash-looping pod
 */}}
 {{- define "hookline.validate" -}}
 {{- $cfg := .Values.config | default dict -}}
+{{- if not .Values.existingSecret -}}
+{{- $_ := required "hookline: config.kafka.bootstrap_servers is required (e.g. kafka-bootstrap.kafka:9092)" ((get $cfg "kafka" | default dict).bootstrap_servers) -}}
+{{- if and .Values.api.enabled (not .Values.apiTokens) -}}
+{{- fail "hookline: api.enabled needs at least one apiTokens entry (`hookline api` refuses to start without a token): make one with `hookline api token --name ops --scopes admin`, or set api.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+{{- range $role := list "router" "sender" -}}
+{{- $r := get $.Values $role -}}
+{{- if and $r.enabled $r.keda.enabled $r.autoscaling.enabled -}}
+{{- fail (printf "hookline: %s.keda.enabled and %s.autoscaling.enabled are mutually exclusive (KEDA makes its own HPA): enable one" $role $role) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.api.enabled .Values.api.preStopDelaySeconds -}}
+{{- if ge (int .Values.api.preStopDelaySeconds) (int .Values.api.terminationGracePeriodSeconds) -}}
+{{- fail (printf "hookline: api.preStopDelaySeconds (%d) must be below api.terminationGracePeriodSeconds (%d)" (int .Values.api.preStopDelaySeconds) (int .Values.api.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.strimzi.enabled .Values.strimzi.topics.enabled .Values.topicsJob.enabled -}}
+{{- fail "hookline: strimzi.topics.enabled renders KafkaTopics for the Topic Operator: set topicsJob.enabled=false (two owners of one topic fight)" -}}
+{{- end -}}
+{{- if and .Values.strimzi.enabled .Values.strimzi.user.enabled (not .Values.kafkaSasl.enabled) -}}
+{{- fail "hookline: strimzi.user.enabled makes a SCRAM KafkaUser: set kafkaSasl.enabled=true (its username and Secret default to the KafkaUser's)" -}}
+{{- end -}}
 {{- $sender := get $cfg "sender" | default dict -}}
 {{- if get $sender "allow_loopback" -}}
 {{- fail "hookline: config.sender.allow_loopback is for `hookline dev` only; use config.sender.allowed_cidrs for internal targets" -}}
@@ -250,6 +286,9 @@ Checks that fail the render with a clear message rather than a crash-looping pod
 {{- end -}}
 {{- if and $r.autoscaling.enabled (gt (int $r.autoscaling.maxReplicas) $n) -}}
 {{- fail (printf "hookline: %s.autoscaling.maxReplicas %d exceeds config.kafka.partitions.%s (%d)" $role (int $r.autoscaling.maxReplicas) $key $n) -}}
+{{- end -}}
+{{- if and $r.keda.enabled (gt (int $r.keda.maxReplicas) $n) -}}
+{{- fail (printf "hookline: %s.keda.maxReplicas %d exceeds config.kafka.partitions.%s (%d): consumers beyond the partitions get nothing to read" $role (int $r.keda.maxReplicas) $key $n) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -331,3 +370,133 @@ The volume of the secret keys file (secretKeys.existingSecret), if any.
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/* ------------------------------------------------------- Kafka SASL from a Secret */}}
+
+{{/*
+The Secret holding the SASL password alone: kafkaSasl.existingSecret, or the Secret the
+Strimzi User Operator makes for the chart's KafkaUser. Empty when the password is inline.
+*/}}
+{{- define "hookline.saslSecretName" -}}
+{{- if .Values.kafkaSasl.enabled -}}
+{{- if .Values.kafkaSasl.existingSecret -}}
+{{- .Values.kafkaSasl.existingSecret -}}
+{{- else if and .Values.strimzi.enabled .Values.strimzi.user.enabled -}}
+{{- include "hookline.strimziUserName" . -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.saslUsername" -}}
+{{- if .Values.kafkaSasl.username -}}
+{{- toString .Values.kafkaSasl.username -}}
+{{- else if and .Values.strimzi.enabled .Values.strimzi.user.enabled -}}
+{{- include "hookline.strimziUserName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookline.strimziUserName" -}}
+{{- .Values.strimzi.user.name | default (include "hookline.fullname" .) -}}
+{{- end -}}
+
+{{- define "hookline.saslPlaceholder" -}}@@hookline-kafka-sasl-password@@{{- end -}}
+
+{{/*
+hookline reads librdkafka properties only from the file (kafka.client."sasl.password" has a
+dot, so no HOOKLINE_* variable can set it) and has no *_file indirection for them. So the
+chart renders a placeholder and this init container, the same image, writes the file with
+the password from the Secret's key into an in-memory volume mounted at /etc/hookline. The
+password is written as a TOML literal string: one with a quote or a newline is refused.
+Call with (dict "root" $ "template" "<volume of the rendered config>").
+*/}}
+{{- define "hookline.saslInitContainer" -}}
+{{- $root := .root -}}
+- name: kafka-password
+  image: {{ include "hookline.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command:
+    - /bin/sh
+    - -ec
+    - |
+      pw=$(cat /etc/hookline-kafka-sasl/password)
+      case "$pw" in
+        *"'"*|*"
+      "*) echo "hookline: the Kafka SASL password in Secret {{ include "hookline.saslSecretName" $root }} has a quote or a newline" >&2; exit 1 ;;
+      esac
+      want='"sasl.password" = "{{ include "hookline.saslPlaceholder" $root }}"'
+      found=0
+      while IFS= read -r line || [ -n "$line" ]; do
+        if [ "$line" = "$want" ]; then printf '%s\n' "\"sasl.password\" = '$pw'"; found=1; else printf '%s\n' "$line"; fi
+      done </etc/hookline-template/hookline.toml >/etc/hookline/hookline.toml
+      [ "$found" = 1 ] || { echo "hookline: no sasl.password placeholder in the configuration" >&2; exit 1; }
+  {{- with $root.Values.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 32Mi
+  volumeMounts:
+    - name: config-template
+      mountPath: /etc/hookline-template
+      readOnly: true
+    - name: config
+      mountPath: /etc/hookline
+    - name: kafka-sasl
+      mountPath: /etc/hookline-kafka-sasl
+      readOnly: true
+{{- end -}}
+
+{{/*
+The config volumes of a pod. Call with (dict "root" $ "secretName" "<Secret with hookline.toml>").
+Without a SASL Secret: the config Secret at /etc/hookline. With one: the Secret as a
+template, an in-memory volume at /etc/hookline written by the init container, and the
+password key.
+*/}}
+{{- define "hookline.configVolumes" -}}
+{{- $root := .root -}}
+{{- $sasl := include "hookline.saslSecretName" $root -}}
+- name: {{ if $sasl }}config-template{{ else }}config{{ end }}
+  secret:
+    secretName: {{ .secretName }}
+    items:
+      - key: hookline.toml
+        path: hookline.toml
+{{- if $sasl }}
+- name: config
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+- name: kafka-sasl
+  secret:
+    secretName: {{ $sasl }}
+    items:
+      - key: {{ $root.Values.kafkaSasl.existingSecretPasswordKey }}
+        path: password
+{{- end }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if $root.Values.secretKeys.existingSecret }}
+{{ include "hookline.secretKeysVolume" $root }}
+{{- end }}
+{{- with $root.Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A probe: the chart's path and port, the shared timings, then the role's own override.
+Call with (dict "root" $ "role" "sender" "probe" "livenessProbe" "path" "/healthz").
+*/}}
+{{- define "hookline.probe" -}}
+{{- $r := get .root.Values .role | default dict -}}
+{{- $p := merge (deepCopy ((get ($r.probes | default dict) .probe) | default dict)) (deepCopy (get .root.Values .probe)) -}}
+httpGet:
+  path: {{ .path }}
+  port: admin
+{{ toYaml $p }}
+{{- end -}}
