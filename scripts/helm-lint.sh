@@ -386,8 +386,10 @@ def check_set(name, docs, *, roles, tokens, sasl, existing=None, monitoring=Fals
             check("outcome!~" in alerts["HooklineAttemptsFailing"]["expr"] and "> 0.2" in alerts["HooklineAttemptsFailing"]["expr"], f"{name}: failure ratio rule")
             for a in ("HooklineTargetDown", "HooklineRoleNotReady"):
                 check("|replay)" in alerts[a]["expr"], f"{name}: {a} does not cover the replay role")
+            runbook = open("docs/operations.md", encoding="utf-8").read()
             for a, r in alerts.items():
                 check(r.get("annotations", {}).get("runbook_url") == f"{runbooks}#{a.lower()}", f"{name}: alert {a} runbook_url {r.get('annotations', {}).get('runbook_url')}")
+                check(f"\n### {a}\n" in runbook, f"{name}: alert {a} has no '### {a}' section in docs/operations.md (its runbook_url anchor)")
             # Every pod gone leaves no `up` series to be 0: absent() per role with pods.
             for role in roles:
                 job_name = [s["metadata"]["name"] for s in svcs.values() if s["metadata"]["name"].endswith(f"-{role}-metrics")]
