@@ -1,0 +1,59 @@
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { MissingRoute } from "../api/pending";
+
+export interface Loaded<T> {
+  data?: T;
+  error?: string;
+  missing?: string;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** Runs `fetcher` when `deps` change; a late answer to an older request is dropped. */
+export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [state, setState] = useState<{ data?: T; error?: string; missing?: string; loading: boolean }>({ loading: true });
+  const seq = useRef(0);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const mine = ++seq.current;
+    setState((s) => ({ ...s, loading: true }));
+    fetcher().then(
+      (data) => mine === seq.current && setState({ data, loading: false }),
+      (e: unknown) => {
+        if (mine !== seq.current) return;
+        if (e instanceof MissingRoute) setState({ missing: e.route, loading: false });
+        else setState({ error: e instanceof Error ? e.message : String(e), loading: false });
+      },
+    );
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+/** Repeats `fn` every `ms` while mounted (replay progress, live lists). */
+export function useInterval(fn: () => void, ms: number, active = true): void {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useEffect(() => {
+    if (!active) return;
+    const id = window.setInterval(() => saved.current(), ms);
+    return () => window.clearInterval(id);
+  }, [ms, active]);
+}
+
+/** Cursor paging: a stack of the cursors that opened each page, so "Previous" works too. */
+export function useCursor(resetKey: string) {
+  const [stack, setStack] = useState<(string | undefined)[]>([undefined]);
+  const key = useRef(resetKey);
+  if (key.current !== resetKey) {
+    key.current = resetKey;
+    if (stack.length !== 1) setStack([undefined]);
+  }
+  return {
+    after: stack[stack.length - 1],
+    page: stack.length,
+    next: (cursor: string) => setStack((s) => [...s, cursor]),
+    prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
+  };
+}

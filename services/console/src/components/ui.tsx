@@ -1,0 +1,62 @@
+import type { ComponentChildren } from "preact";
+import type { Loaded } from "./load";
+
+export function Badge({ kind, children }: { kind: string; children: ComponentChildren }) {
+  return <span class={`badge badge-${kind}`}>{children}</span>;
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  const kind =
+    status === "delivered" || status === "success" || status === "completed" || status === "healthy"
+      ? "ok"
+      : status === "pending" || status === "running" || status === "retryable" || status === "deferred"
+        ? "wait"
+        : status === "cancelled" || status === "disabled"
+          ? "off"
+          : "bad";
+  return <Badge kind={kind}>{status}</Badge>;
+}
+
+/** Loading, error and "route not served yet" states of a `useLoad`, or the content. */
+export function Loading<T>({ state, children }: { state: Loaded<T>; children: (data: T) => ComponentChildren }) {
+  if (state.missing) return <Notice kind="missing">This Hookline does not serve <code>{state.missing}</code> yet.</Notice>;
+  if (state.error) return <Notice kind="error">{state.error}</Notice>;
+  if (state.data === undefined) return <p class="muted" aria-busy="true">Loading…</p>;
+  return <>{children(state.data)}</>;
+}
+
+export function Notice({ kind, children }: { kind: "error" | "ok" | "missing" | "info"; children: ComponentChildren }) {
+  return (
+    <div class={`notice notice-${kind}`} role={kind === "error" ? "alert" : "status"}>
+      {children}
+    </div>
+  );
+}
+
+export function Pager({ page, next, onPrev, onNext }: { page: number; next?: string | null; onPrev: () => void; onNext: (c: string) => void }) {
+  return (
+    <nav class="pager" aria-label="Pages">
+      <button type="button" onClick={onPrev} disabled={page <= 1}>
+        ← Previous
+      </button>
+      <span>Page {page}</span>
+      <button type="button" onClick={() => next && onNext(next)} disabled={!next}>
+        Next →
+      </button>
+    </nav>
+  );
+}
+
+export function Field({ label, hint, children }: { label: string; hint?: string; children: ComponentChildren }) {
+  return (
+    <label class="field">
+      <span class="field-label">{label}</span>
+      {children}
+      {hint && <span class="field-hint">{hint}</span>}
+    </label>
+  );
+}
+
+export function Code({ children }: { children: ComponentChildren }) {
+  return <code class="mono">{children}</code>;
+}

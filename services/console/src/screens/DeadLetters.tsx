@@ -1,0 +1,251 @@
+import { useState } from "preact/hooks";
+import { problemText, type DeadLetter, type Query, type Schemas } from "../api/client";
+import { useApp } from "../context";
+import { useCursor, useLoad } from "../components/load";
+import { Field, Loading, Notice, Pager } from "../components/ui";
+import { fromLocalInput, time, toLocalInput } from "../format";
+import { go, href } from "../router";
+
+const PAGE = 50;
+const FIELDS = ["endpoint_id", "reason", "event_type", "from", "to"] as const;
+type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
+
+/** The cursor is being added to GET /v1/dlq: `after` in, `next` out. */
+type DlqQuery = Query<"list_dead_letters"> & { after?: string };
+/** Replaying exactly the chosen dead letters: `event_ids` is being added to POST /v1/replays. */
+type ReplayRequest = Schemas["CreateReplay"] & { event_ids?: string[] };
+
+/** DeadLetterReason in proto/hookline/v1/hookline.proto, as the API names them. */
+const REASONS = [
+  "exhausted",
+  "permanent_failure",
+  "endpoint_gone",
+  "blocked_by_policy",
+  "endpoint_not_found",
+  "endpoint_disabled",
+  "undecodable_event",
+  "invalid_event",
+  "payload_too_large",
+];
+
+function lastAnswer(d: DeadLetter): string {
+  const status = d.last_status ? `HTTP ${d.last_status}` : "";
+  const error = d.last_error ?? "";
+  return error.includes(status) ? error : [status, error].filter(Boolean).join(": ");
+}
+
+const keyOf = (d: DeadLetter) => `${d.source_partition}:${d.source_offset}`;
+
+export function DeadLetters({ query }: { query: URLSearchParams }) {
+  const { client, can } = useApp();
+  const filters: Filters = {};
+  for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
+  const key = FIELDS.map((f) => filters[f] ?? "").join("|");
+  const cursor = useCursor(key);
+  const [selected, setSelected] = useState<Map<string, DeadLetter>>(new Map());
+  const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
+  const page = useLoad(async () => {
+    const q: DlqQuery = {
+      limit: PAGE,
+      after: cursor.after,
+      endpoint_id: filters.endpoint_id,
+      reason: filters.reason,
+      event_type: filters.event_type,
+      from: filters.from ? Number(filters.from) : undefined,
+      to: filters.to ? Number(filters.to) : undefined,
+    };
+    const { data, error, response } = await client.GET("/v1/dlq", { params: { query: q } });
+    if (!data) throw new Error(problemText(error, response));
+    return data as typeof data & { next?: string | null };
+  }, [key, cursor.after]);
+
+  const replay = async (body: ReplayRequest) => {
+    setMessage(undefined);
+    const { data, error, response } = await client.POST("/v1/replays", { body });
+    if (!data) return setMessage({ kind: "error", text: problemText(error, response) });
+    setSelected(new Map());
+    go(`replays/${data.id}`);
+  };
+  const replayLetters = (letters: DeadLetter[]) => {
+    const ids = letters.map((d) => d.event_id).filter((x): x is string => !!x);
+    if (ids.length === 0) return setMessage({ kind: "error", text: "These dead letters have no event id: they cannot be replayed." });
+    const endpoints = new Set(letters.map((d) => d.endpoint_id));
+    const times = letters.map((d) => d.dead_at);
+    const [only] = endpoints;
+    return replay({
+      source: "dlq",
+      event_ids: ids,
+      endpoint_id: endpoints.size === 1 && only ? only : undefined,
+      from: Math.min(...times),
+      to: Math.max(...times) + 1,
+    });
+  };
+  const replayMatching = () =>
+    replay({
+      source: "dlq",
+      endpoint_id: filters.endpoint_id || undefined,
+      event_types: filters.event_type ? [filters.event_type] : undefined,
+      reasons: filters.reason ? [filters.reason] : undefined,
+      from: filters.from ? Number(filters.from) : 0,
+      to: filters.to ? Number(filters.to) : undefined,
+    });
+
+  const toggle = (d: DeadLetter) =>
+    setSelected((s) => {
+      const n = new Map(s);
+      if (n.has(keyOf(d))) n.delete(keyOf(d));
+      else n.set(keyOf(d), d);
+      return n;
+    });
+
+  return (
+    <section aria-labelledby="dlq-h">
+      <h1 id="dlq-h">Dead letters</h1>
+      <FilterForm initial={filters} />
+      {message && <Notice kind={message.kind}>{message.text}</Notice>}
+      <Loading state={page}>
+        {(p) => {
+          const rows = p.data;
+          const allOnPage = rows.length > 0 && rows.every((d) => selected.has(keyOf(d)));
+          return (
+            <>
+              {can("replay") && (
+                <div class="actions" role="group" aria-label="Replay">
+                  <button type="button" class="primary" disabled={selected.size === 0} onClick={() => replayLetters([...selected.values()])}>
+                    Replay selected ({selected.size})
+                  </button>
+                  <button type="button" disabled={rows.length === 0} onClick={replayMatching}>
+                    Replay all matching
+                  </button>
+                </div>
+              )}
+              {rows.length === 0 ? (
+                <p class="muted">No dead letters match.</p>
+              ) : (
+                <table class="grid-table">
+                  <caption class="sr-only">Dead letters</caption>
+                  <thead>
+                    <tr>
+                      {can("replay") && (
+                        <th scope="col">
+                          <input
+                            type="checkbox"
+                            aria-label="Select every dead letter on this page"
+                            checked={allOnPage}
+                            onChange={() =>
+                              setSelected((s) => {
+                                const n = new Map(s);
+                                for (const d of rows) allOnPage ? n.delete(keyOf(d)) : n.set(keyOf(d), d);
+                                return n;
+                              })
+                            }
+                          />
+                        </th>
+                      )}
+                      <th scope="col">Dead at</th>
+                      <th scope="col">Event</th>
+                      <th scope="col">Endpoint</th>
+                      <th scope="col">Reason</th>
+                      <th scope="col" class="num">Attempts</th>
+                      <th scope="col">Last answer</th>
+                      {can("replay") && <th scope="col">Replay</th>}
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {rows.map((d) => (
+                      <tr key={keyOf(d)}>
+                        {can("replay") && (
+                          <td>
+                            <input type="checkbox" aria-label={`Select ${d.event_id ?? keyOf(d)}`} checked={selected.has(keyOf(d))} onChange={() => toggle(d)} />
+                          </td>
+                        )}
+                        <td class="small">{time(d.dead_at)}</td>
+                        <td class="small">
+                          {d.event_id ? (
+                            <a class="mono" href={href(`events/${encodeURIComponent(d.event_id)}`)}>
+                              {d.event_id}
+                            </a>
+                          ) : (
+                            <span class="muted">—</span>
+                          )}
+                          <div class="muted">{d.event_type}</div>
+                        </td>
+                        <td class="small mono">{d.endpoint_id ? <a href={href(`endpoints/${d.endpoint_id}`)}>{d.endpoint_id}</a> : "—"}</td>
+                        <td class="small">
+                          {d.reason}
+                          {d.detail && <div class="muted">{d.detail}</div>}
+                        </td>
+                        <td class="num">{d.attempts}</td>
+                        <td class="small">
+                          {lastAnswer(d)}
+                        </td>
+                        {can("replay") && (
+                          <td>
+                            <button type="button" disabled={!d.event_id} onClick={() => replayLetters([d])} aria-label={`Replay ${d.event_id ?? ""}`}>
+                              Replay
+                            </button>
+                          </td>
+                        )}
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+              <Pager page={cursor.page} next={p.next} onPrev={cursor.prev} onNext={cursor.next} />
+            </>
+          );
+        }}
+      </Loading>
+    </section>
+  );
+}
+
+function FilterForm({ initial }: { initial: Filters }) {
+  const [f, setF] = useState<Filters>(initial);
+  const set = (patch: Filters) => setF((x) => ({ ...x, ...patch }));
+  return (
+    <form
+      class="filters"
+      aria-label="Filter dead letters"
+      onSubmit={(e) => {
+        e.preventDefault();
+        go("dlq", f);
+      }}
+    >
+      <Field label="Endpoint id">
+        <input type="text" name="endpoint_id" value={f.endpoint_id ?? ""} onInput={(e) => set({ endpoint_id: e.currentTarget.value })} />
+      </Field>
+      <Field label="Reason">
+        <input type="text" name="reason" list="dlq-reasons" value={f.reason ?? ""} onInput={(e) => set({ reason: e.currentTarget.value })} />
+      </Field>
+      <datalist id="dlq-reasons">
+        {REASONS.map((r) => (
+          <option key={r} value={r} />
+        ))}
+      </datalist>
+      <Field label="Event type">
+        <input type="text" name="event_type" value={f.event_type ?? ""} onInput={(e) => set({ event_type: e.currentTarget.value })} />
+      </Field>
+      <Field label="From">
+        <input type="datetime-local" name="from" value={toLocalInput(Number(f.from) || undefined)} onInput={(e) => set({ from: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
+      </Field>
+      <Field label="To">
+        <input type="datetime-local" name="to" value={toLocalInput(Number(f.to) || undefined)} onInput={(e) => set({ to: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
+      </Field>
+      <div class="filter-actions">
+        <button type="submit" class="primary">
+          Filter
+        </button>
+        <button
+          type="button"
+          onClick={() => {
+            setF({});
+            go("dlq");
+          }}
+        >
+          Clear
+        </button>
+      </div>
+    </form>
+  );
+}

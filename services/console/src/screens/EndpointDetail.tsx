@@ -1,0 +1,350 @@
+import { useState } from "preact/hooks";
+import { problemText, type Attempt, type Endpoint } from "../api/client";
+import { MissingRoute, pending, type Series } from "../api/pending";
+import { useApp } from "../context";
+import { seriesFromAttempts, SeriesChart } from "../components/Chart";
+import { useCursor, useLoad } from "../components/load";
+import { Code, Loading, Notice, Pager, StatusBadge } from "../components/ui";
+import { ms, percent, time } from "../format";
+import { href, go } from "../router";
+import { HealthCell, type EndpointExtra } from "./health";
+
+export function EndpointDetail({ id }: { id: string }) {
+  const { client } = useApp();
+  const endpoint = useLoad(async () => {
+    const { data, error, response } = await client.GET("/v1/endpoints/{id}", { params: { path: { id } } });
+    if (!data) throw new Error(problemText(error, response));
+    return data;
+  }, [id]);
+  return (
+    <Loading state={endpoint}>
+      {(e) => (
+        <section aria-labelledby="endpoint-h">
+          <p class="crumbs">
+            <a href={href("endpoints")}>Endpoints</a> /
+          </p>
+          <div class="title-row">
+            <h1 id="endpoint-h">{e.description || e.url}</h1>
+            <HealthCell endpoint={e as Endpoint & EndpointExtra} />
+          </div>
+          <Actions endpoint={e} onChange={endpoint.reload} />
+          <div class="cols">
+            <Settings endpoint={e} />
+            <StatsPanel id={e.id} />
+          </div>
+          <Activity id={e.id} />
+          <RecentAttempts id={e.id} />
+        </section>
+      )}
+    </Loading>
+  );
+}
+
+function Settings({ endpoint: e }: { endpoint: Endpoint }) {
+  return (
+    <dl class="props card">
+      <dt>URL</dt>
+      <dd class="mono">{e.url}</dd>
+      <dt>Id</dt>
+      <dd class="mono">{e.id}</dd>
+      <dt>Event types</dt>
+      <dd>{e.event_types.join(", ")}</dd>
+      <dt>Tenant</dt>
+      <dd>{e.tenant || "every tenant"}</dd>
+      <dt>Signing</dt>
+      <dd>{e.signing}</dd>
+      <dt>Timeout</dt>
+      <dd>{ms(e.timeout_ms)}</dd>
+      <dt>Retries</dt>
+      <dd>{e.retry_schedule.length ? e.retry_schedule.join(", ") : "default schedule"}</dd>
+      {Object.keys(e.headers).length > 0 && (
+        <>
+          <dt>Headers</dt>
+          <dd class="mono small">{Object.entries(e.headers).map(([k, v]) => `${k}: ${v}`).join("\n")}</dd>
+        </>
+      )}
+      <dt>Updated</dt>
+      <dd>{time(e.updated_at)}</dd>
+    </dl>
+  );
+}
+
+function StatsPanel({ id }: { id: string }) {
+  const { client } = useApp();
+  const stats = useLoad(async () => {
+    const windows = [900_000, 3_600_000];
+    return Promise.all(
+      windows.map(async (w) => {
+        const { data, error, response } = await client.GET("/v1/endpoints/{id}/stats", { params: { path: { id }, query: { window_ms: w } } });
+        if (!data) throw new Error(problemText(error, response));
+        return data;
+      }),
+    );
+  }, [id]);
+  return (
+    <div class="card">
+      <Loading state={stats}>
+        {(list) => (
+          <table class="kv">
+            <thead>
+              <tr>
+                <th scope="col">Window</th>
+                <th scope="col" class="num">Attempts</th>
+                <th scope="col" class="num">Success</th>
+                <th scope="col" class="num">p50</th>
+                <th scope="col" class="num">p99</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((s) => (
+                <tr key={s.window_ms}>
+                  <th scope="row">{s.window_ms / 60000} min</th>
+                  <td class="num">{s.attempts}</td>
+                  <td class="num">{percent(s.success_rate)}</td>
+                  <td class="num">{ms(s.latency_p50_ms)}</td>
+                  <td class="num">{ms(s.latency_p99_ms)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Loading>
+    </div>
+  );
+}
+
+function Actions({ endpoint: e, onChange }: { endpoint: Endpoint; onChange: () => void }) {
+  const { client, can } = useApp();
+  const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
+  const [secret, setSecret] = useState<string>();
+  const [confirm, setConfirm] = useState<"rotate" | "delete">();
+  const [busy, setBusy] = useState(false);
+  const run = async (what: () => Promise<string | undefined>) => {
+    setBusy(true);
+    setMessage(undefined);
+    try {
+      const text = await what();
+      if (text) setMessage({ kind: "ok", text });
+    } catch (err) {
+      setMessage({ kind: "error", text: err instanceof Error ? err.message : String(err) });
+    } finally {
+      setBusy(false);
+      setConfirm(undefined);
+    }
+  };
+  const path = { path: { id: e.id } };
+  return (
+    <div class="actions-block">
+      <div class="actions" role="group" aria-label="Endpoint actions">
+        {can("manage_endpoints") && (
+          <>
+            <a class="button" href={href(`endpoints/${e.id}/edit`)}>
+              Edit
+            </a>
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() =>
+                run(async () => {
+                  const { error, response } = await client.PATCH("/v1/endpoints/{id}", { params: path, body: { enabled: !e.enabled } });
+                  if (!response.ok) throw new Error(problemText(error, response));
+                  onChange();
+                  return e.enabled ? "Disabled: nothing is delivered to it until it is enabled." : "Enabled.";
+                })
+              }
+            >
+              {e.enabled ? "Disable" : "Enable"}
+            </button>
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() =>
+                run(async () => {
+                  const { data, error, response } = await client.POST("/v1/endpoints/{id}/test", { params: path, body: {} });
+                  if (!data) throw new Error(problemText(error, response));
+                  return `Test event ${data.id} sent.`;
+                })
+              }
+            >
+              Send test event
+            </button>
+          </>
+        )}
+        {can("view_secrets") &&
+          (secret === undefined ? (
+            <button
+              type="button"
+              disabled={busy}
+              onClick={() =>
+                run(async () => {
+                  const { data, error, response } = await client.GET("/v1/endpoints/{id}/secret", { params: path });
+                  if (!data) throw new Error(problemText(error, response));
+                  setSecret(data.secret);
+                  return undefined;
+                })
+              }
+            >
+              Reveal secret
+            </button>
+          ) : (
+            <button type="button" onClick={() => setSecret(undefined)}>
+              Hide secret
+            </button>
+          ))}
+        {can("rotate_secrets") &&
+          (confirm === "rotate" ? (
+            <button
+              type="button"
+              class="danger"
+              disabled={busy}
+              onClick={() =>
+                run(async () => {
+                  const { data, error, response } = await client.POST("/v1/endpoints/{id}/secret/rotate", { params: path });
+                  if (!data) throw new Error(problemText(error, response));
+                  setSecret(data.secret);
+                  return `Secret rotated. The previous one also signs until ${time(data.previous_expires_at)}.`;
+                })
+              }
+            >
+              Confirm rotation
+            </button>
+          ) : (
+            <button type="button" disabled={busy} onClick={() => setConfirm("rotate")}>
+              Rotate secret
+            </button>
+          ))}
+        {can("manage_endpoints") &&
+          (confirm === "delete" ? (
+            <button
+              type="button"
+              class="danger"
+              disabled={busy}
+              onClick={() =>
+                run(async () => {
+                  const { error, response } = await client.DELETE("/v1/endpoints/{id}", { params: path });
+                  if (!response.ok) throw new Error(problemText(error, response));
+                  go("endpoints");
+                  return undefined;
+                })
+              }
+            >
+              Confirm delete
+            </button>
+          ) : (
+            <button type="button" disabled={busy} onClick={() => setConfirm("delete")}>
+              Delete
+            </button>
+          ))}
+        {confirm && (
+          <button type="button" onClick={() => setConfirm(undefined)}>
+            Cancel
+          </button>
+        )}
+      </div>
+      {secret !== undefined && (
+        <p class="secret" aria-live="polite">
+          Signing secret: <Code>{secret}</Code>
+        </p>
+      )}
+      {message && <Notice kind={message.kind}>{message.text}</Notice>}
+    </div>
+  );
+}
+
+/** Deliveries and latency over the last hour; from the last attempts when the API has no series route. */
+function Activity({ id }: { id: string }) {
+  const { client, mode } = useApp();
+  const series = useLoad(async (): Promise<{ series: Series; approximate: boolean }> => {
+    try {
+      return { series: await pending.series(mode, id, 60), approximate: false };
+    } catch (e) {
+      if (!(e instanceof MissingRoute)) throw e;
+      const { data, error, response } = await client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query: { limit: 500 } } });
+      if (!data) throw new Error(problemText(error, response));
+      return { series: seriesFromAttempts(data.data), approximate: true };
+    }
+  }, [id]);
+  return (
+    <section aria-labelledby="activity-h" class="card">
+      <h2 id="activity-h">Last hour</h2>
+      <Loading state={series}>
+        {(s) => (
+          <>
+            <SeriesChart series={s.series} title="Deliveries and latency, last hour" />
+            {s.approximate && <p class="muted small">Built from the endpoint's most recent attempts (this Hookline has no series route yet).</p>}
+          </>
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+const ATTEMPTS_PAGE = 20;
+
+function RecentAttempts({ id }: { id: string }) {
+  const { client } = useApp();
+  const cursor = useCursor(id);
+  const page = useLoad(async () => {
+    const query: AttemptsQuery = { limit: ATTEMPTS_PAGE, after: cursor.after };
+    const { data, error, response } = await client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query } });
+    if (!data) throw new Error(problemText(error, response));
+    return data as typeof data & { next?: string | null };
+  }, [id, cursor.after]);
+  return (
+    <section aria-labelledby="attempts-h">
+      <h2 id="attempts-h">Recent attempts</h2>
+      <Loading state={page}>
+        {(p) => (
+          <>
+            <AttemptTable attempts={p.data} showEvent />
+            <Pager page={cursor.page} next={p.next} onPrev={cursor.prev} onNext={cursor.next} />
+          </>
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+/** `after` is being added to the attempts route; older servers ignore it. */
+type AttemptsQuery = { limit?: number; after?: string };
+
+export function AttemptTable({ attempts, showEvent }: { attempts: Attempt[]; showEvent?: boolean }) {
+  if (attempts.length === 0) return <p class="muted">No attempts.</p>;
+  return (
+    <table class="grid-table">
+      <thead>
+        <tr>
+          <th scope="col">At</th>
+          {showEvent && <th scope="col">Event</th>}
+          <th scope="col">#</th>
+          <th scope="col">Outcome</th>
+          <th scope="col" class="num">HTTP</th>
+          <th scope="col" class="num">Latency</th>
+          <th scope="col">Error</th>
+        </tr>
+      </thead>
+      <tbody>
+        {attempts.map((a) => (
+          <tr key={`${a.event_id}-${a.attempt}-${a.at}`}>
+            <td class="small">{time(a.at)}</td>
+            {showEvent && (
+              <td class="small">
+                <a class="mono" href={href(`events/${a.event_id}`)}>
+                  {a.event_id}
+                </a>{" "}
+                <span class="muted">{a.event_type}</span>
+              </td>
+            )}
+            <td>{a.attempt}</td>
+            <td>
+              <StatusBadge status={a.outcome} />
+            </td>
+            <td class="num">{a.status || "—"}</td>
+            <td class="num">{ms(a.latency_ms)}</td>
+            <td class="small">{a.error}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

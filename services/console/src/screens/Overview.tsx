@@ -1,0 +1,56 @@
+import { pending } from "../api/pending";
+import { useApp } from "../context";
+import { SeriesChart } from "../components/Chart";
+import { useInterval, useLoad } from "../components/load";
+import { Loading } from "../components/ui";
+import { ago } from "../format";
+import { href } from "../router";
+
+export function Overview() {
+  const { mode } = useApp();
+  const throughput = useLoad(() => pending.throughput(mode, 60), []);
+  const types = useLoad(() => pending.eventTypes(mode), []);
+  useInterval(throughput.reload, 10_000);
+  return (
+    <section aria-labelledby="overview-h">
+      <h1 id="overview-h">Overview</h1>
+      <section class="card" aria-labelledby="tp-h">
+        <h2 id="tp-h">Pipeline throughput, last hour</h2>
+        <Loading state={throughput}>{(s) => <SeriesChart series={s} title="Pipeline deliveries and latency, last hour" />}</Loading>
+      </section>
+      <section class="card" aria-labelledby="types-h">
+        <h2 id="types-h">Event types seen</h2>
+        <Loading state={types}>
+          {(t) =>
+            t.data.length === 0 ? (
+              <p class="muted">None yet.</p>
+            ) : (
+              <table class="grid-table">
+                <thead>
+                  <tr>
+                    <th scope="col">Event type</th>
+                    <th scope="col" class="num">Events</th>
+                    <th scope="col">Last seen</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {t.data.slice(0, 20).map((x) => (
+                    <tr key={x.event_type}>
+                      <td>
+                        <a class="mono" href={href("events", { event_type: x.event_type })}>
+                          {x.event_type}
+                        </a>
+                      </td>
+                      <td class="num">{x.count}</td>
+                      <td class="small">{ago(x.last_seen)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )
+          }
+        </Loading>
+      </section>
+    </section>
+  );
+}

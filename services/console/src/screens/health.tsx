@@ -1,0 +1,35 @@
+import type { Endpoint, Stats } from "../api/client";
+import { ago, ms, percent } from "../format";
+import { StatusBadge } from "../components/ui";
+
+/** Fields endpoint views carry once the API adds them. */
+export type EndpointExtra = { disabled_reason?: string | null };
+
+export function healthOf(e: Endpoint): "disabled" | "breaker open" | "failing" | "healthy" {
+  if (!e.enabled) return "disabled";
+  if (e.unhealthy_since) return "breaker open";
+  if (e.failing_since) return "failing";
+  return "healthy";
+}
+
+export function HealthCell({ endpoint }: { endpoint: Endpoint & EndpointExtra }) {
+  const h = healthOf(endpoint);
+  return (
+    <span class="health">
+      <StatusBadge status={h} />
+      {h === "disabled" && endpoint.disabled_reason && <span class="muted small"> {endpoint.disabled_reason}</span>}
+      {h === "breaker open" && <span class="muted small"> since {ago(endpoint.unhealthy_since)}</span>}
+      {h === "failing" && <span class="muted small"> since {ago(endpoint.failing_since)}</span>}
+    </span>
+  );
+}
+
+export function StatsCells({ stats }: { stats: Stats | undefined }) {
+  return (
+    <>
+      <td class="num">{stats ? percent(stats.success_rate) : "…"}</td>
+      <td class="num">{stats ? ms(stats.latency_p99_ms) : "…"}</td>
+      <td class="num">{stats ? stats.attempts : "…"}</td>
+    </>
+  );
+}
