@@ -84,9 +84,12 @@ run_tests() {
   local rc=0
   npx playwright test ${CONSOLE_E2E_GREP:+--grep "$CONSOLE_E2E_GREP"} || rc=$?
   node -e '
-    const r = require(process.argv[1]).stats;
-    const failed = r.unexpected + (r.flaky || 0);
-    console.log(`console e2e: ${r.expected} passed, ${failed} failed, ${r.skipped} skipped`);
+    const report = require(process.argv[1]);
+    const walk = (s) => [...(s.specs || []).flatMap((sp) => sp.tests.map((t) => ({ title: sp.title, t }))), ...(s.suites || []).flatMap(walk)];
+    for (const { title, t } of report.suites.flatMap(walk))
+      for (const a of t.annotations || []) if (a.type === "skip") console.log(`console e2e: skipped "${title}": ${a.description}`);
+    const r = report.stats;
+    console.log(`console e2e: ${r.expected} passed, ${r.unexpected + (r.flaky || 0)} failed, ${r.skipped} skipped`);
   ' "$APP/test-results/results.json" || log "no results (the runner failed before the tests)"
   return $rc
 }

@@ -132,7 +132,7 @@ export function ReplayDetail({ id }: { id: string }) {
               </dd>
               <dt>Range</dt>
               <dd>
-                {time(r.from)} – {time(r.to)}
+                {r.from > 0 ? time(r.from) : "the oldest kept"} – {time(r.to)}
               </dd>
               {r.event_types.length > 0 && (
                 <>
