@@ -236,6 +236,37 @@ test("portal: tenant A sees only its own data, and cannot reach tenant B's throu
   expect(dlq.body.data.every((d) => d.endpoint_id !== epB.id)).toBe(true);
 });
 
+test("event log: time to first render with a large history", async ({ page }) => {
+  test.skip(!(await serves("get", "/v1/events")), "GET /v1/events (event log search) is not served by this hookline yet");
+  test.setTimeout(900_000);
+  const total = Number(process.env.CONSOLE_E2E_HISTORY ?? 100_000);
+  await createEndpoint({ url: env.sinkUrl, event_types: ["history.*"], description: unique("history") });
+  const started = Date.now();
+  let last = "";
+  for (let sent = 0; sent < total; sent += 1000) {
+    const n = Math.min(1000, total - sent);
+    const events = Array.from({ length: n }, (_, i) => ({ type: "history.filled", data: { n: sent + i } }));
+    const r = await api<{ ids?: string[]; data?: { id: string }[] }>("POST", "/v1/events/batch", { events });
+    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(202);
+    last = r.body.ids?.at(-1) ?? r.body.data?.at(-1)?.id ?? last;
+  }
+  if (last) await waitFor("the last event delivered", async () => ((await attemptsOf(last)).some((a) => a.outcome === "success") ? true : undefined), 600_000, 2000);
+  const filled = Date.now() - started;
+  await signIn(page);
+  const samples: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await page.goto(`${env.base}/console/#/events`);
+    await page.reload();
+    await expect(page.locator("tbody tr").first()).toBeVisible();
+    samples.push(await page.evaluate(() => performance.getEntriesByName("hookline:event-log-first-rows")[0]?.startTime ?? -1));
+  }
+  await shot(page, "event-log-history");
+  const result = `event log first rows after navigation start, ${total} events in history (filled in ${Math.round(filled / 1000)} s): ${samples.map((x) => Math.round(x)).join(", ")} ms`;
+  console.log(`e2e: ${result}`);
+  test.info().annotations.push({ type: "measurement", description: result });
+  expect(Math.min(...samples)).toBeGreaterThan(0);
+});
+
 async function openPortal(page: Page, token: string) {
   await page.goto(`${env.base}/portal/#session=${encodeURIComponent(token)}`);
   await expect(page.getByRole("navigation", { name: "Main" })).toBeVisible();

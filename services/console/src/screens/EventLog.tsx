@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { pending, type EventSummary, type Page } from "../api/pending";
 import { useApp } from "../context";
 import { useCursor, useLoad } from "../components/load";
@@ -7,6 +7,7 @@ import { fromLocalInput, time, toLocalInput } from "../format";
 import { go, href } from "../router";
 
 const PAGE = 25;
+const FIRST_ROWS = "hookline:event-log-first-rows";
 const FIELDS = ["event_id", "endpoint_id", "event_type", "tenant", "status", "from", "to"] as const;
 type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
 
@@ -20,6 +21,11 @@ export function EventLog({ query }: { query: URLSearchParams }) {
     (): Promise<Page<EventSummary>> => pending.events(mode, { ...filters, after: cursor.after, limit: PAGE }),
     [key, cursor.after],
   );
+  const rows = page.data?.data.length ?? 0;
+  useEffect(() => {
+    // For the first-render measurement (docs/console.md): the moment the first rows are on screen.
+    if (rows > 0 && performance.getEntriesByName(FIRST_ROWS).length === 0) performance.mark(FIRST_ROWS);
+  }, [rows]);
   return (
     <section aria-labelledby="events-h">
       <h1 id="events-h">Event log</h1>
