@@ -87,10 +87,9 @@ run_tests() {
     const report = require(process.argv[1]);
     const walk = (s) => [...(s.specs || []).flatMap((sp) => sp.tests.map((t) => ({ title: sp.title, t }))), ...(s.suites || []).flatMap(walk)];
     for (const { title, t } of report.suites.flatMap(walk))
-      for (const a of [...(t.annotations || []), ...t.results.flatMap((x) => x.annotations || [])]) {
-        if (a.type === "skip") console.log(`console e2e: skipped "${title}": ${a.description}`);
-        if (a.type === "measurement") console.log(`console e2e: measured: ${a.description}`);
-      }
+      for (const line of new Set([...(t.annotations || []), ...t.results.flatMap((x) => x.annotations || [])].map((a) =>
+        a.type === "skip" ? `console e2e: skipped "${title}": ${a.description}` : a.type === "measurement" ? `console e2e: measured: ${a.description}` : "")))
+        if (line) console.log(line);
     const r = report.stats;
     console.log(`console e2e: ${r.expected} passed, ${r.unexpected + (r.flaky || 0)} failed, ${r.skipped} skipped`);
   ' "$APP/test-results/results.json" || log "no results (the runner failed before the tests)"
