@@ -44,6 +44,8 @@ test("create an endpoint in the console, see it in the list, send a test event",
   await page.getByLabel("Add a type or pattern").fill("hookline.test");
   await page.keyboard.press("Enter");
   await expect(page.getByRole("list", { name: "Chosen event types" })).toContainText("order.*");
+  await page.getByLabel("Add a type or pattern").focus();
+  await shot(page, "endpoint-form");
   await page.getByRole("button", { name: "Create endpoint" }).click();
   await expect(page.getByRole("heading", { name: "Endpoint created" })).toBeVisible();
   await expect(page.getByText(/whsec_/)).toBeVisible();
