@@ -6,27 +6,32 @@ const W = 720;
 const H = 200;
 const PAD = { left: 44, right: 52, top: 12, bottom: 24 };
 
-export function SeriesChart({ series, title }: { series: Series; title: string }) {
-  const b = series.buckets;
+export function SeriesChart({ series, title, minutes = 60, now = Date.now() }: { series: Series; title: string; minutes?: number; now?: number }) {
+  // Buckets are placed by their start time on a fixed window ending now: the API may leave
+  // out the minutes without attempts.
+  const step = series.bucket_ms || 60_000;
+  const slots = Math.max(1, Math.round((minutes * 60_000) / step));
+  const end = Math.floor(now / step) * step + step;
+  const begin = end - slots * step;
+  const b = series.buckets.filter((x) => x.start >= begin && x.start < end);
+  const slotOf = (x: { start: number }) => Math.floor((x.start - begin) / step);
   const innerW = W - PAD.left - PAD.right;
   const innerH = H - PAD.top - PAD.bottom;
   const maxCount = Math.max(1, ...b.map((x) => x.successes + x.failures));
   const maxLatency = Math.max(1, ...b.map((x) => x.p99_ms ?? x.p50_ms ?? 0));
-  const slot = innerW / Math.max(1, b.length);
+  const slot = innerW / slots;
   const barW = Math.max(1, slot * 0.8);
   const y = (v: number) => PAD.top + innerH - (v / maxCount) * innerH;
   const yl = (v: number) => PAD.top + innerH - (v / maxLatency) * innerH;
   const line = (pick: (x: Series["buckets"][number]) => number | null | undefined) =>
     b
-      .map((x, i) => [i, pick(x)] as const)
+      .map((x) => [slotOf(x), pick(x)] as const)
       .filter(([, v]) => v !== null && v !== undefined)
       .map(([i, v], k) => `${k === 0 ? "M" : "L"}${(PAD.left + i * slot + slot / 2).toFixed(1)},${yl(v as number).toFixed(1)}`)
       .join(" ");
   const total = b.reduce((a, x) => a + x.successes + x.failures, 0);
   const failures = b.reduce((a, x) => a + x.failures, 0);
-  const first = b[0];
-  const last = b[b.length - 1];
-  const label = `${title}: ${total} deliveries, ${failures} failed, over ${b.length} buckets of ${Math.round(series.bucket_ms / 1000)} s`;
+  const label = `${title}: ${total} deliveries, ${failures} failed, in ${slots} buckets of ${Math.round(step / 1000)} s`;
   return (
     <figure class="chart">
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={label}>
@@ -42,8 +47,8 @@ export function SeriesChart({ series, title }: { series: Series; title: string }
             </text>
           </g>
         ))}
-        {b.map((x, i) => {
-          const bx = PAD.left + i * slot + (slot - barW) / 2;
+        {b.map((x) => {
+          const bx = PAD.left + slotOf(x) * slot + (slot - barW) / 2;
           return (
             <g key={x.start}>
               <rect class="bar-ok" x={bx} width={barW} y={y(x.successes)} height={Math.max(0, PAD.top + innerH - y(x.successes))} />
@@ -53,16 +58,12 @@ export function SeriesChart({ series, title }: { series: Series; title: string }
         })}
         <path class="line-p50" d={line((x) => x.p50_ms)} />
         <path class="line-p99" d={line((x) => x.p99_ms)} />
-        {first && (
-          <text class="axis" x={PAD.left} y={H - 6}>
-            {new Date(first.start).toLocaleTimeString(undefined, { timeStyle: "short" })}
-          </text>
-        )}
-        {last && (
-          <text class="axis" x={W - PAD.right} y={H - 6} text-anchor="end">
-            {new Date(last.start + series.bucket_ms).toLocaleTimeString(undefined, { timeStyle: "short" })}
-          </text>
-        )}
+        <text class="axis" x={PAD.left} y={H - 6}>
+          {new Date(begin).toLocaleTimeString(undefined, { timeStyle: "short" })}
+        </text>
+        <text class="axis" x={W - PAD.right} y={H - 6} text-anchor="end">
+          {new Date(end).toLocaleTimeString(undefined, { timeStyle: "short" })}
+        </text>
       </svg>
       <figcaption class="legend">
         <span class="key key-ok">successes</span>
