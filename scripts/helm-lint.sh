@@ -3,8 +3,11 @@
 #
 #   scripts/helm-lint.sh
 #
-# Installs helm v3.22.0 from the Go module proxy into .cache/bin once (a few minutes on a
-# small machine; skipped when that binary is already there), then:
+# Installs its tools into .cache/ once (skipped when there, at the pinned versions): helm
+# v3.22.0, helm-unittest v1.1.2 and promtool (prometheus v0.316.0) from the Go module proxy,
+# PyYAML and kubernetes-validate 1.37.0 from PyPI into .cache/venv-helm, Bitnami's
+# readme-generator-for-helm 2.7.2 from npm into .cache/npm-helm (a cold run takes about
+# 15 minutes on 2 cores, most of it building promtool), then:
 #   - helm lint, plain and --strict, with the default and the production-like values
 #     (helm/hookline/ci/production-values.yaml);
 #   - helm template with the default values, the production-like values and an
@@ -17,7 +20,12 @@
 #     source and variables, and every hookline_* metric it queries exported by the code
 #     (services/**/*.rs), so it cannot drift from the code silently;
 #   - target/debug/hookline, when built, accepts every rendered hookline.toml and refuses
-#     an invalid [replay] section.
+#     an invalid [replay] section, and values.schema.json is current (scripts/helm-schema.sh);
+#   - helm-unittest suites (helm/hookline/unittests);
+#   - every rendered manifest validated offline against the Kubernetes schemas
+#     (kubernetes-validate, strict, 1.25 and 1.37);
+#   - the alert rules checked and unit-tested with promtool (helm/hookline/ci/alerts-test.yaml);
+#   - the README's Parameters section current (scripts/helm-readme.sh --check).
 # Prints one summary line; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +39,7 @@ chart=helm/hookline
 out=$repo/.cache/helm-lint
 helm=$repo/.cache/bin/helm
 mkdir -p "$out" "$repo/.cache/bin"
+fail() { echo "helm-lint: FAIL: $*" >&2; exit 1; }
 
 # --- helm ---------------------------------------------------------------------------
 # `helm version` of a go-installed helm says "v3.22" (no ldflags); the module version in
@@ -47,16 +56,42 @@ if ! have_helm; then
   echo "== helm built in $(( $(date +%s) - t0 ))s" >&2
 fi
 
-# --- PyYAML ---------------------------------------------------------------------------
-python=python3
-if ! python3 -c "import yaml, tomllib" 2>/dev/null; then
-  venv=$repo/.cache/venv
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -c "import yaml" 2>/dev/null || "$venv/bin/pip" install -q pyyaml
-  python=$venv/bin/python
+# --- helm-unittest ----------------------------------------------------------------------
+# Its go.mod has a replace directive, so `go install ...@version` refuses it: build it from
+# the module's source in the module cache instead (go mod download, then go build there).
+HELM_UNITTEST_VERSION=v1.1.2
+unittest=$repo/.cache/bin/helm-unittest
+gocache() { GOMODCACHE=$repo/.cache/go/mod GOCACHE=$repo/.cache/go/build GOFLAGS=-modcacherw "$@"; }
+if [ "$(cat "$unittest.version" 2>/dev/null)" != "$HELM_UNITTEST_VERSION" ] || [ ! -x "$unittest" ]; then
+  echo "== building helm-unittest $HELM_UNITTEST_VERSION from the Go module proxy (once)" >&2
+  t0=$(date +%s)
+  src=$(cd "$repo" && gocache go mod download -json "github.com/helm-unittest/helm-unittest@$HELM_UNITTEST_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || fail "helm-unittest $HELM_UNITTEST_VERSION: no module source"
+  (cd "$src" && gocache go build -trimpath -o "$unittest" ./cmd/helm-unittest)
+  echo "$HELM_UNITTEST_VERSION" >"$unittest.version"
+  echo "== helm-unittest built in $(( $(date +%s) - t0 ))s" >&2
 fi
 
-fail() { echo "helm-lint: FAIL: $*" >&2; exit 1; }
+# --- promtool ----------------------------------------------------------------------------
+PROMETHEUS_VERSION=v0.316.0
+promtool=$repo/.cache/bin/promtool
+if ! { [ -x "$promtool" ] && go version -m "$promtool" 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/prometheus/prometheus[[:space:]]+$PROMETHEUS_VERSION[[:space:]]"; }; then
+  echo "== building promtool (prometheus $PROMETHEUS_VERSION) from the Go module proxy (once; about 10 minutes)" >&2
+  t0=$(date +%s)
+  GOBIN=$repo/.cache/bin gocache go install "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
+  echo "== promtool built in $(( $(date +%s) - t0 ))s" >&2
+fi
+
+# --- Python: PyYAML and kubernetes-validate ---------------------------------------------
+KUBERNETES_VALIDATE_VERSION=1.37.0
+venv=$repo/.cache/venv-helm
+python=$venv/bin/python
+if ! "$python" -c "import yaml, kubernetes_validate, importlib.metadata as m; assert m.version('kubernetes-validate') == '$KUBERNETES_VALIDATE_VERSION'" 2>/dev/null; then
+  echo "== installing PyYAML and kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI into .cache/venv-helm (once)" >&2
+  [ -x "$python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check pyyaml "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
 
 # --- lint -----------------------------------------------------------------------------
 # The chart's defaults need two values from the user (kafka.bootstrap_servers and an API
@@ -113,8 +148,8 @@ must_fail "allow_loopback is for \`hookline dev\` only" --set config.sender.allo
 must_fail "sender.replicaCount 13 exceeds config.kafka.partitions.deliveries (12)" --set sender.replicaCount=13; neg=$((neg + 1))
 must_fail "router.autoscaling.maxReplicas 7 exceeds" --set router.autoscaling.enabled=true --set router.autoscaling.maxReplicas=7; neg=$((neg + 1))
 must_fail "must exceed sender.request_timeout_ms/1000 + 5 (20)" --set sender.terminationGracePeriodSeconds=20; neg=$((neg + 1))
-must_fail "sha256 must be 64 hex digits" --set 'apiTokens[0].name=x' --set 'apiTokens[0].sha256=abc' --set 'apiTokens[0].scopes[0]=admin'; neg=$((neg + 1))
-must_fail "is not one of admin, read, publish" --set 'apiTokens[0].name=x' \
+must_fail "'/apiTokens/0/sha256': 'abc' does not match pattern" --set 'apiTokens[0].name=x' --set 'apiTokens[0].sha256=abc' --set 'apiTokens[0].scopes[0]=admin'; neg=$((neg + 1))
+must_fail "'/apiTokens/0/scopes/0': value must be one of 'admin', 'read', 'publish'" --set 'apiTokens[0].name=x' \
   --set "apiTokens[0].sha256=$(printf x | sha256sum | cut -d' ' -f1)" --set 'apiTokens[0].scopes[0]=root'; neg=$((neg + 1))
 must_fail "kafkaSasl.enabled needs kafkaSasl.password" --set kafkaSasl.enabled=true --set kafkaSasl.username=u; neg=$((neg + 1))
 must_fail "put API tokens in apiTokens" --set 'config.api.tokens[0].name=x'; neg=$((neg + 1))
@@ -122,6 +157,13 @@ must_fail "replay.replicaCount 2: the replay worker is a singleton" --set replay
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.type=RollingUpdate; neg=$((neg + 1))
 must_fail "replay.updateStrategy must be {type: Recreate}" --set replay.updateStrategy.rollingUpdate.maxSurge=1; neg=$((neg + 1))
 must_fail "secretKeys.existingSecret needs secretKeys.currentKey" --set secretKeys.existingSecret=keys; neg=$((neg + 1))
+# values.schema.json (scripts/helm-schema.sh): a typo or a wrong type fails naming the key.
+must_fail "additional properties 'replicacount' not allowed" --set sender.replicacount=3; neg=$((neg + 1))
+must_fail "additional properties 'request_timeout' not allowed" --set config.sender.request_timeout=1000; neg=$((neg + 1))
+must_fail "additional properties 'listen' not allowed" --set config.admin.listen=0.0.0.0:1; neg=$((neg + 1))
+must_fail "additional properties 'peroidSeconds' not allowed" --set sender.probes.livenessProbe.peroidSeconds=5; neg=$((neg + 1))
+must_fail "'/sender/keda/lagThreshold': 'lots' does not match pattern" --set sender.keda.lagThreshold=lots; neg=$((neg + 1))
+must_fail "'/image/pullPolicy': value must be one of" --set image.pullPolicy=Sometimes; neg=$((neg + 1))
 must_fail "config.kafka.bootstrap_servers is required" --set config.kafka.bootstrap_servers=; neg=$((neg + 1))
 must_fail "api.enabled needs at least one apiTokens entry" --set apiTokens=null; neg=$((neg + 1))
 must_fail "sender.keda.enabled and sender.autoscaling.enabled are mutually exclusive" --set sender.keda.enabled=true --set sender.autoscaling.enabled=true; neg=$((neg + 1))
@@ -698,5 +740,78 @@ if failures:
     for f in failures:
         print(f"helm-lint: FAIL: {f}", file=sys.stderr)
     sys.exit(1)
-print(f"helm: lint ok, {manifests} manifests rendered, {checks + negatives} checks passed")
+open(f"{out}/checks.txt", "w").write(f"{manifests} manifests rendered, {checks + negatives} checks passed\n")
 PY
+summary=$(cat "$out/checks.txt")
+
+# --- values.schema.json ---------------------------------------------------------------------
+binary=${HOOKLINE_BIN:-target/debug/hookline}
+if [ -x "$binary" ]; then
+  echo "== values.schema.json current" >&2
+  HELM_SCHEMA_PYTHON=$python HOOKLINE_BIN=$binary bash scripts/helm-schema.sh --check >&2 || fail "values.schema.json"
+else
+  echo "helm-lint: $binary not built; values.schema.json not checked against the binary's configuration" >&2
+fi
+
+# --- helm-unittest ------------------------------------------------------------------------
+echo "== helm-unittest" >&2
+"$unittest" --color=false --strict -f 'unittests/*_test.yaml' "$chart" >"$out/unittest.txt" 2>&1 \
+  || { cat "$out/unittest.txt" >&2; fail "helm-unittest"; }
+unittests=$(sed -n 's/^Tests:[[:space:]]*\([0-9]*\) passed.*/\1/p' "$out/unittest.txt")
+[ -n "$unittests" ] && [ "$unittests" -gt 0 ] || { cat "$out/unittest.txt" >&2; fail "helm-unittest ran no test"; }
+
+# --- Kubernetes schemas ----------------------------------------------------------------------
+# Every rendered manifest (all value sets) against the bundled OpenAPI schemas of the oldest
+# Kubernetes the chart supports and the newest kubernetes-validate knows, strictly (an
+# unknown or misplaced field fails). CRD kinds have no schema there: counted apart.
+echo "== kubernetes-validate" >&2
+"$python" - "$out" >"$out/kubeval.txt" 2>&1 <<'PY' || { cat "$out/kubeval.txt" >&2; fail "kubernetes-validate"; }
+import glob, sys, yaml
+import kubernetes_validate
+from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
+out = sys.argv[1]
+versions = ["1.25.0", "1.37.0"]
+validated, crds, crd_docs, failures = 0, set(), 0, []
+for path in sorted(glob.glob(f"{out}/*.yaml")):
+    if path.endswith(("/alerts-rules.yaml", "/alerts-test.yaml")):
+        continue
+    for doc in (d for d in yaml.safe_load_all(open(path)) if d):
+        ok = True
+        for v in versions:
+            try:
+                kubernetes_validate.validate(doc, v, strict=True)
+            except SchemaNotFoundError:
+                crds.add(f"{doc['apiVersion']}/{doc['kind']}")
+                crd_docs += 1
+                ok = False
+                break
+            except ValidationError as e:
+                failures.append(f"{path.rsplit('/', 1)[1]}: {doc['kind']}/{doc['metadata']['name']} (Kubernetes {v}): {e.message} at {'.'.join(str(p) for p in e.path)}")
+                ok = False
+        validated += ok
+for f in failures:
+    print(f"FAIL {f}")
+print(f"{validated} {crd_docs} {','.join(sorted(k.rsplit('/', 1)[1] for k in crds))}")
+sys.exit(1 if failures else 0)
+PY
+read -r kube_validated kube_crd_docs kube_crds < <(tail -1 "$out/kubeval.txt")
+
+# --- alert rules -----------------------------------------------------------------------------
+echo "== promtool" >&2
+"$python" - "$out" <<'PY' || fail "extracting the PrometheusRule"
+import sys, yaml
+out = sys.argv[1]
+rules = [d for d in yaml.safe_load_all(open(f"{out}/production.yaml")) if d and d["kind"] == "PrometheusRule"]
+assert len(rules) == 1, rules
+yaml.safe_dump({"groups": rules[0]["spec"]["groups"]}, open(f"{out}/alerts-rules.yaml", "w"), sort_keys=False)
+PY
+cp "$chart/ci/alerts-test.yaml" "$out/alerts-test.yaml"
+"$promtool" check rules "$out/alerts-rules.yaml" >"$out/promtool.txt" 2>&1 || { cat "$out/promtool.txt" >&2; fail "promtool check rules"; }
+(cd "$out" && "$promtool" test rules alerts-test.yaml) >>"$out/promtool.txt" 2>&1 || { cat "$out/promtool.txt" >&2; fail "promtool test rules"; }
+alert_tests=$("$python" -c "import sys, yaml; print(sum(len(t['alert_rule_test']) for t in yaml.safe_load(open(sys.argv[1]))['tests']))" "$chart/ci/alerts-test.yaml")
+
+# --- README parameters -----------------------------------------------------------------------
+echo "== README parameters" >&2
+bash scripts/helm-readme.sh --check >&2 || fail "helm/hookline/README.md parameters"
+
+echo "helm: lint ok, $summary, $unittests helm-unittest tests, $kube_validated manifests valid against the Kubernetes 1.25 and 1.37 schemas (and $kube_crd_docs custom resources without a schema: $kube_crds), $alert_tests promtool alert tests"
