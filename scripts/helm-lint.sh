@@ -167,6 +167,7 @@ must_fail "'/image/pullPolicy': value must be one of" --set image.pullPolicy=Som
 must_fail "config.kafka.bootstrap_servers is required" --set config.kafka.bootstrap_servers=; neg=$((neg + 1))
 must_fail "api.enabled needs at least one apiTokens entry" --set apiTokens=null; neg=$((neg + 1))
 must_fail "sender.keda.enabled and sender.autoscaling.enabled are mutually exclusive" --set sender.keda.enabled=true --set sender.autoscaling.enabled=true; neg=$((neg + 1))
+must_fail "sender.keda.enabled needs config.kafka.bootstrap_servers" --set existingSecret=managed --set config.kafka.bootstrap_servers= --set sender.keda.enabled=true; neg=$((neg + 1))
 must_fail "router.keda.maxReplicas 7 exceeds config.kafka.partitions.events (6)" --set router.keda.enabled=true --set router.keda.maxReplicas=7; neg=$((neg + 1))
 must_fail "api.preStopDelaySeconds (45) must be below" --set api.preStopDelaySeconds=45; neg=$((neg + 1))
 must_fail "set topicsJob.enabled=false" --set strimzi.enabled=true --set kafkaSasl.enabled=true; neg=$((neg + 1))
@@ -191,7 +192,14 @@ def check(cond, what):
         failures.append(what)
     return cond
 
+loaded = {}
 def load(name):
+    # Each rendered set is parsed and counted once, whoever asks for it.
+    if name not in loaded:
+        loaded[name] = load_set(name)
+    return loaded[name]
+
+def load_set(name):
     global manifests
     text = open(f"{out}/{name}.yaml").read()
     docs = []

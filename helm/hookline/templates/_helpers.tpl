@@ -242,6 +242,9 @@ Checks that fail the render with a clear message rather than a crash-looping pod
 {{- end -}}
 {{- range $role := list "router" "sender" -}}
 {{- $r := get $.Values $role -}}
+{{- if and $r.enabled $r.keda.enabled (not ((get $cfg "kafka" | default dict).bootstrap_servers)) -}}
+{{- fail (printf "hookline: %s.keda.enabled needs config.kafka.bootstrap_servers (KEDA's scaler reads the lag from Kafka itself), also with existingSecret" $role) -}}
+{{- end -}}
 {{- if and $r.enabled $r.keda.enabled $r.autoscaling.enabled -}}
 {{- fail (printf "hookline: %s.keda.enabled and %s.autoscaling.enabled are mutually exclusive (KEDA makes its own HPA): enable one" $role $role) -}}
 {{- end -}}
