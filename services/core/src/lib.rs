@@ -26,6 +26,7 @@ pub mod breaker;
 pub mod client_cert;
 pub mod config;
 pub mod consume;
+pub mod contracts;
 pub mod endpoint_auth;
 pub mod event;
 pub mod failover;
