@@ -88,11 +88,12 @@ test("event log: search by type and status, page through results", async ({ page
   await waitFor("30 deliveries", async () => ((await attemptsOf(ids[29]!)).some((a) => a.outcome === "success") ? true : undefined));
   await signIn(page);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Event log" }).click();
+  await expect(page.locator("tbody tr").first()).toBeVisible();
+  await shot(page, "event-log");
   await page.getByLabel("Event type").fill("shipment.sent");
   await page.getByLabel("Endpoint id").fill(ep.id);
   await page.getByRole("button", { name: "Search" }).click();
   await expect(page.locator("tbody tr")).toHaveCount(25);
-  await shot(page, "event-log");
   await page.getByRole("button", { name: "Next →" }).click();
   await expect(page.getByText("Page 2")).toBeVisible();
   await expect(page.locator("tbody tr")).toHaveCount(5);

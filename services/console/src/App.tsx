@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { makeClient } from "./api/client";
-import { MissingRoute, pending, type Me } from "./api/pending";
+import { ApiError, MissingRoute, onUnauthorized, pending, type Me } from "./api/pending";
 import { signIn, signOut, token, type Mode } from "./api/session";
 import { Ctx, permissionsOf, useApp, type AppContext } from "./context";
 import { Notice } from "./components/ui";
@@ -19,14 +19,14 @@ type Auth = { state: "signed-out"; reason?: string } | { state: "checking" } | {
 
 export function App({ mode }: { mode: Mode }) {
   const [auth, setAuth] = useState<Auth>(() => (token(mode) ? { state: "checking" } : { state: "signed-out" }));
-  const client = useMemo(
-    () =>
-      makeClient(mode, () => {
-        signOut(mode);
-        setAuth({ state: "signed-out", reason: mode === "portal" ? "This portal session has expired or is not valid." : "The token was not accepted (401)." });
-      }),
-    [mode],
-  );
+  const client = useMemo(() => {
+    const expired = () => {
+      signOut(mode);
+      setAuth({ state: "signed-out", reason: refusal(mode) });
+    };
+    onUnauthorized(expired);
+    return makeClient(mode, expired);
+  }, [mode]);
 
   useEffect(() => {
     if (auth.state !== "checking") return;
@@ -34,7 +34,8 @@ export function App({ mode }: { mode: Mode }) {
       (me) => setAuth({ state: "in", me }),
       (e: unknown) => {
         signOut(mode);
-        setAuth({ state: "signed-out", reason: e instanceof Error ? e.message : String(e) });
+        const detail = e instanceof Error ? e.message : String(e);
+        setAuth({ state: "signed-out", reason: e instanceof ApiError && e.status === 401 ? `${refusal(mode)} (${detail})` : detail });
       },
     );
   }, [auth.state, mode, client]);
@@ -67,6 +68,10 @@ export function App({ mode }: { mode: Mode }) {
       />
     </Ctx.Provider>
   );
+}
+
+function refusal(mode: Mode): string {
+  return mode === "portal" ? "This portal session has expired or is not valid." : "The token was not accepted (401).";
 }
 
 /** Who the credential belongs to; a server without GET /v1/me is asked for one endpoint instead. */

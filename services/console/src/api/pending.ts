@@ -29,7 +29,8 @@ export interface Series {
 
 export interface EventTypeSeen {
   event_type: string;
-  count: number;
+  tenant: string;
+  attempts: number;
   last_seen: number;
 }
 
@@ -88,6 +89,13 @@ export class ApiError extends Error {
 
 type Params = Record<string, string | number | undefined | null>;
 
+let unauthorized: () => void = () => {};
+
+/** What to do when the API answers 401 (an expired session, a revoked token): sign out. */
+export function onUnauthorized(fn: () => void): void {
+  unauthorized = fn;
+}
+
 async function call<T>(mode: Mode, method: string, route: string, path: string, params?: Params, body?: unknown): Promise<T> {
   const url = new URL(path, window.location.origin);
   for (const [k, v] of Object.entries(params ?? {})) {
@@ -104,6 +112,7 @@ async function call<T>(mode: Mode, method: string, route: string, path: string, 
     if (!text.includes('"status"')) throw new MissingRoute(`${method} ${route}`);
     throw new ApiError(res.status, detailOf(text) ?? "not found");
   }
+  if (res.status === 401) unauthorized();
   if (!res.ok) throw new ApiError(res.status, detailOf(await res.text()) ?? `${res.status} ${res.statusText}`);
   return (await res.json()) as T;
 }

@@ -58,6 +58,12 @@ export function SeriesChart({ series, title, minutes = 60, now = Date.now() }: {
         })}
         <path class="line-p50" d={line((x) => x.p50_ms)} />
         <path class="line-p99" d={line((x) => x.p99_ms)} />
+        {b.map((x) => (
+          <g key={`l${x.start}`}>
+            {x.p50_ms != null && <circle class="dot-p50" r={2.5} cx={PAD.left + slotOf(x) * slot + slot / 2} cy={yl(x.p50_ms)} />}
+            {x.p99_ms != null && <circle class="dot-p99" r={2.5} cx={PAD.left + slotOf(x) * slot + slot / 2} cy={yl(x.p99_ms)} />}
+          </g>
+        ))}
         <text class="axis" x={PAD.left} y={H - 6}>
           {new Date(begin).toLocaleTimeString(undefined, { timeStyle: "short" })}
         </text>

@@ -28,7 +28,9 @@ export function EndpointForm({ id }: { id?: string }) {
   const portalTenant = mode === "portal" ? (me?.tenant ?? "") : "";
 
   useEffect(() => {
-    pending.eventTypes(mode).then((r) => setSeen(r.data.slice(0, 50)), () => setSeen([]));
+    // One chip per type, whichever tenants sent it; the most attempted first.
+    const byType = (list: EventTypeSeen[]) => [...new Map(list.sort((a, b) => b.attempts - a.attempts).map((t) => [t.event_type, t])).values()];
+    pending.eventTypes(mode).then((r) => setSeen(byType(r.data).slice(0, 50)), () => setSeen([]));
   }, [mode]);
   useEffect(() => {
     if (!id) return;
@@ -156,7 +158,7 @@ export function EndpointForm({ id }: { id?: string }) {
             <div class="seen" role="group" aria-label="Event types seen recently">
               <span class="muted small">Seen recently:</span>
               {seen.map((s) => (
-                <button type="button" key={s.event_type} class="chip" aria-pressed={draft.eventTypes.includes(s.event_type)} onClick={() => toggleType(s.event_type)} title={`${s.count} events`}>
+                <button type="button" key={s.event_type} class="chip" aria-pressed={draft.eventTypes.includes(s.event_type)} onClick={() => toggleType(s.event_type)} title={`${s.attempts} attempts`}>
                   {s.event_type}
                 </button>
               ))}

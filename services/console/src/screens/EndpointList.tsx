@@ -10,7 +10,7 @@ const PAGE = 20;
 const HOUR = 3_600_000;
 
 export function EndpointList() {
-  const { client, can } = useApp();
+  const { client, can, mode } = useApp();
   const cursor = useCursor("");
   const page = useLoad(async () => {
     const { data, error, response } = await client.GET("/v1/endpoints", { params: { query: { limit: PAGE, after: cursor.after } } });
@@ -47,7 +47,7 @@ export function EndpointList() {
                   <tr>
                     <th scope="col">Endpoint</th>
                     <th scope="col">Event types</th>
-                    <th scope="col">Tenant</th>
+                    {mode === "console" && <th scope="col">Tenant</th>}
                     <th scope="col">Health</th>
                     <th scope="col" class="num">Success (1 h)</th>
                     <th scope="col" class="num">p99</th>
@@ -62,7 +62,7 @@ export function EndpointList() {
                         <div class="muted small mono">{e.description ? e.url : e.id}</div>
                       </td>
                       <td class="small">{e.event_types.join(", ")}</td>
-                      <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>
+                      {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
                       <td>
                         <HealthCell endpoint={e} />
                       </td>

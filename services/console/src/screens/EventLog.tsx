@@ -84,7 +84,7 @@ export function EventLog({ query }: { query: URLSearchParams }) {
 function fanOut(e: EventSummary): string {
   const by = new Map<string, number>();
   for (const d of e.deliveries) by.set(d.status, (by.get(d.status) ?? 0) + 1);
-  return `${e.deliveries.length}: ${[...by].map(([s, n]) => `${n} ${s}`).join(", ")}`;
+  return e.deliveries.length === 0 ? "none" : [...by].map(([s, n]) => `${n} ${s}`).join(" · ");
 }
 
 function SearchForm({ initial }: { initial: Filters }) {

@@ -29,19 +29,21 @@ export function Overview() {
                 <thead>
                   <tr>
                     <th scope="col">Event type</th>
-                    <th scope="col" class="num">Events</th>
+                    <th scope="col">Tenant</th>
+                    <th scope="col" class="num">Attempts</th>
                     <th scope="col">Last seen</th>
                   </tr>
                 </thead>
                 <tbody>
                   {t.data.slice(0, 20).map((x) => (
-                    <tr key={x.event_type}>
+                    <tr key={`${x.tenant}/${x.event_type}`}>
                       <td>
                         <a class="mono" href={href("events", { event_type: x.event_type })}>
                           {x.event_type}
                         </a>
                       </td>
-                      <td class="num">{x.count}</td>
+                      <td class="small">{x.tenant || "—"}</td>
+                      <td class="num">{x.attempts}</td>
                       <td class="small">{ago(x.last_seen)}</td>
                     </tr>
                   ))}
