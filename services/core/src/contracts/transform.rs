@@ -37,8 +37,10 @@
 //! delivery, a payload that is not JSON with any transformation other than the identity
 //! (`raw`, no operations) fails with [`TransformError::NotJson`] (dead letter reason
 //! `transform_error`); with the identity it passes through untouched. A payload that is
-//! transformed is re-serialised as compact JSON with object keys sorted; the identity
-//! and a `standard` envelope without operations keep the payload's bytes as published.
+//! transformed is re-serialised as compact JSON with object keys sorted and numbers in
+//! `serde_json`'s form (`1.50` becomes `1.5`, an integer beyond 64 bits becomes a float);
+//! the identity and a `standard` envelope without operations keep the payload's bytes as
+//! published.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine as _;
@@ -402,7 +404,7 @@ impl Transform {
     }
 }
 
-/// `{"data":` preceded by the other envelope members, in sorted key order like the rest.
+/// The envelope up to `"data":`: `data` comes last so that the payload can follow as is.
 fn envelope_head(event: &EventMeta<'_>) -> Result<String, TransformError> {
     let timestamp = rfc3339_millis(event.occurred_at_ms).ok_or(TransformError::BadTimestamp { occurred_at_ms: event.occurred_at_ms })?;
     Ok(format!(
