@@ -82,14 +82,14 @@ test("published events arrive: the event's fan-out and every attempt with its de
 
 test("event log: search by type and status, page through results", async ({ page }) => {
   test.skip(!(await serves("get", "/v1/events")), "GET /v1/events (event log search) is not served by this hookline yet");
-  const ep = await createEndpoint({ url: env.sinkUrl, event_types: ["shipment.*"], description: unique("shipments") });
-  const ids: string[] = [];
-  for (let i = 0; i < 30; i++) ids.push(await publish("shipment.sent", { n: i }));
-  await waitFor("30 deliveries", async () => ((await attemptsOf(ids[29]!)).some((a) => a.outcome === "success") ? true : undefined));
   await signIn(page);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Event log" }).click();
   await expect(page.locator("tbody tr").first()).toBeVisible();
   await shot(page, "event-log");
+  const ep = await createEndpoint({ url: env.sinkUrl, event_types: ["shipment.*"], description: unique("shipments") });
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i++) ids.push(await publish("shipment.sent", { n: i }));
+  await waitFor("30 deliveries", async () => ((await attemptsOf(ids[29]!)).some((a) => a.outcome === "success") ? true : undefined));
   await page.getByLabel("Event type").fill("shipment.sent");
   await page.getByLabel("Endpoint id").fill(ep.id);
   await page.getByRole("button", { name: "Search" }).click();

@@ -9,7 +9,7 @@ export function StatusBadge({ status }: { status: string }) {
   const kind =
     status === "delivered" || status === "success" || status === "completed" || status === "healthy"
       ? "ok"
-      : status === "pending" || status === "running" || status === "retryable" || status === "deferred"
+      : status === "pending" || status === "running" || status === "retryable" || status === "deferred" || status === "degraded"
         ? "wait"
         : status === "cancelled" || status === "disabled"
           ? "off"

@@ -54,7 +54,7 @@ function Settings({ endpoint: e }: { endpoint: Endpoint }) {
       <dt>Signing</dt>
       <dd>{e.signing}</dd>
       <dt>Timeout</dt>
-      <dd>{ms(e.timeout_ms)}</dd>
+      <dd>{e.timeout_ms ? ms(e.timeout_ms) : "the sender's default"}</dd>
       <dt>Retries</dt>
       <dd>{e.retry_schedule.length ? e.retry_schedule.join(", ") : "default schedule"}</dd>
       {Object.keys(e.headers).length > 0 && (

@@ -64,7 +64,7 @@ export function EndpointList() {
                       <td class="small">{e.event_types.join(", ")}</td>
                       {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
                       <td>
-                        <HealthCell endpoint={e} />
+                        <HealthCell endpoint={e} stats={stats[e.id]} />
                       </td>
                       <StatsCells stats={stats[e.id]} />
                     </tr>

@@ -5,15 +5,19 @@ import { StatusBadge } from "../components/ui";
 /** Fields endpoint views carry once the API adds them. */
 export type EndpointExtra = { disabled_reason?: string | null };
 
-export function healthOf(e: Endpoint): "disabled" | "breaker open" | "failing" | "healthy" {
+/** Below this success rate over the window, an endpoint the breaker lets through is "degraded". */
+const DEGRADED_BELOW = 0.95;
+
+export function healthOf(e: Endpoint, stats?: Stats): "disabled" | "breaker open" | "failing" | "degraded" | "healthy" {
   if (!e.enabled) return "disabled";
   if (e.unhealthy_since) return "breaker open";
   if (e.failing_since) return "failing";
+  if (stats?.success_rate != null && stats.success_rate < DEGRADED_BELOW) return "degraded";
   return "healthy";
 }
 
-export function HealthCell({ endpoint }: { endpoint: Endpoint & EndpointExtra }) {
-  const h = healthOf(endpoint);
+export function HealthCell({ endpoint, stats }: { endpoint: Endpoint & EndpointExtra; stats?: Stats }) {
+  const h = healthOf(endpoint, stats);
   return (
     <span class="health">
       <StatusBadge status={h} />
