@@ -18,7 +18,7 @@
 //! lookup borrows the type name and allocates nothing. Identical schemas (by SHA-256 of their
 //! JSON text) share one compiled validator.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -42,7 +42,7 @@ pub enum SchemaError {
 }
 
 /// One reason a payload does not match its schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// JSON Pointer into the payload (`""` is the whole payload).
     pub path: String,

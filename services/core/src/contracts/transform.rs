@@ -131,7 +131,7 @@ pub enum HashEncoding {
 }
 
 /// A configuration refused at write time: `field` names it (`ops[2].pointer`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("transform.{field}: {problem}")]
 pub struct TransformConfigError {
     pub field: String,

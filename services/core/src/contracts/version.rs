@@ -12,7 +12,7 @@
 //! An endpoint may pin one version: it then receives only events of that version. Without a
 //! pin it receives every version.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The attribute that carries an event's version.
 pub const VERSION_ATTRIBUTE: &str = "version";
@@ -35,6 +35,14 @@ pub fn parse(text: &str) -> Result<u32, VersionError> {
     text.parse::<u32>().map_err(|_| bad())
 }
 
+/// Checks an endpoint's pin as the API receives it (a number): versions start at 1.
+pub fn check_pin(pin: u32) -> Result<u32, VersionError> {
+    if pin == 0 {
+        return Err(VersionError::NotAVersion("0".to_owned()));
+    }
+    Ok(pin)
+}
+
 /// The version an event declares: `None` without the attribute.
 pub fn of_event(attributes: &HashMap<String, String>) -> Result<Option<u32>, VersionError> {
     attributes.get(VERSION_ATTRIBUTE).map(|v| parse(v)).transpose()
@@ -49,6 +57,28 @@ pub fn effective(event_version: Option<u32>) -> u32 {
 /// `event_version` (`None`: no attribute, so [`DEFAULT_VERSION`]).
 pub fn accepts(pinned: Option<u32>, event_version: Option<u32>) -> bool {
     pinned.is_none_or(|pin| pin == effective(event_version))
+}
+
+/// For the catalog: which endpoints receive each of a type's `versions`, given each
+/// endpoint's pin. An unpinned endpoint receives them all; a pin to a version that is not
+/// listed is reported under that version too, so a pin to a removed version shows.
+pub fn usage<'a>(
+    versions: impl IntoIterator<Item = u32>,
+    pins: impl IntoIterator<Item = (&'a str, Option<u32>)>,
+) -> BTreeMap<u32, Vec<&'a str>> {
+    let mut by_version: BTreeMap<u32, Vec<&'a str>> = versions.into_iter().map(|v| (v, Vec::new())).collect();
+    let mut unpinned = Vec::new();
+    for (endpoint, pin) in pins {
+        match pin {
+            Some(v) => by_version.entry(v).or_default().push(endpoint),
+            None => unpinned.push(endpoint),
+        }
+    }
+    for endpoints in by_version.values_mut() {
+        endpoints.extend_from_slice(&unpinned);
+        endpoints.sort_unstable();
+    }
+    by_version
 }
 
 #[cfg(test)]
@@ -87,6 +117,23 @@ mod tests {
         assert!(!accepts(Some(2), None));
         assert!(!accepts(Some(2), Some(3)));
         assert!(!accepts(Some(1), Some(2)));
+    }
+
+    #[test]
+    fn a_pin_of_zero_is_refused() {
+        assert_eq!(check_pin(3), Ok(3));
+        assert!(check_pin(0).is_err());
+    }
+
+    #[test]
+    fn usage_lists_the_endpoints_of_each_version() {
+        let pins = [("ep_a", Some(1)), ("ep_b", None), ("ep_c", Some(2)), ("ep_d", Some(9))];
+        let usage = usage([1, 2, 3], pins);
+        assert_eq!(usage[&1], vec!["ep_a", "ep_b"]);
+        assert_eq!(usage[&2], vec!["ep_b", "ep_c"]);
+        assert_eq!(usage[&3], vec!["ep_b"]);
+        assert_eq!(usage[&9], vec!["ep_b", "ep_d"], "a pin to an unknown version shows");
+        assert!(super::usage([1], []).get(&1).is_some_and(Vec::is_empty));
     }
 
     proptest! {

@@ -267,3 +267,21 @@ proptest! {
         }
     }
 }
+
+/// The costliest shape the limits allow (four macros, each scanning the payload, with a
+/// string search per element) over a large payload still completes, and correctly: its
+/// cost grows with the payload, not with the square of anything the filter controls.
+#[test]
+fn the_costliest_allowed_filter_on_a_large_payload_completes() {
+    let items: Vec<serde_json::Value> = (0..20_000).map(|i| json!({"sku": format!("sku-{i}"), "qty": i % 7})).collect();
+    let view = event(json!({"items": items, "note": "x".repeat(100_000)}));
+    let source = [
+        "payload.items.all(i, i.qty < 7)",
+        "payload.items.exists(i, i.sku.contains('19999'))",
+        "payload.items.filter(i, i.qty == 3).size() > 100",
+        "payload.items[6].qty == 6 && !payload.note.contains('y')",
+    ]
+    .join(" && ");
+    let filter = Filter::compile(&source).expect("within the limits");
+    assert_eq!(filter.eval(&view), FilterOutcome::Match);
+}
