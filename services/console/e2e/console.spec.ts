@@ -330,3 +330,20 @@ async function openPortal(page: Page, token: string) {
   await page.goto(`${env.base}/portal/#session=${encodeURIComponent(token)}`);
   await expect(page.getByRole("navigation", { name: "Main" })).toBeVisible();
 }
+
+test("the portal can be embedded by the configured origin; the console by nobody", async ({ page }) => {
+  test.skip(!(await serves("post", "/v1/portal/sessions")), "POST /v1/portal/sessions is not served by this hookline yet");
+  const csp = (await fetch(`${env.base}/portal/`)).headers.get("content-security-policy") ?? "";
+  const embedder = new URL(env.failingUrl).origin;
+  test.skip(!csp.includes(embedder), "this hookline has no api.portal_frame_ancestors");
+  expect((await fetch(`${env.base}/console/`)).headers.get("content-security-policy")).toContain("frame-ancestors 'none'");
+  const s = await api<{ token: string }>("POST", "/v1/portal/sessions", { tenant: unique("embedded"), permissions: ["view"], ttl_seconds: 300 });
+  await page.goto(`${embedder}/__embed?src=${encodeURIComponent(`${env.base}/portal/#session=${s.body.token}`)}`);
+  await expect(page.frameLocator("iframe").getByRole("navigation", { name: "Main" })).toBeVisible();
+  await expect(page.frameLocator("iframe").getByRole("heading", { name: "Endpoints" })).toBeVisible();
+  await page.goto(`${embedder}/__embed?src=${encodeURIComponent(`${env.base}/console/`)}`);
+  await page.waitForTimeout(1000);
+  const framed = page.frames().find((f) => f !== page.mainFrame());
+  expect(await framed?.locator("body").innerText().catch(() => "")).not.toContain("Hookline console");
+  expect(await framed?.getByLabel("API token").count().catch(() => 0)).toBe(0);
+});

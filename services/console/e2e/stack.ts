@@ -74,12 +74,18 @@ export async function startStack(): Promise<Stack> {
   const admin = tokenFor(bin, "console-e2e", "admin");
   const read = tokenFor(bin, "console-e2e-read", "read");
   const prefix = `console-e2e-${Date.now().toString(36)}-${process.pid}`;
+  // The failing receiver's origin also plays a product that embeds the portal.
+  const embedder = `http://127.0.0.1:${failPort}`;
+  const framing = execFileSync(bin, ["config"], { encoding: "utf8", env: {} }).includes("portal_frame_ancestors")
+    ? `portal_frame_ancestors = ["${embedder}"]`
+    : "";
   const config = `
 [kafka]
 bootstrap_servers = "${kafka}"
 topic_prefix = "${prefix}"
 [api]
 listen = "127.0.0.1:${apiPort}"
+${framing}
 [[api.tokens]]
 name = "console-e2e"
 sha256 = "${admin.sha256}"
@@ -164,6 +170,13 @@ function failingReceiver(): Server {
       if (req.url === "/__control/recover") {
         healthy = true;
         return res.writeHead(200).end("recovered");
+      }
+      if (req.url?.startsWith("/__embed?")) {
+        // A page of another origin that frames the given URL (the portal may be, the console never).
+        const src = new URL(req.url, "http://x").searchParams.get("src") ?? "";
+        return res
+          .writeHead(200, { "content-type": "text/html" })
+          .end(`<!doctype html><title>embedder</title><iframe title="embedded" width="1200" height="600" src="${src.replace(/[<>"]/g, "")}"></iframe>`);
       }
       if (req.url === "/__control/fail") {
         healthy = false;
