@@ -30,7 +30,7 @@
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::objects::{Key, Map};
+use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
 use cel::{Context, Env, ExecutionError, Program, Value};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -366,11 +366,6 @@ impl std::fmt::Debug for EventView {
     }
 }
 
-fn boxed(value: Value) -> Box<dyn Val> {
-    // Only JSON-shaped values are converted here, and every one of them has a `Val`.
-    Box::<dyn Val>::try_from(value).unwrap_or_else(|_| Box::new(cel::common::types::CelNull))
-}
-
 impl EventView {
     /// `payload`: the parsed payload, or `None` when it is not JSON (it is then `null`).
     pub fn new(
@@ -380,14 +375,16 @@ impl EventView {
         attributes: &HashMap<String, String>,
         payload: Option<&serde_json::Value>,
     ) -> Self {
-        let attributes: HashMap<Key, Value> =
-            attributes.iter().map(|(k, v)| (Key::from(k.as_str()), Value::from(v.as_str()))).collect();
+        let attributes: HashMap<CelMapKey<'static>, Box<dyn Val>> = attributes
+            .iter()
+            .map(|(k, v)| (CelMapKey::from(k.clone()), Box::new(CelString::from(v.clone())) as Box<dyn Val>))
+            .collect();
         Self {
-            payload: boxed(payload.map_or(Value::Null, json_to_cel)),
-            event_type: boxed(Value::from(event_type)),
-            tenant: boxed(Value::from(tenant)),
-            attributes: boxed(Value::Map(Map { map: Arc::new(attributes) })),
-            id: boxed(Value::from(id)),
+            payload: payload.map_or_else(|| Box::new(CelNull) as Box<dyn Val>, json_to_val),
+            event_type: Box::new(CelString::from(event_type.to_owned())),
+            tenant: Box::new(CelString::from(tenant.to_owned())),
+            attributes: Box::new(CelMap::from(attributes)),
+            id: Box::new(CelString::from(id.to_owned())),
         }
     }
 
@@ -395,6 +392,24 @@ impl EventView {
     pub fn from_bytes(id: &str, event_type: &str, tenant: &str, attributes: &HashMap<String, String>, payload: &[u8]) -> Self {
         let parsed = serde_json::from_slice::<serde_json::Value>(payload).ok();
         Self::new(id, event_type, tenant, attributes, parsed.as_ref())
+    }
+}
+
+/// A JSON value as CEL sees it, built directly (one pass, no intermediate `cel::Value`).
+fn json_to_val(value: &serde_json::Value) -> Box<dyn Val> {
+    match value {
+        serde_json::Value::Null => Box::new(CelNull),
+        serde_json::Value::Bool(b) => Box::new(CelBool::from(*b)),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            (None, None) => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        serde_json::Value::String(s) => Box::new(CelString::from(s.clone())),
+        serde_json::Value::Array(items) => Box::new(CelList::from(items.iter().map(json_to_val).collect::<Vec<_>>())),
+        serde_json::Value::Object(members) => Box::new(CelMap::from(
+            members.iter().map(|(k, v)| (CelMapKey::from(k.clone()), json_to_val(v))).collect::<HashMap<_, _>>(),
+        )),
     }
 }
 
@@ -409,24 +424,6 @@ impl VariableResolver for EventView {
             _ => return None,
         };
         Some(CowVal::Borrowed(value.as_ref()))
-    }
-}
-
-/// A JSON value as CEL sees it.
-pub fn json_to_cel(value: &serde_json::Value) -> Value {
-    match value {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => Value::UInt(u),
-            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(items) => Value::List(Arc::new(items.iter().map(json_to_cel).collect())),
-        serde_json::Value::Object(members) => Value::Map(Map {
-            map: Arc::new(members.iter().map(|(k, v)| (Key::from(k.as_str()), json_to_cel(v))).collect()),
-        }),
     }
 }
 

@@ -180,7 +180,10 @@ impl MaskKey {
         }
         let digest = mac.finalize().into_bytes();
         let encoded = match encoding {
-            HashEncoding::Hex => digest.iter().map(|b| format!("{b:02x}")).collect(),
+            HashEncoding::Hex => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                digest.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).map(char::from).collect()
+            }
             HashEncoding::Base64url => BASE64URL.encode(digest),
         };
         format!("{HASH_PREFIX}{encoded}")
