@@ -40,7 +40,7 @@ build() {
   node -e '
     const spec = require(process.argv[1]);
     const src = require("fs").readFileSync("src/api/pending.ts", "utf8");
-    const list = /PENDING_ROUTES = \[([^\]]*)\]/.exec(src)[1].match(/"[^"]+"/g).map(JSON.parse);
+    const list = (/PENDING_ROUTES[^=]*= \[([^\]]*)\]/.exec(src)?.[1].match(/"[^"]+"/g) ?? []).map(JSON.parse);
     const now = list.filter((r) => { const [m, p] = r.split(" "); return spec.paths[p]?.[m.toLowerCase()]; });
     if (now.length) console.log("console: now in openapi.json, move to the typed client: " + now.join(", "));
   ' "$REPO_DIR/docs/openapi.json"
