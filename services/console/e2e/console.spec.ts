@@ -280,6 +280,12 @@ test("portal: tenant A sees only its own data, and cannot reach tenant B's throu
   await expect(page.getByText(`${b} orders`)).toHaveCount(0);
   await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Portal links" })).toHaveCount(0);
   await shot(page, "portal");
+  // actions follow the session's permissions: reveal yes, rotate and replay no
+  await page.getByRole("link", { name: `${a} orders` }).click();
+  await expect(page.getByRole("button", { name: "Reveal secret" })).toBeVisible();
+  await expect(page.getByRole("button", { name: "Rotate secret" })).toHaveCount(0);
+  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Replays" })).toHaveCount(0);
+  expect((await api("POST", `/v1/endpoints/${epA.id}/secret/rotate`, undefined, s.body.token)).status).toBe(403);
   // the server, not the screen, keeps B's data away from A's session
   for (const path of [`/v1/endpoints/${epB.id}`, `/v1/endpoints/${epB.id}/secret`, `/v1/endpoints/${epB.id}/attempts`, `/v1/events/${evB}/attempts`]) {
     const r = await api<{ data?: unknown[] }>("GET", path, undefined, s.body.token);
