@@ -11,16 +11,24 @@ use hookline_proto::v1::DeadLetterReason;
 use std::sync::Arc;
 
 #[utoipa::path(get, operation_id = "list_dead_letters", path = "/v1/dlq", tag = "dlq", params(DlqQuery),
-    responses((status = 200, description = "Newest first", body = DeadLetterList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Newest first, a page at a time", body = DeadLetterList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): State<Arc<AppState>>, _: Read, ApiQuery(q): ApiQuery<DlqQuery>) -> Result<Json<DeadLetterList>, Problem> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::field("limit", "must be between 1 and 1000"));
-    }
+pub async fn list(State(s): State<Arc<AppState>>, Read(access): Read, ApiQuery(q): ApiQuery<DlqQuery>) -> Result<Json<DeadLetterList>, Problem> {
+    let limit = Problem::limit(q.limit, 50, 1000)?;
     let reason = q.reason.as_deref().map(|r| parse_reason("reason", r)).transpose()?;
-    let filter = DeadLetterFilter { endpoint_id: q.endpoint_id, event_type: q.event_type, reason, from_ms: q.from, to_ms: q.to, limit };
-    Ok(Json(DeadLetterList { data: s.history.dead_letters(&filter).iter().map(DeadLetterView::from).collect() }))
+    let filter = DeadLetterFilter {
+        endpoint_id: q.endpoint_id,
+        event_type: q.event_type,
+        tenant: access.tenant_filter(q.tenant)?,
+        event_id: q.event_id,
+        reason,
+        from_ms: q.from,
+        to_ms: q.to,
+        before: Problem::cursor(q.after.as_deref())?,
+        limit,
+    };
+    let (page, next) = s.history.dead_letters(&filter);
+    Ok(Json(DeadLetterList { data: page.iter().map(DeadLetterView::from).collect(), next: next.map(|n| n.to_string()) }))
 }
 
 /// A reason as the API names it (`exhausted`, `endpoint_gone` ...).

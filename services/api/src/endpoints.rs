@@ -1,7 +1,7 @@
 //! `/v1/endpoints`: endpoints and their subscriptions, written to the compacted endpoints
 //! topic. A write answers once this replica's registry has applied it (read-your-writes).
 
-use crate::auth::{Admin, Read};
+use crate::auth::{Access, ManageEndpoints, Read, RotateSecrets, ViewSecrets};
 use crate::models::*;
 use crate::problem::{visible, ApiJson, ApiQuery, FieldError, Problem};
 use crate::AppState;
@@ -137,8 +137,15 @@ async fn write_visible(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), 
     visible(&state.registry.position, offset).await
 }
 
-fn current(state: &AppState, id: &str) -> Result<v1::Endpoint, Problem> {
-    state.registry.get(id).map(|e| e.endpoint.clone()).ok_or_else(|| Problem::not_found("endpoint", id))
+/// The endpoint `id` as `access` may see it: another tenant's endpoint is not found for a
+/// portal session, exactly like a missing one.
+pub(crate) fn current(state: &AppState, access: &Access, id: &str) -> Result<v1::Endpoint, Problem> {
+    state
+        .registry
+        .get(id)
+        .map(|e| e.endpoint.clone())
+        .filter(|e| access.sees(&e.tenant))
+        .ok_or_else(|| Problem::not_found("endpoint", id))
 }
 
 fn limits(rate: Option<&RateLimit>, max_in_flight: u32, timeout_ms: u32) -> v1::Limits {
@@ -157,7 +164,7 @@ fn limits(rate: Option<&RateLimit>, max_in_flight: u32, timeout_ms: u32) -> v1::
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
     ),
     security(("bearer" = [])))]
-pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<CreateEndpoint>) -> Result<(StatusCode, Json<CreatedEndpoint>), Problem> {
+pub async fn create(State(s): AppStateRef, ManageEndpoints(access): ManageEndpoints, ApiJson(body): ApiJson<CreateEndpoint>) -> Result<(StatusCode, Json<CreatedEndpoint>), Problem> {
     if body.rate_limit.as_ref().is_some_and(|r| r.per_second == 0) {
         return Err(Problem::field("rate_limit.per_second", "must be at least 1 (leave rate_limit out for none)"));
     }
@@ -167,10 +174,12 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
             return Err(Problem::field("signing", "does not match the kind of secret given (whsec_: hmac, whsk_: ed25519)"));
         }
     }
+    // A portal session creates endpoints of its own tenant only.
+    let tenant = access.tenant_filter(Some(body.tenant.clone()).filter(|t| !t.is_empty()))?.unwrap_or_default();
     let secret = body.secret.clone().unwrap_or_else(|| new_secret(body.signing.unwrap_or(Signing::Hmac)));
     let endpoint = v1::Endpoint {
         id: format!("ep_{}", uuid::Uuid::now_v7().simple()),
-        tenant: body.tenant,
+        tenant,
         url: body.url,
         event_types: body.event_types,
         secrets: vec![v1::Secret { key: secret.clone(), ..Default::default() }],
@@ -214,17 +223,18 @@ fn rename_secret_field(mut p: Problem, given: &Option<String>) -> Problem {
 #[utoipa::path(get, operation_id = "list_endpoints", path = "/v1/endpoints", tag = "endpoints", params(PageQuery),
     responses((status = 200, body = EndpointPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): AppStateRef, _: Read, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<EndpointPage>, Problem> {
+pub async fn list(State(s): AppStateRef, Read(access): Read, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<EndpointPage>, Problem> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Problem::field("limit", "must be between 1 and 500"));
     }
     let after = q.after.unwrap_or_default();
+    let tenant = access.tenant_filter(q.tenant)?;
     let mut page: Vec<EndpointView> = s
         .registry
         .all()
         .iter()
-        .filter(|e| e.endpoint.id > after)
+        .filter(|e| e.endpoint.id > after && tenant.as_deref().is_none_or(|t| e.endpoint.tenant == t))
         .take(limit + 1)
         .map(|e| EndpointView::from(&e.endpoint))
         .collect();
@@ -238,8 +248,8 @@ pub async fn list(State(s): AppStateRef, _: Read, ApiQuery(q): ApiQuery<PageQuer
 #[utoipa::path(get, operation_id = "get_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 200, body = EndpointView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Result<Json<EndpointView>, Problem> {
-    Ok(Json(EndpointView::from(&current(&s, &id)?)))
+pub async fn get(State(s): AppStateRef, Read(access): Read, Path(id): Path<String>) -> Result<Json<EndpointView>, Problem> {
+    Ok(Json(EndpointView::from(&current(&s, &access, &id)?)))
 }
 
 #[utoipa::path(patch, operation_id = "update_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
@@ -248,16 +258,19 @@ pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Resu
     security(("bearer" = [])))]
 pub async fn update(
     State(s): AppStateRef,
-    _: Admin,
+    ManageEndpoints(access): ManageEndpoints,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateEndpoint>,
 ) -> Result<Json<EndpointView>, Problem> {
     let _writing = s.endpoint_locks.lock(&id).await;
-    let mut e = current(&s, &id)?;
+    let mut e = current(&s, &access, &id)?;
     let mut l = e.limits.unwrap_or_default();
     if let Some(v) = body.url { e.url = v; }
     if let Some(v) = body.event_types { e.event_types = v; }
-    if let Some(v) = body.tenant { e.tenant = v; }
+    if let Some(v) = body.tenant {
+        // A portal session cannot move an endpoint to another tenant.
+        e.tenant = access.tenant_filter(Some(v))?.unwrap_or_default();
+    }
     if let Some(v) = body.description { e.description = v; }
     if let Some(v) = body.headers { e.headers = v.into_iter().collect(); }
     if let Some(v) = body.auth { e.auth = v.map(AuthInput::proto); }
@@ -303,9 +316,9 @@ pub async fn update(
 #[utoipa::path(delete, operation_id = "delete_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn delete(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+pub async fn delete(State(s): AppStateRef, ManageEndpoints(access): ManageEndpoints, Path(id): Path<String>) -> Result<StatusCode, Problem> {
     let _writing = s.endpoint_locks.lock(&id).await;
-    current(&s, &id)?;
+    current(&s, &access, &id)?;
     let offset = registry::delete_endpoint(&s.producer, &s.topics.endpoints, &id)
         .await
         .map_err(|e| Problem::unavailable(format!("deleting the endpoint: {e:#}")))?;
@@ -316,8 +329,8 @@ pub async fn delete(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> 
 #[utoipa::path(get, operation_id = "get_endpoint_secret", path = "/v1/endpoints/{id}/secret", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 200, body = SecretView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn secret(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<Json<SecretView>, Problem> {
-    let e = current(&s, &id)?;
+pub async fn secret(State(s): AppStateRef, ViewSecrets(access): ViewSecrets, Path(id): Path<String>) -> Result<Json<SecretView>, Problem> {
+    let e = current(&s, &access, &id)?;
     let now = now_ms();
     let newest = e.secrets.last().map(|x| x.key.clone()).unwrap_or_default();
     let previous = e.secrets.iter().rev().skip(1).find(|x| x.expires_at_ms > now).map(|x| x.expires_at_ms);
@@ -330,12 +343,12 @@ pub async fn secret(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> 
     security(("bearer" = [])))]
 pub async fn rotate(
     State(s): AppStateRef,
-    _: Admin,
+    RotateSecrets(access): RotateSecrets,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<RotateQuery>,
 ) -> Result<Json<SecretView>, Problem> {
     let _writing = s.endpoint_locks.lock(&id).await;
-    let mut e = current(&s, &id)?;
+    let mut e = current(&s, &access, &id)?;
     let now = now_ms();
     let grace = q.grace_period_ms.map_or(s.config.api.rotation_grace_ms, |g| i64::try_from(g).unwrap_or(i64::MAX));
     if grace > 30 * 24 * 60 * 60 * 1000 {
@@ -366,11 +379,11 @@ pub async fn rotate(
     security(("bearer" = [])))]
 pub async fn send_test(
     State(s): AppStateRef,
-    _: Admin,
+    ManageEndpoints(access): ManageEndpoints,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
-    current(&s, &id)?;
+    let endpoint = current(&s, &access, &id)?;
     // The body is optional: an empty POST sends the default test event.
     let body: TestEvent = if body.iter().all(u8::is_ascii_whitespace) {
         TestEvent::default()
@@ -388,6 +401,7 @@ pub async fn send_test(
         id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
         r#type: event_type,
         source: "hookline-api".into(),
+        tenant: endpoint.tenant,
         occurred_at_ms: now,
         content_type: "application/json".into(),
         payload: payload.into_bytes().into(),
@@ -403,21 +417,18 @@ pub async fn send_test(
 }
 
 #[utoipa::path(get, operation_id = "list_endpoint_attempts", path = "/v1/endpoints/{id}/attempts", tag = "history", params(("id" = String, Path), LimitQuery),
-    responses((status = 200, description = "Most recent first", body = AttemptList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "Most recent first, a page at a time", body = AttemptList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn attempts(
     State(s): AppStateRef,
-    _: Read,
+    Read(access): Read,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<AttemptList>, Problem> {
-    current(&s, &id)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Problem::field("limit", "must be between 1 and 500"));
-    }
-    let data = s.history.endpoint_attempts(&id, limit).iter().map(AttemptView::from).collect();
-    Ok(Json(AttemptList { data }))
+    current(&s, &access, &id)?;
+    let limit = Problem::limit(q.limit, 50, 500)?;
+    let (page, next) = s.history.endpoint_attempts(&id, Problem::cursor(q.after.as_deref())?, limit);
+    Ok(Json(AttemptList { data: page.iter().map(AttemptView::from).collect(), next: next.map(|n| n.to_string()) }))
 }
 
 #[utoipa::path(get, operation_id = "get_endpoint_stats", path = "/v1/endpoints/{id}/stats", tag = "history", params(("id" = String, Path), StatsQuery),
@@ -425,11 +436,11 @@ pub async fn attempts(
     security(("bearer" = [])))]
 pub async fn stats(
     State(s): AppStateRef,
-    _: Read,
+    Read(access): Read,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Json<StatsView>, Problem> {
-    current(&s, &id)?;
+    current(&s, &access, &id)?;
     let window_ms = q.window_ms.unwrap_or(15 * 60 * 1000);
     if !(1..=24 * 60 * 60 * 1000).contains(&window_ms) {
         return Err(Problem::field("window_ms", "must be between 1 and 86400000"));
@@ -446,4 +457,19 @@ pub async fn stats(
         latency_p95_ms: p(1),
         latency_p99_ms: p(2),
     }))
+}
+
+#[utoipa::path(get, operation_id = "get_endpoint_series", path = "/v1/endpoints/{id}/series", tag = "history", params(("id" = String, Path), SeriesQuery),
+    responses((status = 200, description = "Attempts and latency minute by minute, oldest first", body = SeriesView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn series(
+    State(s): AppStateRef,
+    Read(access): Read,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SeriesQuery>,
+) -> Result<Json<SeriesView>, Problem> {
+    current(&s, &access, &id)?;
+    let minutes = crate::stats::minutes(q.minutes)?;
+    Ok(Json(SeriesView::of(&s.history.endpoint_series(&id, now_ms(), minutes))))
 }

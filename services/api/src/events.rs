@@ -2,7 +2,8 @@
 
 use crate::auth::{Publish, Read};
 use crate::models::*;
-use crate::problem::{ApiJson, FieldError, Problem};
+use crate::history::{DeliveryStatus, EventFilter};
+use crate::problem::{ApiJson, ApiQuery, FieldError, Problem};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -189,8 +190,35 @@ pub async fn ingest_batch(
     responses((status = 200, description = "Every attempt of this event, per endpoint, oldest first", body = AttemptList),
         (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn attempts(State(s): State<Arc<AppState>>, _: Read, Path(id): Path<String>) -> Json<AttemptList> {
-    Json(AttemptList { data: s.history.event_attempts(&id).iter().map(AttemptView::from).collect() })
+pub async fn attempts(State(s): State<Arc<AppState>>, Read(access): Read, Path(id): Path<String>) -> Json<AttemptList> {
+    let seen = s.history.event_attempts(&id).into_iter().filter(|a| access.sees(&a.tenant));
+    Json(AttemptList { data: seen.map(|a| AttemptView::from(&a)).collect(), next: None })
+}
+
+#[utoipa::path(get, operation_id = "search_events", path = "/v1/events", tag = "history", params(EventQuery),
+    responses((status = 200, description = "The event log: each event's fan-out to its endpoints, newest first", body = EventList),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn search(State(s): State<Arc<AppState>>, Read(access): Read, ApiQuery(q): ApiQuery<EventQuery>) -> Result<Json<EventList>, Problem> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            DeliveryStatus::parse(text).ok_or_else(|| Problem::field("status", format!("{text:?} is not one of delivered, pending, dead")))?,
+        ),
+    };
+    let filter = EventFilter {
+        event_id: q.event_id,
+        endpoint_id: q.endpoint_id,
+        event_type: q.event_type,
+        tenant: access.tenant_filter(q.tenant)?,
+        status,
+        from_ms: q.from,
+        to_ms: q.to,
+        before: Problem::cursor(q.after.as_deref())?,
+        limit: Problem::limit(q.limit, 50, 200)?,
+    };
+    let (page, next) = s.history.events(&filter);
+    Ok(Json(EventList { data: page.iter().map(EventSummaryView::from).collect(), next: next.map(|n| n.to_string()) }))
 }
 
 #[cfg(test)]

@@ -10,42 +10,79 @@ use parking_lot::Mutex;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use crate::series::{Point, Series};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct History {
-    // Both views share each attempt.
-    per_endpoint: Mutex<HashMap<String, VecDeque<Arc<v1::Attempt>>>>,
+    // Every view shares each attempt.
+    per_endpoint: Mutex<HashMap<String, VecDeque<(u64, Arc<v1::Attempt>)>>>,
     per_event: Mutex<EventIndex>,
-    dead: Mutex<VecDeque<v1::DeadLetter>>,
+    dead: Mutex<DeadLetters>,
+    charts: Mutex<Charts>,
     per_endpoint_cap: usize,
     dead_cap: usize,
+    /// Numbers items in arrival order: the cursors of the paginated views.
+    seq: AtomicU64,
 }
 
 /// Attempts by event id; the oldest event is forgotten first, when either the events or
 /// the attempts held pass their cap (at fan-out 10, 100,000 events are 1,000,000 attempts).
 struct EventIndex {
     map: HashMap<String, Vec<Arc<v1::Attempt>>>,
-    order: VecDeque<String>,
+    /// Event ids by first arrival, with their cursor.
+    order: VecDeque<(u64, String)>,
     cap: usize,
     attempts: usize,
     attempts_cap: usize,
 }
 
 impl EventIndex {
-    fn push(&mut self, attempt: Arc<v1::Attempt>) {
+    fn push(&mut self, seq: u64, attempt: Arc<v1::Attempt>) {
         if !self.map.contains_key(&attempt.event_id) {
-            self.order.push_back(attempt.event_id.clone());
+            self.order.push_back((seq, attempt.event_id.clone()));
         }
         self.map.entry(attempt.event_id.clone()).or_default().push(attempt);
         self.attempts += 1;
         // The newest event always stays, however many attempts it has.
         while (self.order.len() > self.cap || self.attempts > self.attempts_cap) && self.order.len() > 1 {
-            let Some(old) = self.order.pop_front() else { break };
+            let Some((_, old)) = self.order.pop_front() else { break };
             self.attempts -= self.map.remove(&old).map_or(0, |a| a.len());
         }
     }
+}
+
+/// The last dead letters, and which (event, endpoint) pairs they hold.
+#[derive(Default)]
+struct DeadLetters {
+    list: VecDeque<(u64, v1::DeadLetter)>,
+    pairs: HashMap<(String, String), u32>,
+}
+
+fn dead_pair(d: &v1::DeadLetter) -> Option<(String, String)> {
+    let delivery = d.delivery.as_ref()?;
+    Some((delivery.event.as_ref()?.id.clone(), delivery.endpoint_id.clone()))
+}
+
+/// Per-minute charts, and the event types seen (per tenant), bounded.
+#[derive(Default)]
+struct Charts {
+    endpoints: HashMap<String, Series>,
+    pipeline: Series,
+    types: HashMap<(String, String), TypeSeen>,
+}
+
+const TYPES_KEPT: usize = 10_000;
+
+/// An event type as the attempts show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeSeen {
+    pub tenant: String,
+    pub event_type: String,
+    pub attempts: u64,
+    pub last_seen_ms: i64,
 }
 
 /// Filters of `GET /v1/dlq`.
@@ -53,9 +90,80 @@ impl EventIndex {
 pub struct DeadLetterFilter {
     pub endpoint_id: Option<String>,
     pub event_type: Option<String>,
+    pub tenant: Option<String>,
+    pub event_id: Option<String>,
     pub reason: Option<v1::DeadLetterReason>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Only items older than this cursor (the `next` of the previous page).
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// Where a delivery (an event to one endpoint) stands, as its attempts and dead letters say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// The last attempt succeeded.
+    Delivered,
+    /// It failed and will be tried again (or is being retried in its ordered lane).
+    Pending,
+    /// It is in the DLQ, or failed in a way that sends it there.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Delivered, Self::Pending, Self::Dead].into_iter().find(|s| s.name() == text)
+    }
+}
+
+/// One endpoint's part of an event's fan-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySummary {
+    pub endpoint_id: String,
+    pub status: DeliveryStatus,
+    /// Real attempts (deferrals excluded).
+    pub attempts: u32,
+    pub last_status: u32,
+    pub last_at_ms: i64,
+    pub next_attempt_at_ms: Option<i64>,
+}
+
+/// An event of the event log: its fan-out to every endpoint that has attempted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSummary {
+    pub cursor: u64,
+    pub event_id: String,
+    pub event_type: String,
+    pub tenant: String,
+    pub first_at_ms: i64,
+    pub last_at_ms: i64,
+    /// Dead if a delivery is, else pending if one is, else delivered.
+    pub status: DeliveryStatus,
+    pub deliveries: Vec<DeliverySummary>,
+}
+
+/// Filters of `GET /v1/events`.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub event_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    pub tenant: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    /// First attempted at or after (ms) ...
+    pub from_ms: Option<i64>,
+    /// ... and before (ms).
+    pub to_ms: Option<i64>,
+    pub before: Option<u64>,
     pub limit: usize,
 }
 
@@ -67,6 +175,31 @@ pub struct Stats {
     pub latency_ms: Option<[u32; 3]>,
 }
 
+/// A page of items and the cursor of the next one.
+pub type Page<T> = (Vec<T>, Option<u64>);
+
+/// The newest `limit` of `items` (oldest first, each with its cursor) older than `before`
+/// that `keep` keeps, newest first, and the cursor of the next page.
+fn page_newest_first<'a, T: 'a, R>(
+    items: impl DoubleEndedIterator<Item = (u64, &'a T)>,
+    before: Option<u64>,
+    limit: usize,
+    mut keep: impl FnMut(u64, &'a T) -> Option<R>,
+) -> Page<R> {
+    let mut out = Vec::new();
+    let mut last = None;
+    for (seq, item) in items.rev().filter(|(seq, _)| before.is_none_or(|b| *seq < b)) {
+        if out.len() == limit {
+            return (out, last);
+        }
+        if let Some(r) = keep(seq, item) {
+            out.push(r);
+            last = Some(seq);
+        }
+    }
+    (out, None)
+}
+
 impl History {
     pub fn new(per_endpoint: usize, events: usize, attempts: usize, dead: usize) -> Self {
         let index = EventIndex { map: HashMap::new(), order: VecDeque::new(), cap: events, attempts: 0, attempts_cap: attempts };
@@ -74,12 +207,15 @@ impl History {
             per_endpoint: Mutex::default(),
             per_event: Mutex::new(index),
             dead: Mutex::default(),
+            charts: Mutex::default(),
             per_endpoint_cap: per_endpoint,
             dead_cap: dead,
+            seq: AtomicU64::new(1),
         }
     }
 
     pub fn record_attempt(&self, attempt: v1::Attempt) {
+        let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
         let attempt = Arc::new(attempt);
         {
             let mut per = self.per_endpoint.lock();
@@ -87,23 +223,56 @@ impl History {
             if list.len() == self.per_endpoint_cap {
                 list.pop_front();
             }
-            list.push_back(Arc::clone(&attempt));
+            list.push_back((seq, Arc::clone(&attempt)));
         }
-        self.per_event.lock().push(attempt);
+        if attempt.outcome() != v1::Outcome::Deferred {
+            let mut charts = self.charts.lock();
+            let success = attempt.outcome() == v1::Outcome::Success;
+            charts.pipeline.record(attempt.at_ms, success, attempt.latency_ms);
+            charts.endpoints.entry(attempt.endpoint_id.clone()).or_default().record(attempt.at_ms, success, attempt.latency_ms);
+            let key = (attempt.tenant.clone(), attempt.event_type.clone());
+            if charts.types.len() >= TYPES_KEPT && !charts.types.contains_key(&key) {
+                // Full: the type seen longest ago makes room.
+                if let Some(oldest) = charts.types.iter().min_by_key(|(_, t)| t.last_seen_ms).map(|(k, _)| k.clone()) {
+                    charts.types.remove(&oldest);
+                }
+            }
+            let seen = charts.types.entry(key).or_insert_with(|| TypeSeen {
+                tenant: attempt.tenant.clone(),
+                event_type: attempt.event_type.clone(),
+                attempts: 0,
+                last_seen_ms: 0,
+            });
+            seen.attempts += 1;
+            seen.last_seen_ms = seen.last_seen_ms.max(attempt.at_ms);
+        }
+        self.per_event.lock().push(seq, attempt);
     }
 
     pub fn record_dead_letter(&self, dead: v1::DeadLetter) {
-        let mut list = self.dead.lock();
-        if list.len() == self.dead_cap {
-            list.pop_front();
+        let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
+        let mut d = self.dead.lock();
+        if d.list.len() == self.dead_cap {
+            if let Some(pair) = d.list.pop_front().and_then(|(_, old)| dead_pair(&old)) {
+                if let Some(n) = d.pairs.get_mut(&pair) {
+                    *n -= 1;
+                    if *n == 0 {
+                        d.pairs.remove(&pair);
+                    }
+                }
+            }
         }
-        list.push_back(dead);
+        if let Some(pair) = dead_pair(&dead) {
+            *d.pairs.entry(pair).or_default() += 1;
+        }
+        d.list.push_back((seq, dead));
     }
 
-    /// The endpoint's most recent attempts, newest first.
-    pub fn endpoint_attempts(&self, endpoint_id: &str, limit: usize) -> Vec<v1::Attempt> {
+    /// The endpoint's attempts, newest first, a page at a time.
+    pub fn endpoint_attempts(&self, endpoint_id: &str, before: Option<u64>, limit: usize) -> Page<v1::Attempt> {
         let per = self.per_endpoint.lock();
-        per.get(endpoint_id).map(|l| l.iter().rev().take(limit).map(|a| (**a).clone()).collect()).unwrap_or_default()
+        let Some(list) = per.get(endpoint_id) else { return (Vec::new(), None) };
+        page_newest_first(list.iter().map(|(seq, a)| (*seq, a)), before, limit, |_, a| Some((**a).clone()))
     }
 
     /// Every attempt recorded for the event, in order.
@@ -116,7 +285,7 @@ impl History {
         let per = self.per_endpoint.lock();
         let recent: Vec<&Arc<v1::Attempt>> = per
             .get(endpoint_id)
-            .map(|l| l.iter().filter(|a| a.at_ms >= since_ms && a.outcome() != v1::Outcome::Deferred).collect())
+            .map(|l| l.iter().map(|(_, a)| a).filter(|a| a.at_ms >= since_ms && a.outcome() != v1::Outcome::Deferred).collect())
             .unwrap_or_default();
         let successes = recent.iter().filter(|a| a.outcome() == v1::Outcome::Success).count();
         let mut latencies: Vec<u32> = recent.iter().map(|a| a.latency_ms).collect();
@@ -126,23 +295,123 @@ impl History {
         Stats { attempts: recent.len(), successes, latency_ms }
     }
 
-    /// Dead letters matching `filter`, newest first.
-    pub fn dead_letters(&self, filter: &DeadLetterFilter) -> Vec<v1::DeadLetter> {
-        let list = self.dead.lock();
-        list.iter()
-            .rev()
-            .filter(|d| {
-                let delivery = d.delivery.as_ref();
-                let event_type = delivery.and_then(|x| x.event.as_ref()).map(|e| e.r#type.as_str());
-                filter.endpoint_id.as_deref().is_none_or(|id| delivery.is_some_and(|x| x.endpoint_id == id))
-                    && filter.event_type.as_deref().is_none_or(|t| event_type == Some(t))
-                    && filter.reason.is_none_or(|r| d.reason() == r)
-                    && filter.from_ms.is_none_or(|f| d.dead_at_ms >= f)
-                    && filter.to_ms.is_none_or(|t| d.dead_at_ms < t)
-            })
-            .take(filter.limit)
-            .cloned()
-            .collect()
+    /// The endpoint's last `minutes` (at most an hour), minute by minute.
+    pub fn endpoint_series(&self, endpoint_id: &str, now_ms: i64, minutes: usize) -> Vec<Point> {
+        let charts = self.charts.lock();
+        charts.endpoints.get(endpoint_id).map(|s| s.points(now_ms, minutes)).unwrap_or_else(|| Series::default().points(now_ms, minutes))
+    }
+
+    /// Every endpoint's attempts, minute by minute.
+    pub fn pipeline_series(&self, now_ms: i64, minutes: usize) -> Vec<Point> {
+        self.charts.lock().pipeline.points(now_ms, minutes)
+    }
+
+    /// The event types attempted, most recently seen first, of `tenant` or of every tenant.
+    pub fn types_seen(&self, tenant: Option<&str>) -> Vec<TypeSeen> {
+        let charts = self.charts.lock();
+        let mut seen: Vec<TypeSeen> = charts.types.values().filter(|t| tenant.is_none_or(|x| t.tenant == x)).cloned().collect();
+        seen.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.event_type.cmp(&b.event_type)));
+        seen
+    }
+
+    /// Dead letters matching `filter`, newest first, a page at a time.
+    pub fn dead_letters(&self, filter: &DeadLetterFilter) -> Page<v1::DeadLetter> {
+        let d = self.dead.lock();
+        page_newest_first(d.list.iter().map(|(seq, x)| (*seq, x)), filter.before, filter.limit, |_, d| {
+            let delivery = d.delivery.as_ref();
+            let event = delivery.and_then(|x| x.event.as_ref());
+            let keep = filter.endpoint_id.as_deref().is_none_or(|id| delivery.is_some_and(|x| x.endpoint_id == id))
+                && filter.event_type.as_deref().is_none_or(|t| event.is_some_and(|e| e.r#type == t))
+                && filter.tenant.as_deref().is_none_or(|t| event.is_some_and(|e| e.tenant == t))
+                && filter.event_id.as_deref().is_none_or(|id| event.is_some_and(|e| e.id == id))
+                && filter.reason.is_none_or(|r| d.reason() == r)
+                && filter.from_ms.is_none_or(|f| d.dead_at_ms >= f)
+                && filter.to_ms.is_none_or(|t| d.dead_at_ms < t);
+            keep.then(|| d.clone())
+        })
+    }
+
+    /// The event log: events matching `filter`, newest first, a page at a time.
+    pub fn events(&self, filter: &EventFilter) -> Page<EventSummary> {
+        let index = self.per_event.lock();
+        let dead = self.dead.lock();
+        let matching = |seq: u64, id: &String| -> Option<EventSummary> {
+            let attempts = index.map.get(id)?;
+            let first = attempts.first()?;
+            let cheap = filter.event_type.as_deref().is_none_or(|t| first.event_type == t)
+                && filter.tenant.as_deref().is_none_or(|t| first.tenant == t)
+                && filter.from_ms.is_none_or(|f| first.at_ms >= f)
+                && filter.to_ms.is_none_or(|t| first.at_ms < t)
+                && filter.endpoint_id.as_deref().is_none_or(|ep| attempts.iter().any(|a| a.endpoint_id == ep));
+            if !cheap {
+                return None;
+            }
+            let summary = summarize(seq, attempts, |endpoint| dead.pairs.contains_key(&(id.clone(), endpoint.to_owned())));
+            filter.status.is_none_or(|s| summary.status == s).then_some(summary)
+        };
+        match &filter.event_id {
+            // One event: no scan.
+            Some(id) => {
+                let found = index.order.iter().find(|(_, x)| x == id).and_then(|(seq, x)| matching(*seq, x));
+                (found.into_iter().collect(), None)
+            }
+            None => page_newest_first(index.order.iter().map(|(seq, id)| (*seq, id)), filter.before, filter.limit, matching),
+        }
+    }
+}
+
+/// The fan-out of one event from its attempts (in order); `is_dead` tells which of its
+/// deliveries are in the DLQ.
+fn summarize(cursor: u64, attempts: &[Arc<v1::Attempt>], is_dead: impl Fn(&str) -> bool) -> EventSummary {
+    let mut deliveries: Vec<DeliverySummary> = Vec::new();
+    for a in attempts {
+        let i = match deliveries.iter().position(|d| d.endpoint_id == a.endpoint_id) {
+            Some(i) => i,
+            None => {
+                deliveries.push(DeliverySummary {
+                    endpoint_id: a.endpoint_id.clone(),
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    last_status: 0,
+                    last_at_ms: 0,
+                    next_attempt_at_ms: None,
+                });
+                deliveries.len() - 1
+            }
+        };
+        let d = &mut deliveries[i];
+        if a.outcome() != v1::Outcome::Deferred {
+            d.attempts += 1;
+            d.last_status = a.status;
+        }
+        d.last_at_ms = d.last_at_ms.max(a.at_ms);
+        d.next_attempt_at_ms = (a.next_attempt_at_ms > 0).then_some(a.next_attempt_at_ms);
+        d.status = match a.outcome() {
+            v1::Outcome::Success => DeliveryStatus::Delivered,
+            v1::Outcome::Retryable | v1::Outcome::Deferred | v1::Outcome::Unspecified => DeliveryStatus::Pending,
+            v1::Outcome::Permanent | v1::Outcome::Gone | v1::Outcome::BlockedByPolicy => DeliveryStatus::Dead,
+        };
+    }
+    for d in &mut deliveries {
+        if d.status != DeliveryStatus::Delivered && is_dead(&d.endpoint_id) {
+            d.status = DeliveryStatus::Dead;
+            d.next_attempt_at_ms = None;
+        }
+    }
+    let status = [DeliveryStatus::Dead, DeliveryStatus::Pending]
+        .into_iter()
+        .find(|s| deliveries.iter().any(|d| d.status == *s))
+        .unwrap_or(DeliveryStatus::Delivered);
+    let first = &attempts[0];
+    EventSummary {
+        cursor,
+        event_id: first.event_id.clone(),
+        event_type: first.event_type.clone(),
+        tenant: first.tenant.clone(),
+        first_at_ms: first.at_ms,
+        last_at_ms: attempts.iter().map(|a| a.at_ms).max().unwrap_or(first.at_ms),
+        status,
+        deliveries,
     }
 }
 
@@ -238,7 +507,7 @@ mod tests {
         for i in 0..5 {
             h.record_attempt(attempt(&format!("e{i}"), "ep", v1::Outcome::Success, 1, i));
         }
-        let ids: Vec<String> = h.endpoint_attempts("ep", 10).into_iter().map(|a| a.event_id).collect();
+        let ids: Vec<String> = h.endpoint_attempts("ep", None, 10).0.into_iter().map(|a| a.event_id).collect();
         assert_eq!(ids, ["e4", "e3"]);
         assert!(h.event_attempts("e0").is_empty(), "the oldest event was forgotten");
         assert_eq!(h.event_attempts("e4").len(), 1);
@@ -288,12 +557,66 @@ mod tests {
             });
         }
         let all = DeadLetterFilter { limit: 10, ..Default::default() };
-        assert_eq!(h.dead_letters(&all).len(), 2);
+        assert_eq!(h.dead_letters(&all).0.len(), 2);
         let by_endpoint = DeadLetterFilter { endpoint_id: Some("b".into()), ..all.clone() };
-        assert_eq!(h.dead_letters(&by_endpoint)[0].reason(), v1::DeadLetterReason::EndpointGone);
+        assert_eq!(h.dead_letters(&by_endpoint).0[0].reason(), v1::DeadLetterReason::EndpointGone);
         let by_time = DeadLetterFilter { from_ms: Some(50), ..all.clone() };
-        assert_eq!(h.dead_letters(&by_time).len(), 1);
+        assert_eq!(h.dead_letters(&by_time).0.len(), 1);
         let by_reason = DeadLetterFilter { reason: Some(v1::DeadLetterReason::Exhausted), ..all };
-        assert_eq!(h.dead_letters(&by_reason).len(), 1);
+        assert_eq!(h.dead_letters(&by_reason).0.len(), 1);
+    }
+
+    #[test]
+    fn pages_cover_everything_once_newest_first() {
+        let h = History::new(1, 1, 1, 1_000);
+        for i in 0..25 {
+            let delivery = v1::Delivery { endpoint_id: if i % 2 == 0 { "a" } else { "b" }.into(), ..Default::default() };
+            h.record_dead_letter(v1::DeadLetter { delivery: Some(delivery), dead_at_ms: i, ..Default::default() });
+        }
+        let mut filter = DeadLetterFilter { endpoint_id: Some("a".into()), limit: 4, ..Default::default() };
+        let mut seen = Vec::new();
+        loop {
+            let (page, next) = h.dead_letters(&filter);
+            assert!(page.len() <= 4);
+            seen.extend(page.iter().map(|d| d.dead_at_ms));
+            match next {
+                Some(cursor) => filter.before = Some(cursor),
+                None => break,
+            }
+        }
+        let expected: Vec<i64> = (0..25).rev().filter(|i| i % 2 == 0).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn the_event_log_shows_each_fan_out_and_its_status() {
+        let h = History::new(100, 100, 1_000, 100);
+        let mut failed = attempt("e1", "b", v1::Outcome::Retryable, 5, 2);
+        failed.next_attempt_at_ms = 60_000;
+        h.record_attempt(attempt("e1", "a", v1::Outcome::Success, 5, 1));
+        h.record_attempt(failed);
+        h.record_attempt(attempt("e2", "a", v1::Outcome::Success, 5, 3));
+        h.record_attempt(attempt("e3", "a", v1::Outcome::Retryable, 5, 4));
+        let dead = v1::Delivery { endpoint_id: "a".into(), event: Some(v1::Event { id: "e3".into(), ..Default::default() }), ..Default::default() };
+        h.record_dead_letter(v1::DeadLetter { delivery: Some(dead), ..Default::default() });
+        let all = EventFilter { limit: 10, ..Default::default() };
+        let (events, next) = h.events(&all);
+        assert_eq!(next, None);
+        let ids: Vec<(&str, DeliveryStatus)> = events.iter().map(|e| (e.event_id.as_str(), e.status)).collect();
+        assert_eq!(ids, [("e3", DeliveryStatus::Dead), ("e2", DeliveryStatus::Delivered), ("e1", DeliveryStatus::Pending)]);
+        let e1 = &events[2];
+        assert_eq!(e1.deliveries.len(), 2);
+        assert_eq!(e1.deliveries[1].next_attempt_at_ms, Some(60_000));
+        let pending = EventFilter { status: Some(DeliveryStatus::Pending), ..all.clone() };
+        assert_eq!(h.events(&pending).0.len(), 1);
+        let to_b = EventFilter { endpoint_id: Some("b".into()), ..all.clone() };
+        assert_eq!(h.events(&to_b).0[0].event_id, "e1");
+        let one = EventFilter { event_id: Some("e2".into()), ..all.clone() };
+        assert_eq!(h.events(&one).0[0].status, DeliveryStatus::Delivered);
+        let (first, cursor) = h.events(&EventFilter { limit: 2, ..all.clone() });
+        assert_eq!((first.len(), cursor.is_some()), (2, true));
+        let (rest, end) = h.events(&EventFilter { limit: 2, before: cursor, ..all });
+        assert_eq!((rest.len(), rest[0].event_id.as_str(), end), (1, "e1", None));
+        assert_eq!(h.types_seen(None).len(), 1);
     }
 }

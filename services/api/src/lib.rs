@@ -5,18 +5,24 @@
 //!
 //! - [`endpoints`], [`events`], [`dlq`]: the routes.
 //! - [`models`]: request and response bodies with their schemas.
-//! - [`auth`]: tokens and scopes; [`problem`]: errors.
+//! - [`auth`]: tokens and scopes, and [`portal`] sessions scoped to one tenant; [`problem`]: errors.
+//! - [`console`]: the operator console and consumer portal (a single-page app embedded in the binary).
+//! - [`stats`]: charts, event types seen, `/v1/me` and portal sessions; [`series`]: per-minute charts.
 //! - [`history`]: attempts and dead letters materialised from their topics.
 
 pub mod auth;
+pub mod console;
 pub mod dlq;
 pub mod endpoint_auth;
 pub mod endpoints;
 pub mod events;
 pub mod history;
 pub mod models;
+pub mod portal;
 pub mod problem;
 pub mod replays;
+pub mod series;
+pub mod stats;
 
 use auth::Auth;
 use axum::extract::DefaultBodyLimit;
@@ -60,6 +66,7 @@ pub struct AppState {
         (name = "history", description = "Delivery attempts and statistics"),
         (name = "dlq", description = "Dead letters"),
         (name = "replays", description = "Replay jobs: dead letters again, or an endpoint's backfill from the events topic"),
+        (name = "portal", description = "Consumer-portal sessions, and who the caller is"),
     )
 )]
 struct ApiDoc;
@@ -82,12 +89,17 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(endpoints::send_test))
         .routes(routes!(endpoints::attempts))
         .routes(routes!(endpoints::stats))
-        .routes(routes!(events::ingest))
+        .routes(routes!(endpoints::series))
+        .routes(routes!(events::ingest, events::search))
         .routes(routes!(events::ingest_batch))
         .routes(routes!(events::attempts))
         .routes(routes!(dlq::list))
         .routes(routes!(replays::create, replays::list))
         .routes(routes!(replays::get, replays::cancel))
+        .routes(routes!(stats::throughput))
+        .routes(routes!(stats::event_types))
+        .routes(routes!(stats::me))
+        .routes(routes!(stats::create_session))
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -103,6 +115,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     router
         .route("/v1/openapi.json", axum::routing::get(move || async move { Json(spec.as_ref().clone()) }))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(console::routes(state.config.api.portal_frame_ancestors.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

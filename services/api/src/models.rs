@@ -375,6 +375,8 @@ pub struct PageQuery {
     pub limit: Option<usize>,
     /// Return items after this id.
     pub after: Option<String>,
+    /// Only this tenant's endpoints.
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -472,6 +474,12 @@ pub struct AttemptView {
     /// The URL the request went to (the endpoint's `url` or its `failover_url`); empty for
     /// a deferral and in records of older senders.
     pub url: String,
+    /// When the next attempt is due (ms), if this one failed and another is scheduled.
+    pub next_attempt_at: Option<i64>,
+    /// The request's headers as sent; an `authorization` value shows only its scheme.
+    pub request_headers: BTreeMap<String, String>,
+    /// The first bytes of the response body (UTF-8, invalid bytes replaced).
+    pub response_excerpt: String,
 }
 
 pub fn outcome_name(o: v1::Outcome) -> &'static str {
@@ -499,6 +507,9 @@ impl From<&v1::Attempt> for AttemptView {
             error: a.error.clone(),
             at: a.at_ms,
             url: a.url.clone(),
+            next_attempt_at: (a.next_attempt_at_ms > 0).then_some(a.next_attempt_at_ms),
+            request_headers: a.request_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
         }
     }
 }
@@ -506,6 +517,8 @@ impl From<&v1::Attempt> for AttemptView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttemptList {
     pub data: Vec<AttemptView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -515,6 +528,8 @@ pub struct LimitQuery {
     /// At most this many, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -546,6 +561,10 @@ pub struct StatsView {
 pub struct DlqQuery {
     pub endpoint_id: Option<String>,
     pub event_type: Option<String>,
+    pub tenant: Option<String>,
+    pub event_id: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
     /// A reason such as `exhausted`, `endpoint_gone`, `blocked_by_policy`.
     pub reason: Option<String>,
     /// Dead at or after (ms).
@@ -599,6 +618,8 @@ impl From<&v1::DeadLetter> for DeadLetterView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeadLetterList {
     pub data: Vec<DeadLetterView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 /// Where a replay reads from.
@@ -635,6 +656,14 @@ pub struct CreateReplay {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub rate_per_second: Option<u32>,
+    /// Only this tenant's events (a portal session's jobs are always its tenant's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `dlq` only: replay exactly the dead letters of these events (one, or a selection;
+    /// at most 1,000). Empty: every dead letter the other filters take.
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub event_ids: Vec<String>,
 }
 
 fn event_types_or_empty() -> ArrayBuilder {
@@ -663,6 +692,8 @@ pub struct ReplayView {
     pub endpoint_id: Option<String>,
     pub event_types: Vec<String>,
     pub reasons: Vec<String>,
+    pub tenant: Option<String>,
+    pub event_ids: Vec<String>,
     pub from: i64,
     pub to: i64,
     pub rate_per_second: u32,
@@ -688,6 +719,8 @@ impl From<&hookline_replay::jobs::Job> for ReplayView {
             endpoint_id: (!r.endpoint_id.is_empty()).then(|| r.endpoint_id.clone()),
             event_types: r.event_types.clone(),
             reasons: r.reasons.iter().filter_map(|x| v1::DeadLetterReason::try_from(*x).ok()).map(|r| r.label().to_owned()).collect(),
+            tenant: (!r.tenant.is_empty()).then(|| r.tenant.clone()),
+            event_ids: r.event_ids.clone(),
             from: r.from_ms,
             to: r.to_ms,
             rate_per_second: r.rate_per_second,
@@ -712,4 +745,189 @@ impl From<&hookline_replay::jobs::Job> for ReplayView {
 pub struct ReplayList {
     /// Newest first.
     pub data: Vec<ReplayView>,
+}
+
+/// Filters of the event log. Events are listed newest first (by their first attempt); an
+/// event no endpoint subscribes to has no attempts and is not listed.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    pub event_id: Option<String>,
+    /// Events with a delivery to this endpoint.
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    pub tenant: Option<String>,
+    /// `delivered`, `pending` (a retry is due) or `dead` (dead-lettered).
+    pub status: Option<String>,
+    /// First attempted at or after (ms).
+    pub from: Option<i64>,
+    /// First attempted before (ms).
+    pub to: Option<i64>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+}
+
+/// One endpoint's part of an event's fan-out.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub endpoint_id: String,
+    /// `delivered`, `pending` or `dead`.
+    pub status: String,
+    /// Real attempts made (deferrals excluded).
+    pub attempts: u32,
+    /// HTTP status of the last attempt, 0 without a response.
+    pub last_status: u32,
+    pub last_attempt_at: i64,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventSummaryView {
+    pub event_id: String,
+    pub event_type: String,
+    pub tenant: String,
+    pub first_attempt_at: i64,
+    pub last_attempt_at: i64,
+    /// `dead` if a delivery is dead-lettered, else `pending` if one waits for a retry, else
+    /// `delivered`.
+    pub status: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+impl From<&crate::history::EventSummary> for EventSummaryView {
+    fn from(e: &crate::history::EventSummary) -> Self {
+        Self {
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            tenant: e.tenant.clone(),
+            first_attempt_at: e.first_at_ms,
+            last_attempt_at: e.last_at_ms,
+            status: e.status.name().to_owned(),
+            deliveries: e
+                .deliveries
+                .iter()
+                .map(|d| DeliveryView {
+                    endpoint_id: d.endpoint_id.clone(),
+                    status: d.status.name().to_owned(),
+                    attempts: d.attempts,
+                    last_status: d.last_status,
+                    last_attempt_at: d.last_at_ms,
+                    next_attempt_at: d.next_attempt_at_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    /// Newest first.
+    pub data: Vec<EventSummaryView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// Minutes back from now, 1 to 60 (default 60).
+    #[param(minimum = 1, maximum = 60)]
+    pub minutes: Option<usize>,
+}
+
+/// One minute of attempts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Start of the minute (ms).
+    pub start: i64,
+    pub successes: u32,
+    /// Failed real attempts (deferrals are not counted).
+    pub failures: u32,
+    /// Latency percentiles, as the upper bound of a histogram bucket (1, 2, 5, 10, 20, 50 ms
+    /// ... 30 s).
+    pub p50_ms: Option<u32>,
+    pub p99_ms: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeriesView {
+    pub bucket_ms: i64,
+    /// Oldest first, one per minute, empty minutes included.
+    pub buckets: Vec<SeriesPoint>,
+}
+
+impl SeriesView {
+    pub fn of(points: &[crate::series::Point]) -> Self {
+        Self {
+            bucket_ms: 60_000,
+            buckets: points
+                .iter()
+                .map(|p| SeriesPoint { start: p.start_ms, successes: p.successes, failures: p.failures, p50_ms: p.p50_ms, p99_ms: p.p99_ms })
+                .collect(),
+        }
+    }
+}
+
+/// An event type seen in attempts: the console's event-type picker.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventTypeSeen {
+    pub event_type: String,
+    pub tenant: String,
+    /// Attempts of this type held in the API's history.
+    pub attempts: u64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventTypesSeen {
+    /// Most recently seen first.
+    pub data: Vec<EventTypeSeen>,
+}
+
+/// Who the caller is and what it may do.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MeView {
+    /// `token`, `portal` or `open` (`hookline dev` without tokens).
+    pub kind: String,
+    /// The token's configured name; the session id for a portal session.
+    pub name: String,
+    /// A token's scopes (`admin`, `read`, `publish`).
+    pub scopes: Vec<String>,
+    /// A portal session's tenant: every call is limited to it.
+    pub tenant: Option<String>,
+    pub permissions: Vec<crate::portal::Permission>,
+    pub expires_at: Option<i64>,
+}
+
+/// A consumer-portal session to make.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePortalSession {
+    /// The tenant the session sees; nothing else is reachable with it.
+    #[schema(min_length = 1, max_length = 200)]
+    pub tenant: String,
+    /// What it may do besides `view` (always granted).
+    #[serde(default)]
+    pub permissions: Vec<crate::portal::Permission>,
+    /// Lifetime in seconds, 60 to 86,400 (default 3,600).
+    #[serde(default)]
+    #[schema(minimum = 60, maximum = 86400)]
+    pub ttl_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PortalSessionView {
+    /// The bearer token of the session (`hlps_...`). Shown once; not stored by the server.
+    pub token: String,
+    /// The portal's address with the token in its fragment (never sent to a server; the
+    /// portal moves it into session storage and removes it from the address bar).
+    pub url: String,
+    pub tenant: String,
+    pub permissions: Vec<crate::portal::Permission>,
+    pub expires_at: i64,
 }

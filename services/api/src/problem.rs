@@ -50,6 +50,19 @@ impl Problem {
         Self::invalid(vec![FieldError { field: field.into(), problem: problem.into() }])
     }
 
+    /// The cursor a paginated route was given as `after` (the `next` of a previous page).
+    pub fn cursor(after: Option<&str>) -> Result<Option<u64>, Problem> {
+        after
+            .map(|a| a.parse::<u64>().map_err(|_| Problem::field("after", "is not a cursor this API returned as `next`")))
+            .transpose()
+    }
+
+    /// A page's limit: `limit` or `default`, within 1..=`max`.
+    pub fn limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+        let limit = limit.unwrap_or(default);
+        if (1..=max).contains(&limit) { Ok(limit) } else { Err(Problem::field("limit", format!("must be between 1 and {max}"))) }
+    }
+
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", format!("no {what} with id {id:?}"))
     }

@@ -1,7 +1,7 @@
 //! `/v1/replays`: replay jobs. The API writes a job's request to the replays topic; the
 //! replay worker runs it and writes its progress there (see docs/replay.md).
 
-use crate::auth::{Admin, Read};
+use crate::auth::{Access, Read, Replay};
 use crate::dlq::parse_reason;
 use crate::models::{CreateReplay, ReplayList, ReplaySourceName, ReplayView};
 use crate::problem::{visible, ApiJson, FieldError, Problem};
@@ -24,8 +24,13 @@ async fn write_visible(s: &AppState, request: &v1::ReplayRequest) -> Result<(), 
     visible(&s.replays.position, offset).await
 }
 
-fn view(s: &AppState, id: &str) -> Result<ReplayView, Problem> {
-    s.replays.get(id).map(|j| ReplayView::from(&j)).ok_or_else(|| Problem::not_found("replay", id))
+/// A portal session sees the jobs of its tenant only (every job it makes carries it).
+fn visible_job(access: &Access, job: &jobs::Job) -> bool {
+    access.tenant().is_none_or(|t| job.request.tenant == t)
+}
+
+fn view(s: &AppState, access: &Access, id: &str) -> Result<ReplayView, Problem> {
+    s.replays.get(id).filter(|j| visible_job(access, j)).map(|j| ReplayView::from(&j)).ok_or_else(|| Problem::not_found("replay", id))
 }
 
 #[utoipa::path(post, operation_id = "create_replay", path = "/v1/replays", tag = "replays",
@@ -35,7 +40,7 @@ fn view(s: &AppState, id: &str) -> Result<ReplayView, Problem> {
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
     ),
     security(("bearer" = [])))]
-pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<CreateReplay>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
+pub async fn create(State(s): AppStateRef, Replay(access): Replay, ApiJson(body): ApiJson<CreateReplay>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
     let now = now_ms();
     let mut reasons = Vec::new();
     for (i, text) in body.reasons.iter().enumerate() {
@@ -54,13 +59,15 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
         to_ms: body.to.unwrap_or(now),
         rate_per_second: body.rate_per_second.unwrap_or(s.config.replay.default_rate_per_second),
         created_at_ms: now,
+        tenant: access.tenant_filter(body.tenant)?.unwrap_or_default(),
+        event_ids: body.event_ids,
         ..Default::default()
     };
     let mut errors: Vec<FieldError> = match plan::validate(&request, s.config.replay.max_rate_per_second) {
         Ok(()) => Vec::new(),
         Err(invalid) => invalid.into_iter().map(|e| FieldError { field: e.field.into(), problem: e.problem }).collect(),
     };
-    if !request.endpoint_id.is_empty() && s.registry.get(&request.endpoint_id).is_none() {
+    if !request.endpoint_id.is_empty() && crate::endpoints::current(&s, &access, &request.endpoint_id).is_err() {
         errors.push(FieldError { field: "endpoint_id".into(), problem: format!("no endpoint with id {:?}", request.endpoint_id) });
     }
     if !errors.is_empty() {
@@ -68,21 +75,21 @@ pub async fn create(State(s): AppStateRef, _: Admin, ApiJson(body): ApiJson<Crea
     }
     write_visible(&s, &request).await?;
     tracing::info!(replay_id = %request.id, source = ?body.source, endpoint_id = %request.endpoint_id, "replay requested");
-    Ok((StatusCode::ACCEPTED, Json(view(&s, &request.id)?)))
+    Ok((StatusCode::ACCEPTED, Json(view(&s, &access, &request.id)?)))
 }
 
 #[utoipa::path(get, operation_id = "list_replays", path = "/v1/replays", tag = "replays",
     responses((status = 200, body = ReplayList), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): AppStateRef, _: Read) -> Json<ReplayList> {
-    Json(ReplayList { data: s.replays.all().iter().map(ReplayView::from).collect() })
+pub async fn list(State(s): AppStateRef, Read(access): Read) -> Json<ReplayList> {
+    Json(ReplayList { data: s.replays.all().iter().filter(|j| visible_job(&access, j)).map(ReplayView::from).collect() })
 }
 
 #[utoipa::path(get, operation_id = "get_replay", path = "/v1/replays/{id}", tag = "replays", params(("id" = String, Path)),
     responses((status = 200, body = ReplayView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Result<Json<ReplayView>, Problem> {
-    Ok(Json(view(&s, &id)?))
+pub async fn get(State(s): AppStateRef, Read(access): Read, Path(id): Path<String>) -> Result<Json<ReplayView>, Problem> {
+    Ok(Json(view(&s, &access, &id)?))
 }
 
 #[utoipa::path(delete, operation_id = "cancel_replay", path = "/v1/replays/{id}", tag = "replays", params(("id" = String, Path)),
@@ -92,8 +99,8 @@ pub async fn get(State(s): AppStateRef, _: Read, Path(id): Path<String>) -> Resu
         (status = 409, description = "The job has already ended", body = Problem),
     ),
     security(("bearer" = [])))]
-pub async fn cancel(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
-    let job = s.replays.get(&id).ok_or_else(|| Problem::not_found("replay", &id))?;
+pub async fn cancel(State(s): AppStateRef, Replay(access): Replay, Path(id): Path<String>) -> Result<(StatusCode, Json<ReplayView>), Problem> {
+    let job = s.replays.get(&id).filter(|j| visible_job(&access, j)).ok_or_else(|| Problem::not_found("replay", &id))?;
     if plan::is_terminal(job.state()) {
         let state = plan::state_name(job.state());
         return Err(Problem::new(StatusCode::CONFLICT, "conflict", format!("replay {id} has already ended ({state})")));
@@ -103,5 +110,5 @@ pub async fn cancel(State(s): AppStateRef, _: Admin, Path(id): Path<String>) -> 
         write_visible(&s, &request).await?;
         tracing::info!(replay_id = %id, "replay cancellation requested");
     }
-    Ok((StatusCode::ACCEPTED, Json(view(&s, &id)?)))
+    Ok((StatusCode::ACCEPTED, Json(view(&s, &access, &id)?)))
 }

@@ -50,6 +50,15 @@ pub struct ApiConfig {
     /// ... and the attempts held for that at most (the oldest events go first).
     pub history_attempts: usize,
     pub dlq_kept: usize,
+    /// The API's address as browsers reach it (`https://hooks.example.com`), for the portal
+    /// URLs that `POST /v1/portal/sessions` returns; empty: a path (`/portal/#session=...`).
+    pub public_url: String,
+    /// The key portal sessions are signed with (at least 32 characters; every API replica
+    /// needs the same). Empty: a random key per process, so sessions end with it.
+    pub portal_session_key: String,
+    /// Origins that may frame the portal (CSP `frame-ancestors`, e.g.
+    /// `https://app.example.com`); empty: none. The console is never framed.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +76,9 @@ impl Default for ApiConfig {
             history_events: 100_000,
             history_attempts: 200_000,
             dlq_kept: 10_000,
+            public_url: String::new(),
+            portal_session_key: String::new(),
+            portal_frame_ancestors: Vec::new(),
         }
     }
 }
@@ -562,6 +574,24 @@ impl Config {
             );
         }
         check(a.max_body_bytes >= 1024, "api.max_body_bytes", "must be at least 1024".into());
+        check(
+            a.portal_session_key.is_empty() || a.portal_session_key.len() >= 32,
+            "api.portal_session_key",
+            "must be at least 32 characters (or empty for a random key per process)".into(),
+        );
+        check(
+            a.public_url.is_empty() || a.public_url.starts_with("https://") || a.public_url.starts_with("http://"),
+            "api.public_url",
+            format!("{:?} is not an http(s) URL", a.public_url),
+        );
+        for (i, origin) in a.portal_frame_ancestors.iter().enumerate() {
+            // A CSP source: an origin, a scheme-wildcard host, or 'self'; never a quote or separator.
+            check(
+                origin == "'self'" || (!origin.is_empty() && !origin.contains([';', ',', ' ', '\'', '"'])),
+                &format!("api.portal_frame_ancestors[{i}]"),
+                format!("{origin:?} is not a CSP source such as https://app.example.com or 'self'"),
+            );
+        }
         for (name, v) in [
             ("idempotency_max_keys", a.idempotency_max_keys),
             ("history_per_endpoint", a.history_per_endpoint),

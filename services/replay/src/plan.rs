@@ -12,6 +12,9 @@ pub struct Invalid {
     pub problem: String,
 }
 
+/// Dead letters a job may name one by one.
+pub const MAX_EVENT_IDS: usize = 1_000;
+
 /// Checks a request on its own (the API also checks that the endpoint exists).
 pub fn validate(request: &v1::ReplayRequest, max_rate_per_second: u32) -> Result<(), Vec<Invalid>> {
     let mut errors = Vec::new();
@@ -25,6 +28,12 @@ pub fn validate(request: &v1::ReplayRequest, max_rate_per_second: u32) -> Result
     }
     if source == ReplaySource::Events && !request.reasons.is_empty() {
         fail("reasons", "only applies to source dlq".into());
+    }
+    if source == ReplaySource::Events && !request.event_ids.is_empty() {
+        fail("event_ids", "only applies to source dlq".into());
+    }
+    if request.event_ids.len() > MAX_EVENT_IDS {
+        fail("event_ids", format!("at most {MAX_EVENT_IDS} (replay a filter for more)"));
     }
     if request.from_ms < 0 {
         fail("from", "must not be negative".into());
@@ -66,6 +75,8 @@ pub struct Selector {
     endpoint_id: String,
     patterns: Vec<EventTypePattern>,
     reasons: Vec<i32>,
+    tenant: String,
+    event_ids: std::collections::HashSet<String>,
     from_ms: i64,
     to_ms: i64,
 }
@@ -79,6 +90,8 @@ impl Selector {
             endpoint_id: request.endpoint_id.clone(),
             patterns: request.event_types.iter().filter_map(|t| EventTypePattern::parse(t).ok()).collect(),
             reasons: request.reasons.clone(),
+            tenant: request.tenant.clone(),
+            event_ids: request.event_ids.iter().cloned().collect(),
             from_ms: request.from_ms,
             to_ms: request.to_ms,
         }
@@ -92,8 +105,17 @@ impl Selector {
         (self.from_ms..self.to_ms).contains(&timestamp_ms)
     }
 
-    fn type_wanted(&self, event_type: &str) -> bool {
-        self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(event_type))
+    /// No endpoint, tenant or event filter: an unreadable dead letter is in this job's range
+    /// (and reported as unreplayable), not outside its filter.
+    fn takes_any_dead_letter(&self) -> bool {
+        self.endpoint_id.is_empty() && self.tenant.is_empty() && self.event_ids.is_empty()
+    }
+
+    /// The event passes the type, tenant and event-id filters.
+    fn event_wanted(&self, event: &v1::Event) -> bool {
+        (self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(&event.r#type)))
+            && (self.tenant.is_empty() || event.tenant == self.tenant)
+            && (self.event_ids.is_empty() || self.event_ids.contains(&event.id))
     }
 
     /// A fresh first attempt of `event` for `endpoint_id`, marked as this job's.
@@ -123,14 +145,14 @@ impl Selector {
             return Decision::Filtered;
         }
         let Ok(dead) = <v1::DeadLetter as prost::Message>::decode(value) else {
-            return if self.endpoint_id.is_empty() { Decision::Unreplayable("not a DeadLetter") } else { Decision::Filtered };
+            return if self.takes_any_dead_letter() { Decision::Unreplayable("not a DeadLetter") } else { Decision::Filtered };
         };
         if !self.reasons.is_empty() && !self.reasons.contains(&dead.reason) {
             return Decision::Filtered;
         }
         let Some(delivery) = dead.delivery else {
             // Undecodable input (an event or delivery that never parsed): nothing to send.
-            return if self.endpoint_id.is_empty() { Decision::Unreplayable("undecodable input") } else { Decision::Filtered };
+            return if self.takes_any_dead_letter() { Decision::Unreplayable("undecodable input") } else { Decision::Filtered };
         };
         if !self.endpoint_id.is_empty() && delivery.endpoint_id != self.endpoint_id {
             return Decision::Filtered;
@@ -138,7 +160,7 @@ impl Selector {
         let Some(event) = delivery.event else {
             return Decision::Unreplayable("dead letter without its event");
         };
-        if !self.type_wanted(&event.r#type) {
+        if !self.event_wanted(&event) {
             return Decision::Filtered;
         }
         if let Some(problem) = Self::endpoint_problem(registry, &delivery.endpoint_id) {
@@ -158,7 +180,7 @@ impl Selector {
             return Decision::Filtered;
         };
         let event = read.event;
-        if !self.type_wanted(&event.r#type) {
+        if !self.event_wanted(&event) {
             return Decision::Filtered;
         }
         if let Some(problem) = Self::endpoint_problem(registry, &self.endpoint_id) {
@@ -308,6 +330,25 @@ mod tests {
         assert_eq!(all.dead_letter(b"\xff garbage", 1_500, &reg, 0), Decision::Unreplayable("not a DeadLetter"));
         let undecodable = v1::DeadLetter { reason: DeadLetterReason::UndecodableEvent as i32, ..Default::default() };
         assert_eq!(all.dead_letter(&undecodable.encode_to_vec(), 1_500, &reg, 0), Decision::Unreplayable("undecodable input"));
+    }
+
+    #[test]
+    fn a_job_may_name_its_tenant_and_dead_letters() {
+        let reg = registry(&[("ep1", &["*"], false)]);
+        let mut r = request(ReplaySource::Dlq);
+        r.event_ids = vec!["evt_1".into()];
+        let exhausted = DeadLetterReason::Exhausted;
+        assert!(matches!(Selector::new(&r).dead_letter(&dead("ep1", "a", exhausted), 1_500, &reg, 0), Decision::Replay(_)));
+        r.event_ids = vec!["evt_2".into()];
+        assert_eq!(Selector::new(&r).dead_letter(&dead("ep1", "a", exhausted), 1_500, &reg, 0), Decision::Filtered);
+        assert_eq!(Selector::new(&r).dead_letter(b"\xff garbage", 1_500, &reg, 0), Decision::Filtered);
+        let mut t = request(ReplaySource::Dlq);
+        t.tenant = "acme".into();
+        assert_eq!(Selector::new(&t).dead_letter(&dead("ep1", "a", exhausted), 1_500, &reg, 0), Decision::Filtered, "another tenant's");
+        let mut events = request(ReplaySource::Events);
+        events.endpoint_id = "ep1".into();
+        events.event_ids = vec!["evt_1".into()];
+        assert_eq!(validate(&events, 1_000).expect_err("dlq only")[0].field, "event_ids");
     }
 
     #[test]

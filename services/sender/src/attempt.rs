@@ -15,6 +15,7 @@ use hookline_runtime::registry::EndpointEntry;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,11 +39,13 @@ pub struct AttemptReport {
     pub latency: Duration,
     pub error: String,
     pub excerpt: Vec<u8>,
+    /// The request's headers as sent, credentials redacted (see [`recorded_headers`]).
+    pub request_headers: HashMap<String, String>,
 }
 
 impl AttemptReport {
     fn failed(class: Class, latency: Duration, error: String) -> Self {
-        Self { class, status: 0, latency, error, excerpt: Vec::new() }
+        Self { class, status: 0, latency, error, excerpt: Vec::new(), request_headers: HashMap::new() }
     }
 }
 
@@ -141,11 +144,12 @@ impl Attempter {
             Err(error) => return AttemptReport::failed(Class::Permanent, started.elapsed(), error),
         };
         let client = own_client.as_ref().unwrap_or(&self.client);
+        let request_headers = recorded_headers(request.headers());
         let timeout = match endpoint.limits.as_ref().map(|l| l.timeout_ms) {
             Some(ms) if ms > 0 => Duration::from_millis(u64::from(ms)),
             _ => self.default_timeout,
         };
-        match tokio::time::timeout(timeout, exchange(client, request, MAX_RESPONSE_BYTES)).await {
+        let report = match tokio::time::timeout(timeout, exchange(client, request, MAX_RESPONSE_BYTES)).await {
             Err(_) => AttemptReport::failed(
                 Class::Retryable { retry_after: None },
                 started.elapsed(),
@@ -174,9 +178,11 @@ impl Attempter {
                     latency: started.elapsed(),
                     error,
                     excerpt: body[..body.len().min(EXCERPT_BYTES)].to_vec(),
+                    request_headers: HashMap::new(),
                 }
             }
-        }
+        };
+        AttemptReport { request_headers, ..report }
     }
 
     fn request(
@@ -231,6 +237,27 @@ impl Attempter {
             .body(Full::new(event.payload.clone()))
             .map_err(|e| permanent(format!("request: {e}")))
     }
+}
+
+/// The headers of a request as an attempt record keeps them: every header, except that an
+/// `authorization` value keeps only its scheme (`Bearer [redacted]`), so the record shows
+/// that credentials were sent and never what they were.
+pub fn recorded_headers(headers: &http::HeaderMap) -> HashMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let shown = if name == AUTHORIZATION {
+                match text.split_once(' ') {
+                    Some((scheme, _)) => format!("{scheme} [redacted]"),
+                    None => "[redacted]".to_owned(),
+                }
+            } else {
+                text.into_owned()
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
 }
 
 /// The IP address a URL host names literally: dotted IPv4, or bracketed IPv6 with or

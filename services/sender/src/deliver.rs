@@ -203,7 +203,11 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         status = report.status, latency_ms = report.latency.as_millis() as u64, class = ?report.class, "attempt"
     );
     let after = verdict::after_attempt(&rt.schedule, delivery.attempt, report.class, &report.error);
-    let attempt = v1::Attempt { url: url.to_owned(), ..attempt_record(&delivery, &report) };
+    let next_attempt_at_ms = match after {
+        AfterAttempt::Retry { tier, .. } if !ordered => due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>()),
+        _ => 0,
+    };
+    let attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &report) };
     // The dead letter carries the last attempt; everything else only writes it.
     let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| attempt.clone());
     shared.attempts.record(attempt).await;
@@ -219,7 +223,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
             return Ok(Done::Finished);
         }
         AfterAttempt::Retry { attempt, tier } => {
-            forward(shared, record, delivery, attempt, tier, report.error).await?;
+            forward(shared, record, delivery, attempt, (tier, next_attempt_at_ms), report.error).await?;
             return Ok(Done::Finished);
         }
         AfterAttempt::DeadLetter { reason, detail, exhausted, gone } => {
@@ -252,17 +256,22 @@ async fn defer(
         latency: Duration::ZERO,
         error: why.to_owned(),
         excerpt: Vec::new(),
+        request_headers: Default::default(),
     };
     let mut attempt = attempt_record(&delivery, &report);
     attempt.outcome = Outcome::Deferred as i32;
     metrics::counter!("hookline_sender_attempts_total", "outcome" => "deferred").increment(1);
     let after = verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error);
+    if let AfterDeferral::Forward { tier, .. } = after {
+        attempt.next_attempt_at_ms = due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>());
+    }
     let last_attempt = matches!(after, AfterDeferral::Exhausted(_)).then(|| attempt.clone());
+    let attempt_due = attempt.next_attempt_at_ms;
     shared.attempts.record(attempt).await;
     match after {
         AfterDeferral::Forward { attempt: next, tier } => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
-            forward(shared, record, delivery, next, tier, last_error).await?;
+            forward(shared, record, delivery, next, (tier, attempt_due), last_error).await?;
             Ok(Done::Finished)
         }
         AfterDeferral::Exhausted(detail) => {
@@ -322,22 +331,22 @@ fn attempt_span(record: &OwnedRecord, entry: &EndpointEntry, delivery: &v1::Deli
     Some(traces::Span::start("hookline.deliver", traces::Kind::Client, &parent, attributes))
 }
 
-/// Produces the delivery's next attempt to its tier and waits for the acknowledgement.
+/// Produces the delivery's next attempt to its tier, due at `due_ms` (as its attempt record
+/// says), and waits for the acknowledgement.
 async fn forward(
     shared: &Shared,
     record: &OwnedRecord,
     mut delivery: v1::Delivery,
     attempt: u32,
-    tier: Delay,
+    (tier, due_ms): (Delay, i64),
     last_error: String,
 ) -> Result<(), KafkaError> {
-    let now = now_ms();
     if delivery.first_attempt_at_ms == 0 {
-        delivery.first_attempt_at_ms = now;
+        delivery.first_attempt_at_ms = now_ms();
     }
     delivery.attempt = attempt;
     delivery.last_error = last_error;
-    delivery.next_attempt_at_ms = due_at_ms(now, tier, shared.jitter, rand::random::<f64>());
+    delivery.next_attempt_at_ms = due_ms;
     let due = delivery.next_attempt_at_ms.to_string();
     let mut headers = OwnedHeaders::new().insert(Header { key: DUE_HEADER, value: Some(due.as_str()) });
     // Later attempts stay in the trace of the first (children of the router's span).
@@ -401,6 +410,8 @@ fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attemp
         at_ms: now_ms(),
         response_excerpt: report.excerpt.clone(),
         url: String::new(),
+        next_attempt_at_ms: 0,
+        request_headers: report.request_headers.clone(),
     }
 }
 

@@ -58,7 +58,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (registry, follower) = roles::start_registry(&config, "api", &shutdown)?;
     let health = Health::new();
     roles::start_admin(&config, &health, &registry, &shutdown).await?;
-    let auth = Auth::new(&config.api.tokens);
+    let auth = Auth::new(&config.api.tokens, hookline_api::portal::SessionKey::from_config(&config.api));
     let state = hookline_api::state(config, registry.clone(), auth, &shutdown)?;
     tokio::select! {
         _ = registry.wait_ready() => {}

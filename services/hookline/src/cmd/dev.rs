@@ -46,9 +46,9 @@ pub async fn run(mut config: Config, args: DevArgs) -> anyhow::Result<()> {
     let replay = tokio::spawn(hookline_replay::run(config.clone(), Arc::clone(&registry), health, shutdown.clone()));
     let auth = if config.api.tokens.is_empty() {
         tracing::warn!("dev mode: no api.tokens configured, so the API accepts every request");
-        hookline_api::auth::Auth::open()
+        hookline_api::auth::Auth::open(hookline_api::portal::SessionKey::from_config(&config.api))
     } else {
-        hookline_api::auth::Auth::new(&config.api.tokens)
+        hookline_api::auth::Auth::new(&config.api.tokens, hookline_api::portal::SessionKey::from_config(&config.api))
     };
     let api = hookline_api::state(config.clone(), Arc::clone(&registry), auth, &shutdown)?;
     let api_addr = hookline_api::serve(api, shutdown.clone()).await?;

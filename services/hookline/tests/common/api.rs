@@ -30,7 +30,7 @@ impl TestApi {
             .iter()
             .map(|(scope, token)| TokenConfig { name: scope.to_string(), sha256: token_digest_hex(token), scopes: vec![scope.to_string()] })
             .collect();
-        let auth = Auth::new(&config.api.tokens);
+        let auth = Auth::new(&config.api.tokens, hookline_api::portal::SessionKey::from_config(&config.api));
         let state = hookline_api::state(config, registry, auth, shutdown).expect("api state");
         Self { app: hookline_api::app(state) }
     }
