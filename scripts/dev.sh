@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 bash scripts/kafka.sh start
+# The console's files are embedded in the release binary: build them first.
+bash scripts/console.sh build
 cargo build --release --locked -p hookline
 export HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=${HOOKLINE_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 export HOOKLINE_LOG__FORMAT=${HOOKLINE_LOG__FORMAT:-text}

@@ -2,7 +2,8 @@
 # The whole test suite, the same on a laptop and in CI (.ci/run calls this):
 # install what is missing, build once, start a real single-node Kafka (KRaft) on its own
 # port, build the example producers in Java, Go and Python (they publish in the tests), run
-# every test (unit, property, in-process and integration against that broker),
+# every test (unit, property, in-process and integration against that broker), the
+# console's browser tests (Playwright in Debian's chromium against `hookline dev`),
 # lint and check the Helm chart, fuzz the management API against its OpenAPI document
 # (schemathesis), check the k6 scenario for users (load-tests/ingest.js, with node and stub
 # k6 modules: the project never runs k6), run a short load smoke through the HTTP ingest
@@ -36,7 +37,8 @@ echo "== build (tests)" >&2
 # Fetch and build while Kafka's jars download and the example producers build.
 # The example producers (Java, Go, Python) share Maven's cache with Kafka's fetch: one
 # after the other, both beside the cargo build.
-(bash scripts/kafka.sh fetch && bash scripts/producers.sh build) &
+# The console (npm ci, typed client, type-check, vite build) too: the binary serves its files.
+(bash scripts/kafka.sh fetch && bash scripts/producers.sh build && bash scripts/console.sh build) &
 fetch_pid=$!
 cargo build --workspace --all-targets --locked
 wait "$fetch_pid"
@@ -61,6 +63,9 @@ log=$(mktemp)
 set +e
 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+echo "== console: browser tests (Playwright, Debian's chromium) against hookline dev and this broker" >&2
+CONSOLE_SKIP_BUILD=1 HOOKLINE_BIN=target/debug/hookline bash scripts/console.sh test 2>&1 | tee "$log.console"
+console_status=${PIPESTATUS[0]}
 echo "== helm chart: lint, render, check (configs validated by the hookline binary)" >&2
 bash scripts/helm-lint.sh 2>&1 | tee "$log.helm"
 helm_status=${PIPESTATUS[0]}
@@ -86,6 +91,7 @@ set -e
 [ "$smoke_status" = 0 ] || status=$smoke_status
 [ "$cluster_status" = 0 ] || status=$cluster_status
 [ "$node_status" = 0 ] || status=$node_status
+[ "$console_status" = 0 ] || status=$console_status
 t2=$(date +%s)
 
 passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
@@ -94,11 +100,16 @@ node_passed=$(awk '/^# pass / {s+=$3} END {print s+0}' "$log.node")
 node_failed=$(awk '/^# fail / {s+=$3} END {print s+0}' "$log.node")
 # A node run that counted nothing (it did not start) is one failure, not zero.
 [ "$node_status" = 0 ] || [ "$node_failed" -gt 0 ] || node_failed=1
-passed=$((passed + node_passed)); failed=$((failed + node_failed))
+console_passed=$(sed -nE 's/^console e2e: ([0-9]+) passed, ([0-9]+) failed.*/\1/p' "$log.console" | tail -1)
+console_failed=$(sed -nE 's/^console e2e: ([0-9]+) passed, ([0-9]+) failed.*/\2/p' "$log.console" | tail -1)
+console_passed=${console_passed:-0}; console_failed=${console_failed:-0}
+[ "$console_status" = 0 ] || [ "$console_failed" -gt 0 ] || console_failed=1
+passed=$((passed + node_passed + console_passed)); failed=$((failed + node_failed + console_failed))
 echo "build $((t1 - t0))s, tests, fuzz and load smoke $((t2 - t1))s"
 grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 echo "ingest.js (node --test, in the total): $node_passed passed, $node_failed failed"
+echo "console (browser tests, in the total): $console_passed passed, $console_failed failed"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
 grep -E "^  ledger: " "$log.cluster" | sed "s/^  ledger: /cluster (leader SIGKILL, ${cluster_s}s, exit $cluster_status): /" || echo "cluster: no result (exit $cluster_status)"
 echo "total: $passed passed, $failed failed"
