@@ -10,7 +10,9 @@
 #
 # Env: HOOKLINE_BIN (default target/debug/hookline), HOOKLINE_TEST_KAFKA (required by `test`,
 # e.g. 127.0.0.1:19092), CONSOLE_SKIP_BUILD=1 (test the dist/ already built), CONSOLE_E2E_GREP
-# (run only the tests whose title matches). No browser is downloaded, ever.
+# (run only the tests whose title matches), CONSOLE_E2E_OWN_SERVER=1 (serve this checkout's
+# dist/ from the tests, proxying /v1 to hookline, instead of the binary's own /console/).
+# No browser is downloaded, ever.
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -201,6 +201,7 @@ test("every list is paged with the API's cursor: endpoints", async ({ page }) =>
     if (await page.getByRole("button", { name: "Next →" }).isDisabled()) break;
     await page.getByRole("button", { name: "Next →" }).click();
     await expect(page.getByText(`Page ${p + 1}`)).toBeVisible();
+    await expect(page.locator("tbody tr").first()).toBeVisible();
   }
   expect(seen).toBe(21);
   await page.getByRole("button", { name: "← Previous" }).click();

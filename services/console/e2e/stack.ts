@@ -135,7 +135,8 @@ level = "warn"
       return r.ok || undefined;
     }, 120_000);
     const probe = await fetch(`${api}/console/`);
-    const servesConsole = probe.ok && (probe.headers.get("content-type") ?? "").includes("html");
+    // CONSOLE_E2E_OWN_SERVER=1 tests this checkout's dist/ even when the binary embeds another.
+    const servesConsole = process.env.CONSOLE_E2E_OWN_SERVER !== "1" && probe.ok && (probe.headers.get("content-type") ?? "").includes("html");
     let base = api;
     if (!servesConsole) {
       // This hookline does not serve the console yet: serve dist/ as it will (same CSP),

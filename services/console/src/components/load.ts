@@ -9,26 +9,30 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** Runs `fetcher` when `deps` change; a late answer to an older request is dropped. */
+/** Runs `fetcher` when `deps` change; a late answer to an older request is dropped. Data of
+ * other arguments (the previous page, other filters) is never returned, not even for the one
+ * render before the new request starts; a reload (polling) keeps the data until it lands. */
 export function useLoad<T>(fetcher: () => Promise<T>, deps: unknown[]): Loaded<T> {
-  const [state, setState] = useState<{ data?: T; error?: string; missing?: string; loading: boolean }>({ loading: true });
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState<{ key?: string; data?: T; error?: string; missing?: string; loading: boolean }>({ loading: true });
   const seq = useRef(0);
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const mine = ++seq.current;
     setState((s) => ({ ...s, loading: true }));
     fetcher().then(
-      (data) => mine === seq.current && setState({ data, loading: false }),
+      (data) => mine === seq.current && setState({ key, data, loading: false }),
       (e: unknown) => {
         if (mine !== seq.current) return;
-        if (e instanceof MissingRoute) setState({ missing: e.route, loading: false });
-        else setState({ error: e instanceof Error ? e.message : String(e), loading: false });
+        if (e instanceof MissingRoute) setState({ key, missing: e.route, loading: false });
+        else setState({ key, error: e instanceof Error ? e.message : String(e), loading: false });
       },
     );
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
+  }, [key, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { ...state, reload };
+  if (state.key !== key) return { loading: true, reload };
+  return { data: state.data, error: state.error, missing: state.missing, loading: state.loading, reload };
 }
 
 /** Repeats `fn` every `ms` while mounted (replay progress, live lists). */
