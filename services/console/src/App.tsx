@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { makeClient } from "./api/client";
-import { ApiError, MissingRoute, onUnauthorized, pending, type Me } from "./api/pending";
+import { makeClient, unwrap, type Me } from "./api/client";
+import { ApiError, MissingRoute, onUnauthorized } from "./api/pending";
 import { signIn, signOut, token, type Mode } from "./api/session";
 import { Ctx, permissionsOf, useApp, type AppContext } from "./context";
 import { Notice } from "./components/ui";
@@ -25,12 +25,12 @@ export function App({ mode }: { mode: Mode }) {
       setAuth({ state: "signed-out", reason: refusal(mode) });
     };
     onUnauthorized(expired);
-    return makeClient(mode, expired);
+    return makeClient(mode);
   }, [mode]);
 
   useEffect(() => {
     if (auth.state !== "checking") return;
-    whoAmI(mode, client).then(
+    whoAmI(client).then(
       (me) => setAuth({ state: "in", me }),
       (e: unknown) => {
         signOut(mode);
@@ -75,9 +75,9 @@ function refusal(mode: Mode): string {
 }
 
 /** Who the credential belongs to; a server without GET /v1/me is asked for one endpoint instead. */
-async function whoAmI(mode: Mode, client: ReturnType<typeof makeClient>): Promise<Me | null> {
+async function whoAmI(client: ReturnType<typeof makeClient>): Promise<Me | null> {
   try {
-    return await pending.me(mode);
+    return await unwrap(client.GET("/v1/me"), "GET /v1/me");
   } catch (e) {
     if (!(e instanceof MissingRoute)) throw e;
   }

@@ -1,7 +1,6 @@
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
-import type { Client } from "./api/client";
-import type { Me } from "./api/pending";
+import type { Client, Me } from "./api/client";
 import type { Mode } from "./api/session";
 
 /** What the screen may offer. The server checks every call anyway; this only hides buttons. */

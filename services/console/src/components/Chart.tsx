@@ -1,6 +1,6 @@
 // Deliveries (stacked bars: successes, failures) and latency (p50 and p99 lines) per bucket,
 // drawn as plain SVG: no chart library, no inline style (colours come from the stylesheet).
-import type { Series } from "../api/pending";
+import type { Series } from "../api/client";
 
 const W = 720;
 const H = 200;

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { problemText, type DeadLetter, type Query, type Schemas } from "../api/client";
+import { problemText, unwrap, type DeadLetter, type Query, type Schemas } from "../api/client";
 import { useApp } from "../context";
 import { useCursor, useLoad } from "../components/load";
 import { Field, Loading, Notice, Pager } from "../components/ui";
@@ -10,10 +10,7 @@ const PAGE = 50;
 const FIELDS = ["endpoint_id", "reason", "event_type", "from", "to"] as const;
 type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
 
-/** The cursor is being added to GET /v1/dlq: `after` in, `next` out. */
-type DlqQuery = Query<"list_dead_letters"> & { after?: string };
-/** Replaying exactly the chosen dead letters: `event_ids` is being added to POST /v1/replays. */
-type ReplayRequest = Schemas["CreateReplay"] & { event_ids?: string[] };
+type ReplayRequest = Schemas["CreateReplay"];
 
 /** DeadLetterReason in proto/hookline/v1/hookline.proto, as the API names them. */
 const REASONS = [
@@ -45,7 +42,7 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
   const [selected, setSelected] = useState<Map<string, DeadLetter>>(new Map());
   const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
   const page = useLoad(async () => {
-    const q: DlqQuery = {
+    const q: Query<"list_dead_letters"> = {
       limit: PAGE,
       after: cursor.after,
       endpoint_id: filters.endpoint_id,
@@ -54,9 +51,7 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
       from: filters.from ? Number(filters.from) : undefined,
       to: filters.to ? Number(filters.to) : undefined,
     };
-    const { data, error, response } = await client.GET("/v1/dlq", { params: { query: q } });
-    if (!data) throw new Error(problemText(error, response));
-    return data as typeof data & { next?: string | null };
+    return unwrap(client.GET("/v1/dlq", { params: { query: q } }), "GET /v1/dlq");
   }, [key, cursor.after]);
 
   const replay = async (body: ReplayRequest) => {

@@ -1,13 +1,13 @@
 import { useState } from "preact/hooks";
-import { problemText, type Attempt, type Endpoint } from "../api/client";
-import { MissingRoute, pending, type Series } from "../api/pending";
+import { problemText, unwrap, type Attempt, type Endpoint, type Series } from "../api/client";
+import { MissingRoute } from "../api/pending";
 import { useApp } from "../context";
 import { seriesFromAttempts, SeriesChart } from "../components/Chart";
 import { useCursor, useLoad } from "../components/load";
 import { Code, Loading, Notice, Pager, StatusBadge } from "../components/ui";
 import { ms, percent, time } from "../format";
 import { href, go } from "../router";
-import { HealthCell, type EndpointExtra } from "./health";
+import { HealthCell } from "./health";
 
 export function EndpointDetail({ id }: { id: string }) {
   const { client } = useApp();
@@ -25,7 +25,7 @@ export function EndpointDetail({ id }: { id: string }) {
           </p>
           <div class="title-row">
             <h1 id="endpoint-h">{e.description || e.url}</h1>
-            <HealthCell endpoint={e as Endpoint & EndpointExtra} />
+            <HealthCell endpoint={e} />
           </div>
           <Actions endpoint={e} onChange={endpoint.reload} />
           <div class="cols">
@@ -253,10 +253,11 @@ function Actions({ endpoint: e, onChange }: { endpoint: Endpoint; onChange: () =
 
 /** Deliveries and latency over the last hour; from the last attempts when the API has no series route. */
 function Activity({ id }: { id: string }) {
-  const { client, mode } = useApp();
+  const { client } = useApp();
   const series = useLoad(async (): Promise<{ series: Series; approximate: boolean }> => {
     try {
-      return { series: await pending.series(mode, id, 60), approximate: false };
+      const series = await unwrap(client.GET("/v1/endpoints/{id}/series", { params: { path: { id }, query: { minutes: 60 } } }), "GET /v1/endpoints/{id}/series");
+      return { series, approximate: false };
     } catch (e) {
       if (!(e instanceof MissingRoute)) throw e;
       const { data, error, response } = await client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query: { limit: 500 } } });
@@ -285,10 +286,8 @@ function RecentAttempts({ id }: { id: string }) {
   const { client } = useApp();
   const cursor = useCursor(id);
   const page = useLoad(async () => {
-    const query: AttemptsQuery = { limit: ATTEMPTS_PAGE, after: cursor.after };
-    const { data, error, response } = await client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query } });
-    if (!data) throw new Error(problemText(error, response));
-    return data as typeof data & { next?: string | null };
+    const query = { limit: ATTEMPTS_PAGE, after: cursor.after };
+    return unwrap(client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query } }), "GET /v1/endpoints/{id}/attempts");
   }, [id, cursor.after]);
   return (
     <section aria-labelledby="attempts-h">
@@ -304,9 +303,6 @@ function RecentAttempts({ id }: { id: string }) {
     </section>
   );
 }
-
-/** `after` is being added to the attempts route; older servers ignore it. */
-type AttemptsQuery = { limit?: number; after?: string };
 
 export function AttemptTable({ attempts, showEvent }: { attempts: Attempt[]; showEvent?: boolean }) {
   if (attempts.length === 0) return <p class="muted">No attempts.</p>;

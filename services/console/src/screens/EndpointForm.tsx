@@ -1,6 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { problemText } from "../api/client";
-import { pending, type EventTypeSeen } from "../api/pending";
+import { problemText, unwrap, type EventTypeSeen } from "../api/client";
 import { useApp } from "../context";
 import { Code, Field, Notice } from "../components/ui";
 import { href } from "../router";
@@ -30,8 +29,8 @@ export function EndpointForm({ id }: { id?: string }) {
   useEffect(() => {
     // One chip per type, whichever tenants sent it; the most attempted first.
     const byType = (list: EventTypeSeen[]) => [...new Map(list.sort((a, b) => b.attempts - a.attempts).map((t) => [t.event_type, t])).values()];
-    pending.eventTypes(mode).then((r) => setSeen(byType(r.data).slice(0, 50)), () => setSeen([]));
-  }, [mode]);
+    unwrap(client.GET("/v1/stats/event-types"), "GET /v1/stats/event-types").then((r) => setSeen(byType(r.data).slice(0, 50)), () => setSeen([]));
+  }, [client]);
   useEffect(() => {
     if (!id) return;
     client.GET("/v1/endpoints/{id}", { params: { path: { id } } }).then(({ data, error: err, response }) => {

@@ -1,28 +1,26 @@
-import { problemText, type Attempt } from "../api/client";
-import { pending, type AttemptExtra, type EventDelivery } from "../api/pending";
+import { problemText, type Attempt, type Delivery } from "../api/client";
 import { useApp } from "../context";
 import { useLoad } from "../components/load";
 import { Loading, StatusBadge } from "../components/ui";
 import { ago, ms, time } from "../format";
 import { href } from "../router";
 
-type FullAttempt = Attempt & AttemptExtra;
-
 /** One event's fan-out: every endpoint it went to, and each attempt in detail. */
 export function EventDetail({ id }: { id: string }) {
-  const { client, mode } = useApp();
+  const { client } = useApp();
   const state = useLoad(async () => {
     const [attempts, summary] = await Promise.all([
       client.GET("/v1/events/{id}/attempts", { params: { path: { id } } }).then(({ data, error, response }) => {
         if (!data) throw new Error(problemText(error, response));
-        return data.data as FullAttempt[];
+        return data.data;
       }),
-      pending.events(mode, { event_id: id, limit: 1 }).then(
-        (p) => p.data.find((e) => e.event_id === id),
+      // The event log's summary (its status per endpoint); older servers have none.
+      client.GET("/v1/events", { params: { query: { event_id: id, limit: 1 } } }).then(
+        ({ data }) => data?.data.find((e) => e.event_id === id),
         () => undefined,
       ),
     ]);
-    const byEndpoint = new Map<string, FullAttempt[]>();
+    const byEndpoint = new Map<string, Attempt[]>();
     for (const d of summary?.deliveries ?? []) byEndpoint.set(d.endpoint_id, []);
     for (const a of attempts) byEndpoint.set(a.endpoint_id, [...(byEndpoint.get(a.endpoint_id) ?? []), a]);
     for (const list of byEndpoint.values()) list.sort((a, b) => a.attempt - b.attempt || a.at - b.at);
@@ -57,7 +55,7 @@ export function EventDetail({ id }: { id: string }) {
   );
 }
 
-function DeliveryCard({ endpointId, attempts, delivery }: { endpointId: string; attempts: FullAttempt[]; delivery?: EventDelivery }) {
+function DeliveryCard({ endpointId, attempts, delivery }: { endpointId: string; attempts: Attempt[]; delivery?: Delivery }) {
   const last = attempts[attempts.length - 1];
   const next = delivery?.next_attempt_at ?? last?.next_attempt_at;
   // Without the event log's own status (older servers), a guess from the last attempt.

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { pending, type EventSummary, type Page } from "../api/pending";
+import { unwrap, type EventSummary, type Query } from "../api/client";
 import { useApp } from "../context";
 import { useCursor, useLoad } from "../components/load";
 import { Field, Notice, Pager, StatusBadge } from "../components/ui";
@@ -12,13 +12,22 @@ const FIELDS = ["event_id", "endpoint_id", "event_type", "tenant", "status", "fr
 type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
 
 export function EventLog({ query }: { query: URLSearchParams }) {
-  const { mode } = useApp();
+  const { mode, client } = useApp();
   const filters: Filters = {};
   for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
   const key = FIELDS.map((f) => filters[f] ?? "").join("|");
   const cursor = useCursor(key);
   const page = useLoad(
-    (): Promise<Page<EventSummary>> => pending.events(mode, { ...filters, after: cursor.after, limit: PAGE }),
+    () => {
+      const query: Query<"search_events"> = {
+        ...filters,
+        from: filters.from ? Number(filters.from) : undefined,
+        to: filters.to ? Number(filters.to) : undefined,
+        after: cursor.after,
+        limit: PAGE,
+      };
+      return unwrap(client.GET("/v1/events", { params: { query } }), "GET /v1/events");
+    },
     [key, cursor.after],
   );
   const rows = page.data?.data.length ?? 0;
@@ -119,7 +128,6 @@ function SearchForm({ initial }: { initial: Filters }) {
           <option value="">any</option>
           <option value="delivered">delivered</option>
           <option value="pending">pending</option>
-          <option value="failed">failed</option>
           <option value="dead">dead</option>
         </select>
       </Field>

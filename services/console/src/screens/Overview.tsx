@@ -1,4 +1,4 @@
-import { pending } from "../api/pending";
+import { unwrap } from "../api/client";
 import { useApp } from "../context";
 import { SeriesChart } from "../components/Chart";
 import { useInterval, useLoad } from "../components/load";
@@ -7,9 +7,9 @@ import { ago } from "../format";
 import { href } from "../router";
 
 export function Overview() {
-  const { mode } = useApp();
-  const throughput = useLoad(() => pending.throughput(mode, 60), []);
-  const types = useLoad(() => pending.eventTypes(mode), []);
+  const { client } = useApp();
+  const throughput = useLoad(() => unwrap(client.GET("/v1/stats/throughput", { params: { query: { minutes: 60 } } }), "GET /v1/stats/throughput"), []);
+  const types = useLoad(() => unwrap(client.GET("/v1/stats/event-types"), "GET /v1/stats/event-types"), []);
   useInterval(throughput.reload, 10_000);
   return (
     <section aria-labelledby="overview-h">

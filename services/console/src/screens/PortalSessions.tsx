@@ -1,10 +1,10 @@
 import { useState } from "preact/hooks";
-import { pending, PORTAL_PERMISSIONS, type PortalSession } from "../api/pending";
+import { PERMISSIONS, unwrap, type Permission, type PortalSession } from "../api/client";
 import { useApp } from "../context";
 import { Field, Notice } from "../components/ui";
 import { time } from "../format";
 
-const LABELS: Record<(typeof PORTAL_PERMISSIONS)[number], string> = {
+const LABELS: Record<Permission, string> = {
   view: "View endpoints, events and dead letters",
   manage_endpoints: "Create, edit, disable and test endpoints",
   view_secrets: "Reveal signing secrets",
@@ -14,9 +14,9 @@ const LABELS: Record<(typeof PORTAL_PERMISSIONS)[number], string> = {
 
 /** An admin makes a short-lived portal link for one tenant, to open or embed. */
 export function PortalSessions() {
-  const { mode } = useApp();
+  const { client } = useApp();
   const [tenant, setTenant] = useState("");
-  const [perms, setPerms] = useState<string[]>(["view"]);
+  const [perms, setPerms] = useState<Permission[]>(["view"]);
   const [ttl, setTtl] = useState("3600");
   const [made, setMade] = useState<PortalSession>();
   const [error, setError] = useState<string>();
@@ -31,7 +31,7 @@ export function PortalSessions() {
           setError(undefined);
           setMade(undefined);
           try {
-            setMade(await pending.portalSession(mode, { tenant, permissions: perms, ttl_seconds: Number(ttl) || undefined }));
+            setMade(await unwrap(client.POST("/v1/portal/sessions", { body: { tenant, permissions: perms, ttl_seconds: Number(ttl) || undefined } }), "POST /v1/portal/sessions"));
           } catch (err) {
             setError(err instanceof Error ? err.message : String(err));
           }
@@ -42,7 +42,7 @@ export function PortalSessions() {
         </Field>
         <fieldset>
           <legend>Permissions</legend>
-          {PORTAL_PERMISSIONS.map((p) => (
+          {PERMISSIONS.map((p) => (
             <label key={p} class="check">
               <input type="checkbox" name="permissions" value={p} checked={perms.includes(p)} onChange={() => setPerms((x) => (x.includes(p) ? x.filter((y) => y !== p) : [...x, p]))} />{" "}
               {LABELS[p]}

@@ -2,9 +2,6 @@ import type { Endpoint, Stats } from "../api/client";
 import { ago, ms, percent } from "../format";
 import { StatusBadge } from "../components/ui";
 
-/** Fields endpoint views carry once the API adds them. */
-export type EndpointExtra = { disabled_reason?: string | null };
-
 /** Below this success rate over the window, an endpoint the breaker lets through is "degraded". */
 const DEGRADED_BELOW = 0.95;
 
@@ -16,12 +13,11 @@ export function healthOf(e: Endpoint, stats?: Stats): "disabled" | "breaker open
   return "healthy";
 }
 
-export function HealthCell({ endpoint, stats }: { endpoint: Endpoint & EndpointExtra; stats?: Stats }) {
+export function HealthCell({ endpoint, stats }: { endpoint: Endpoint; stats?: Stats }) {
   const h = healthOf(endpoint, stats);
   return (
     <span class="health">
       <StatusBadge status={h} />
-      {h === "disabled" && endpoint.disabled_reason && <span class="muted small"> {endpoint.disabled_reason}</span>}
       {h === "breaker open" && <span class="muted small"> since {ago(endpoint.unhealthy_since)}</span>}
       {h === "failing" && <span class="muted small"> since {ago(endpoint.failing_since)}</span>}
     </span>
