@@ -31,6 +31,19 @@ test("a wrong token is refused and nothing is kept", async ({ page }) => {
   expect(await page.evaluate(() => Object.keys(sessionStorage).length + localStorage.length)).toBe(0);
 });
 
+test("the token lives in this tab's sessionStorage only, and signing out forgets it", async ({ page }) => {
+  await signIn(page);
+  expect(await page.evaluate(() => localStorage.length)).toBe(0);
+  expect(await page.evaluate(() => document.cookie)).toBe("");
+  expect(await page.evaluate(() => Object.values(sessionStorage))).toContain(env.token);
+  expect(page.url()).not.toContain(env.token);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page.getByLabel("API token")).toBeVisible();
+  expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  await page.reload();
+  await expect(page.getByLabel("API token")).toBeVisible();
+});
+
 test("create an endpoint in the console, see it in the list, send a test event", async ({ page }) => {
   await signIn(page);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" }).click();
