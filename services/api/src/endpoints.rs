@@ -15,6 +15,7 @@ use hookline_proto::Message as _;
 use hookline_runtime::kafka;
 use hookline_runtime::registry::{self, EndpointError};
 use hookline_runtime::time::now_ms;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -30,6 +31,15 @@ fn new_secret(signing: Signing) -> String {
     match signing {
         Signing::Hmac => secret_from_bytes(&entropy),
         Signing::Ed25519 => ed25519_secret_from_seed(&entropy),
+    }
+}
+
+/// An endpoint with a transformation gets a mask key once (its hashed masks stay the same
+/// across secret rotations, so a consumer can join on them); it is sealed like a secret.
+fn ensure_mask_key(endpoint: &mut v1::Endpoint) {
+    if !endpoint.transform.is_empty() && endpoint.mask_key.is_empty() {
+        use base64::Engine as _;
+        endpoint.mask_key = format!("whmask_{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()));
     }
 }
 
@@ -177,12 +187,22 @@ pub async fn create(State(s): AppStateRef, ManageEndpoints(access): ManageEndpoi
     // A portal session creates endpoints of its own tenant only.
     let tenant = access.tenant_filter(Some(body.tenant.clone()).filter(|t| !t.is_empty()))?.unwrap_or_default();
     let secret = body.secret.clone().unwrap_or_else(|| new_secret(body.signing.unwrap_or(Signing::Hmac)));
-    let endpoint = v1::Endpoint {
+    let given_secret = body.secret.clone();
+    let endpoint = new_endpoint(body, tenant, secret.clone(), now);
+    check_endpoint(&s, &endpoint).await.map_err(|p| rename_secret_field(p, &given_secret))?;
+    write_visible(&s, &endpoint).await?;
+    tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
+    Ok((StatusCode::CREATED, Json(CreatedEndpoint { endpoint: EndpointView::from(&endpoint), secret })))
+}
+
+/// The endpoint a create request describes (not yet checked), with a new id.
+fn new_endpoint(body: CreateEndpoint, tenant: String, secret: String, now: i64) -> v1::Endpoint {
+    let mut endpoint = v1::Endpoint {
         id: format!("ep_{}", uuid::Uuid::now_v7().simple()),
         tenant,
         url: body.url,
         event_types: body.event_types,
-        secrets: vec![v1::Secret { key: secret.clone(), ..Default::default() }],
+        secrets: vec![v1::Secret { key: secret, ..Default::default() }],
         headers: body.headers.into_iter().collect(),
         auth: body.auth.map(AuthInput::proto),
         client_certificate: body.client_certificate.map(ClientCertificateInput::proto),
@@ -200,12 +220,13 @@ pub async fn create(State(s): AppStateRef, ManageEndpoints(access): ManageEndpoi
         on_lane_blocked: body.on_lane_blocked.proto() as i32,
         failover_url: body.failover_url.unwrap_or_default(),
         failover_after: body.failover_after.unwrap_or(0),
+        filter: body.filter.unwrap_or_default(),
+        transform: body.transform.map(|t| t.to_string()).unwrap_or_default(),
+        version: body.version.unwrap_or(0),
         ..Default::default()
     };
-    check_endpoint(&s, &endpoint).await.map_err(|p| rename_secret_field(p, &body.secret))?;
-    write_visible(&s, &endpoint).await?;
-    tracing::info!(endpoint_id = %endpoint.id, "endpoint created");
-    Ok((StatusCode::CREATED, Json(CreatedEndpoint { endpoint: EndpointView::from(&endpoint), secret })))
+    ensure_mask_key(&mut endpoint);
+    endpoint
 }
 
 /// The registry names the secret `secrets[0]`; the request calls it `secret`.
@@ -301,6 +322,10 @@ pub async fn update(
     if let Some(v) = body.on_lane_blocked { e.on_lane_blocked = v.proto() as i32; }
     if let Some(v) = body.failover_url { e.failover_url = v; }
     if let Some(v) = body.failover_after { e.failover_after = v; }
+    if let Some(v) = body.filter { e.filter = v; }
+    if let Some(v) = body.transform { e.transform = v.map(|t| t.to_string()).unwrap_or_default(); }
+    if let Some(v) = body.version { e.version = v; }
+    ensure_mask_key(&mut e);
     e.limits = Some(l);
     e.updated_at_ms = now_ms();
     check_endpoint(&s, &e).await?;
@@ -472,4 +497,67 @@ pub async fn series(
     current(&s, &access, &id)?;
     let minutes = crate::stats::minutes(q.minutes)?;
     Ok(Json(SeriesView::of(&s.history.endpoint_series(&id, now_ms(), minutes))))
+}
+
+#[utoipa::path(post, operation_id = "preview_delivery", path = "/v1/endpoints/{id}/preview", tag = "endpoints", params(("id" = String, Path)),
+    request_body = IngestEvent,
+    responses((status = 200, description = "Whether the endpoint would get this event, and the exact request it would be sent", body = PreviewView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn preview(
+    State(s): AppStateRef,
+    Read(access): Read,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<IngestEvent>,
+) -> Result<Json<PreviewView>, Problem> {
+    let endpoint = current(&s, &access, &id)?;
+    preview_of(&s, endpoint, body)
+}
+
+#[utoipa::path(post, operation_id = "preview_draft_delivery", path = "/v1/endpoints/preview", tag = "endpoints",
+    request_body = PreviewDraft,
+    responses((status = 200, description = "What a draft endpoint would get (nothing is written)", body = PreviewView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn preview_draft(State(s): AppStateRef, Read(access): Read, ApiJson(body): ApiJson<PreviewDraft>) -> Result<Json<PreviewView>, Problem> {
+    let draft = body.endpoint;
+    let tenant = access.tenant_filter(Some(draft.tenant.clone()).filter(|t| !t.is_empty()))?.unwrap_or_default();
+    let secret = draft.secret.clone().unwrap_or_else(|| new_secret(draft.signing.unwrap_or(Signing::Hmac)));
+    let endpoint = new_endpoint(draft, tenant, secret, now_ms());
+    preview_of(&s, endpoint, body.event)
+}
+
+/// The dry run of one event to one endpoint: its subscription, then its contract (version,
+/// filter), then the transformation and the signed headers, as the router and sender do.
+fn preview_of(s: &AppState, endpoint: v1::Endpoint, event: IngestEvent) -> Result<Json<PreviewView>, Problem> {
+    let (entry, subscription) = registry::EndpointEntry::new(endpoint).map_err(endpoint_problem)?;
+    let event = crate::events::to_event(&s.catalog, event, None, None)?;
+    let version = hookline_core::contracts::version::of_event(&event.attributes).map_err(|e| Problem::field("attributes.version", e.to_string()))?;
+    let key = hookline_core::matching::EventKey { tenant: &event.tenant, event_type: &event.r#type, attributes: &event.attributes };
+    let refused = |reason: String| Ok(Json(PreviewView { matches: false, reason: Some(reason), body: None, headers: BTreeMap::new() }));
+    if entry.endpoint.disabled {
+        return refused("the endpoint is disabled".into());
+    }
+    if !subscription.matches(key) {
+        return refused("its subscription (event types, tenant, attributes) does not take this event".into());
+    }
+    match entry.admits(&event, version, &mut None) {
+        registry::Admission::Admitted => {}
+        registry::Admission::OtherVersion => return refused(format!("it receives version {} only", entry.endpoint.version)),
+        registry::Admission::Filtered => return refused("its filter is false for this event".into()),
+        registry::Admission::FilterFailed(e) => return refused(format!("its filter failed on this event ({e}), which counts as no match")),
+    }
+    let sent = match entry.transformed(&event) {
+        Ok(t) => t.unwrap_or(event),
+        Err(e) => return refused(format!("its transformation fails on this event ({e}): the delivery would be dead-lettered as transform_error")),
+    };
+    let user_agent = http::HeaderValue::from_static(hookline_sender::attempt::USER_AGENT_VALUE);
+    let mut headers: BTreeMap<String, String> = hookline_sender::attempt::signed_headers(&entry, &sent, now_ms(), &user_agent, None, &[])
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    if entry.endpoint.auth.is_some() {
+        headers.insert("authorization".into(), "[set by the endpoint's auth when sent]".into());
+    }
+    Ok(Json(PreviewView { matches: true, reason: None, body: Some(String::from_utf8_lossy(&sent.payload).into_owned()), headers }))
 }

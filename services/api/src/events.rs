@@ -9,7 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use futures::future::try_join_all;
-use hookline_proto::v1;
+use hookline_proto::v1::{self, SchemaValidation};
+use hookline_runtime::catalog::{Catalog, Checked};
 use hookline_proto::Message as _;
 use hookline_runtime::kafka;
 use hookline_runtime::time::now_ms;
@@ -64,7 +65,7 @@ fn trace_of(headers: &HeaderMap) -> Option<v1::TraceContext> {
     (!traceparent.is_empty()).then(|| v1::TraceContext { traceparent, tracestate: get("tracestate") })
 }
 
-fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext>) -> Result<v1::Event, Problem> {
+pub(crate) fn to_event(catalog: &Catalog, e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext>) -> Result<v1::Event, Problem> {
     let field = |f: &str| index.map_or_else(|| f.to_owned(), |i| format!("events[{i}].{f}"));
     let id = e.id.unwrap_or_else(|| format!("evt_{}", uuid::Uuid::now_v7().simple()));
     let checked = hookline_core::event::validate(&id, &e.event_type)
@@ -77,6 +78,12 @@ fn to_event(e: IngestEvent, index: Option<usize>, trace: Option<v1::TraceContext
     if hookline_core::ops::is_operational(&e.event_type) {
         // Operational events are Hookline's own: a forged one would reach ops endpoints.
         return Err(Problem::field(field("type"), "is in the hookline.* namespace, reserved for Hookline's operational events"));
+    }
+    let version = hookline_core::contracts::version::of_event(&e.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map_err(|err| Problem::field(field("attributes.version"), err.to_string()))?;
+    // The type's schema, if the catalog has one it enforces: refused here, before Kafka.
+    if let Checked::Invalid(SchemaValidation::Enforce, violations) = catalog.validate(&e.event_type, version, e.data.get().as_bytes()) {
+        return Err(Problem::schema_violation(&field("data"), &violations));
     }
     Ok(v1::Event {
         id,
@@ -123,7 +130,7 @@ pub async fn ingest(
     ApiJson(body): ApiJson<IngestEvent>,
 ) -> Result<(StatusCode, HeaderMap, Json<Accepted>), Problem> {
     let caller_id = body.id.clone();
-    let event = to_event(body, None, trace_of(&headers))?;
+    let event = to_event(&s.catalog, body, None, trace_of(&headers))?;
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -162,8 +169,10 @@ pub async fn ingest_batch(
     let mut caller_ids = Vec::with_capacity(body.events.len());
     for (i, e) in body.events.into_iter().enumerate() {
         caller_ids.push(e.id.clone());
-        match to_event(e, Some(i), trace.clone()) {
+        match to_event(&s.catalog, e, Some(i), trace.clone()) {
             Ok(ev) => events.push(ev),
+            // A schema violation is reported alone, with its violations.
+            Err(p) if !p.violations.is_empty() => return Err(p),
             Err(p) => errors.extend(p.errors),
         }
     }

@@ -10,11 +10,13 @@
 //! - [`stats`]: charts, event types seen, `/v1/me` and portal sessions; [`series`]: per-minute charts.
 //! - [`history`]: attempts and dead letters materialised from their topics.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod console;
 pub mod dlq;
 pub mod endpoint_auth;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod history;
 pub mod models;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub endpoint_locks: endpoints::EndpointLocks,
     /// Replay jobs, read from the replays topic.
     pub replays: Arc<hookline_replay::jobs::JobStore>,
+    /// The event-type catalog, read from its topic.
+    pub catalog: Arc<hookline_runtime::catalog::Catalog>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -67,6 +71,7 @@ pub struct AppState {
         (name = "dlq", description = "Dead letters"),
         (name = "replays", description = "Replay jobs: dead letters again, or an endpoint's backfill from the events topic"),
         (name = "portal", description = "Consumer-portal sessions, and who the caller is"),
+        (name = "event-types", description = "The event-type catalog: descriptions, JSON Schemas per version, examples, validation"),
     )
 )]
 struct ApiDoc;
@@ -100,6 +105,10 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(stats::event_types))
         .routes(routes!(stats::me))
         .routes(routes!(stats::create_session))
+        .routes(routes!(event_types::list))
+        .routes(routes!(event_types::get, event_types::put, event_types::delete))
+        .routes(routes!(endpoints::preview))
+        .routes(routes!(endpoints::preview_draft))
 }
 
 /// The OpenAPI document, generated from the routes.
@@ -115,6 +124,12 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     router
         .route("/v1/openapi.json", axum::routing::get(move || async move { Json(spec.as_ref().clone()) }))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/v1/asyncapi.json",
+            axum::routing::get(|axum::extract::State(s): axum::extract::State<Arc<AppState>>, _: auth::ReadAll| async move {
+                Json(asyncapi::document(&s.topics.events, &s.catalog.all()))
+            }),
+        )
         .merge(console::routes(state.config.api.portal_frame_ancestors.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -139,6 +154,13 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
     }
     let policy = hookline_sender::address_policy(&config);
     let replays = hookline_replay::jobs::start_store(&config.kafka, &topics.replays, "hookline-api-replays", shutdown);
+    let catalog = hookline_runtime::catalog::Catalog::new();
+    let (c, kafka, topic, stop) = (Arc::clone(&catalog), config.kafka.clone(), topics.event_types.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(error) = hookline_runtime::catalog::follow(&kafka, &topic, "hookline-api-catalog", c, stop).await {
+            tracing::error!(%error, "event-type catalog follower stopped");
+        }
+    });
     Ok(Arc::new(AppState {
         idempotency: Idempotency::new(a.idempotency_window_ms, a.idempotency_max_keys),
         topics,
@@ -150,6 +172,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
         config,
         endpoint_locks: endpoints::EndpointLocks::default(),
         replays,
+        catalog,
     }))
 }
 

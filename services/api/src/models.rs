@@ -147,6 +147,23 @@ pub struct CreateEndpoint {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1000)]
     pub failover_after: Option<u32>,
+    /// A content filter: a CEL expression over `payload`, `type`, `tenant`, `attributes` and
+    /// `id` that must be true for the endpoint to get the event (docs/contracts.md).
+    #[serde(default)]
+    #[schema(max_length = 4096, example = "payload.amount > 100 && tenant == 'acme'")]
+    pub filter: Option<String>,
+    /// A payload transformation applied before signing (docs/contracts.md):
+    /// `{"envelope": "raw" | "standard", "ops": [{"op": "include" | "exclude", "pointers": [...]},
+    /// {"op": "mask", "pointer": "/card/number", "with": "marker" | "hash"}, {"op": "rename",
+    /// "from": "/a", "to": "/b"}]}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub transform: Option<serde_json::Value>,
+    /// The event-type version this endpoint receives (an event's `version` attribute; none
+    /// is version 1). Absent or 0: every version.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub version: Option<u32>,
 }
 
 /// Ordered delivery of an endpoint (docs/delivery.md, "Ordered lanes").
@@ -265,6 +282,16 @@ pub struct UpdateEndpoint {
     /// Consecutive failures of `url` that move deliveries to `failover_url` (0: 3).
     #[schema(minimum = 0, maximum = 1000)]
     pub failover_after: Option<u32>,
+    /// A new content filter; `""` removes it.
+    #[schema(max_length = 4096)]
+    pub filter: Option<String>,
+    /// A new payload transformation; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>, nullable)]
+    pub transform: Option<Option<serde_json::Value>>,
+    /// The version received (0: every version).
+    #[schema(minimum = 0)]
+    pub version: Option<u32>,
 }
 
 fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -312,6 +339,13 @@ pub struct EndpointView {
     pub public_key: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The content filter (CEL), if any.
+    pub filter: Option<String>,
+    /// The payload transformation, if any.
+    #[schema(value_type = Option<Object>)]
+    pub transform: Option<serde_json::Value>,
+    /// The event-type version received; absent: every version.
+    pub version: Option<u32>,
 }
 
 impl From<&v1::Endpoint> for EndpointView {
@@ -347,6 +381,9 @@ impl From<&v1::Endpoint> for EndpointView {
             public_key: e.secrets.last().and_then(|s| Signing::public_key(&s.key)),
             created_at: e.created_at_ms,
             updated_at: e.updated_at_ms,
+            filter: (!e.filter.is_empty()).then(|| e.filter.clone()),
+            transform: serde_json::from_str(&e.transform).ok(),
+            version: (e.version != 0).then_some(e.version),
         }
     }
 }
@@ -930,4 +967,25 @@ pub struct PortalSessionView {
     pub tenant: String,
     pub permissions: Vec<crate::portal::Permission>,
     pub expires_at: i64,
+}
+
+/// A draft endpoint and an event, for a dry run.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewDraft {
+    pub endpoint: CreateEndpoint,
+    pub event: IngestEvent,
+}
+
+/// What an endpoint would be sent for an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// Whether the endpoint would get the event.
+    pub matches: bool,
+    /// Why not, when it would not.
+    pub reason: Option<String>,
+    /// The exact body (after the endpoint's transformation).
+    pub body: Option<String>,
+    /// The headers, signature included (computed now; credentials are not shown).
+    pub headers: BTreeMap<String, String>,
 }

@@ -27,6 +27,19 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How a payload breaks its event type's JSON Schema (`type: schema_violation`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<SchemaViolationView>,
+}
+
+/// One way a payload breaks its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SchemaViolationView {
+    /// JSON Pointer into the event's `data` (`""`: the whole payload).
+    pub path: String,
+    /// The schema keyword that failed (`type`, `required` ...; `json` for a payload that is not JSON).
+    pub keyword: String,
+    pub message: String,
 }
 
 impl Problem {
@@ -37,7 +50,17 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            violations: Vec::new(),
         }
+    }
+
+    /// 422: the payload breaks its type's schema, which the type enforces. `field` names the
+    /// payload in the request (`data`, `events[3].data`).
+    pub fn schema_violation(field: &str, violations: &[hookline_core::contracts::schema::Violation]) -> Self {
+        let detail = format!("{field} does not match its event type's schema: {}", hookline_runtime::catalog::describe(violations));
+        let violations =
+            violations.iter().map(|v| SchemaViolationView { path: v.path.clone(), keyword: v.keyword.clone(), message: v.message.clone() }).collect();
+        Self { violations, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "schema_violation", detail) }
     }
 
     /// 422 naming each broken field.

@@ -682,6 +682,8 @@ pub struct Topics {
     /// Replay jobs: compacted, one partition; key `<id>` holds the request (written by the
     /// API), key `<id>/status` its progress (written by the replay worker).
     pub replays: String,
+    /// The event-type catalog: compacted, one partition; key = the type's name.
+    pub event_types: String,
 }
 
 impl Topics {
@@ -694,6 +696,7 @@ impl Topics {
             attempts: format!("{prefix}.attempts"),
             dlq: format!("{prefix}.dlq"),
             replays: format!("{prefix}.replays"),
+            event_types: format!("{prefix}.event-types"),
         }
     }
 

@@ -136,6 +136,7 @@ async fn topics_check_names_each_difference_and_its_fix() {
             format!("{p}.attempts: ok (1 partition, replication factor 1)"),
             format!("{p}.dlq: ok (1 partition, replication factor 1)"),
             format!("{p}.replays: ok (1 partition, replication factor 1)"),
+            format!("{p}.event-types: ok (1 partition, replication factor 1)"),
             format!("{p}.retry.1s: ok (1 partition, replication factor 1)"),
             format!("{p}.retry.1m: missing"),
         ]

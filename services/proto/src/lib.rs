@@ -35,6 +35,8 @@ impl v1::DeadLetterReason {
             R::PayloadTooLarge => "payload_too_large",
             R::UnsupportedFraming => "unsupported_framing",
             R::UnreadableRecord => "unreadable_record",
+            R::SchemaViolation => "schema_violation",
+            R::TransformError => "transform_error",
         }
     }
 }
@@ -70,7 +72,7 @@ mod tests {
     #[test]
     fn every_reason_label_is_its_proto_name_shortened() {
         let all: Vec<_> = DeadLetterReason::all().collect();
-        assert_eq!(all.len(), 13);
+        assert_eq!(all.len(), 15);
         for r in all.into_iter().chain([DeadLetterReason::Unspecified]) {
             assert_eq!(r.label(), r.as_str_name().trim_start_matches("DEAD_LETTER_REASON_").to_ascii_lowercase());
         }

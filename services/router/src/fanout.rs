@@ -1,12 +1,14 @@
 //! What the router does with one record, apart from Kafka IO: decide where it goes, and
 //! build the records to produce.
 
+use hookline_core::contracts::version;
 use hookline_core::event::{self, Rejection};
+use hookline_runtime::catalog::Catalog;
 use hookline_core::matching::EventKey;
 use hookline_proto::v1::{self, DeadLetterReason};
 use hookline_proto::Message as _;
 use hookline_runtime::kafka::OwnedRecord;
-use hookline_runtime::registry::EndpointRegistry;
+use hookline_runtime::registry::{Admission, EndpointRegistry};
 
 /// Where one events-topic record goes.
 #[derive(Debug)]
@@ -27,19 +29,64 @@ pub enum Routed {
     Dead(Box<v1::DeadLetter>),
 }
 
-pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, max_payload_bytes: usize, now_ms: i64) -> Routed {
+pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, catalog: &Catalog, max_payload_bytes: usize, now_ms: i64) -> Routed {
     let read = match event::read(record.value.as_deref(), max_payload_bytes) {
         Ok(read) => read,
         Err(rejection) => return Routed::Dead(Box::new(dead_letter(record, &rejection, now_ms))),
     };
     let frame_len = record.value.as_deref().map_or(0, <[u8]>::len) - read.encoded.len();
     let event = read.event;
-    let endpoints = registry.matches(EventKey {
+    let version = match version::of_event(&event.attributes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Routed::Dead(Box::new(v1::DeadLetter {
+                reason: DeadLetterReason::InvalidEvent as i32,
+                detail: format!("attributes.version: {e}"),
+                source: Some(source(record, true)),
+                dead_at_ms: now_ms,
+                ..Default::default()
+            }))
+        }
+    };
+    if let Err(violation) = catalog.check(&event.r#type, version, &event.payload) {
+        return Routed::Dead(Box::new(v1::DeadLetter {
+            reason: DeadLetterReason::SchemaViolation as i32,
+            detail: violation,
+            source: Some(source(record, true)),
+            dead_at_ms: now_ms,
+            ..Default::default()
+        }));
+    }
+    let mut endpoints = registry.matches(EventKey {
         tenant: &event.tenant,
         event_type: &event.r#type,
         attributes: &event.attributes,
     });
+    admit(registry, &event, version, &mut endpoints);
     Routed::Deliveries { event_id: event.id, event_type: event.r#type, trace: event.trace, endpoints, schema_id: read.schema_id, frame_len }
+}
+
+/// Keeps the subscribed endpoints whose contract takes the event: the version they pin, and
+/// their content filter. A filter that fails on this event (a missing field, a wrong type)
+/// does not match, and is counted; it never stops the partition.
+fn admit(registry: &EndpointRegistry, event: &v1::Event, version: Option<u32>, endpoints: &mut Vec<String>) {
+    let mut view = None;
+    endpoints.retain(|id| {
+        // Deleted since it matched: the sender decides (it dead-letters with the reason).
+        let Some(entry) = registry.get(id) else { return true };
+        let reason = match entry.admits(event, version, &mut view) {
+            Admission::Admitted => return true,
+            Admission::OtherVersion => "version",
+            Admission::Filtered => "filter",
+            Admission::FilterFailed(error) => {
+                metrics::counter!("hookline_router_filter_errors_total", "kind" => error.kind.as_str()).increment(1);
+                tracing::debug!(endpoint_id = %id, event_id = %event.id, %error, "content filter failed on this event: no match");
+                "filter_error"
+            }
+        };
+        metrics::counter!("hookline_router_not_admitted_total", "reason" => reason).increment(1);
+        false
+    });
 }
 
 /// The dead letter of a record the router refuses. The raw value is kept to be looked at
@@ -140,7 +187,7 @@ mod tests {
     #[test]
     fn garbage_and_invalid_events_are_dead_lettered_with_a_reason() {
         let registry = EndpointRegistry::default();
-        let Routed::Dead(dead) = route(&record(Some(b"\xff\xfe garbage".to_vec())), &registry, LIMIT, 9) else {
+        let Routed::Dead(dead) = route(&record(Some(b"\xff\xfe garbage".to_vec())), &registry, &Catalog::default(), LIMIT, 9) else {
             panic!("garbage must be dead-lettered");
         };
         assert_eq!(dead.reason(), DeadLetterReason::UndecodableEvent);
@@ -150,22 +197,22 @@ mod tests {
 
         let mut bad = event();
         bad.r#type = "order..created".into();
-        let Routed::Dead(dead) = route(&record(Some(bad.encode_to_vec())), &registry, LIMIT, 9) else {
+        let Routed::Dead(dead) = route(&record(Some(bad.encode_to_vec())), &registry, &Catalog::default(), LIMIT, 9) else {
             panic!("invalid event must be dead-lettered");
         };
         assert_eq!(dead.reason(), DeadLetterReason::InvalidEvent);
         assert!(dead.detail.starts_with("type: "), "{}", dead.detail);
 
-        let Routed::Dead(dead) = route(&record(None), &registry, LIMIT, 9) else { panic!("empty value") };
+        let Routed::Dead(dead) = route(&record(None), &registry, &Catalog::default(), LIMIT, 9) else { panic!("empty value") };
         assert_eq!(dead.reason(), DeadLetterReason::EmptyRecord);
         assert!(dead.detail.contains("tombstone"), "{}", dead.detail);
 
-        let Routed::Dead(dead) = route(&record(Some(event().encode_to_vec())), &registry, 4, 9) else { panic!("too large") };
+        let Routed::Dead(dead) = route(&record(Some(event().encode_to_vec())), &registry, &Catalog::default(), 4, 9) else { panic!("too large") };
         assert_eq!(dead.reason(), DeadLetterReason::PayloadTooLarge);
         assert!(dead.source.expect("source").raw_value.is_empty(), "an oversized value is not copied into the DLQ");
 
         let framed_other = [&[0u8, 0, 0, 0, 3, 2, 2][..], &event().encode_to_vec()].concat();
-        let Routed::Dead(dead) = route(&record(Some(framed_other)), &registry, LIMIT, 9) else { panic!("other message") };
+        let Routed::Dead(dead) = route(&record(Some(framed_other)), &registry, &Catalog::default(), LIMIT, 9) else { panic!("other message") };
         assert_eq!(dead.reason(), DeadLetterReason::UnsupportedFraming);
         assert!(dead.detail.contains("Schema Registry"), "{}", dead.detail);
     }
@@ -174,7 +221,7 @@ mod tests {
     fn a_schema_registry_framed_event_is_delivered_without_its_frame() {
         let registry = EndpointRegistry::default();
         let framed = [&[0u8, 0, 0, 0, 3, 0][..], &event().encode_to_vec()].concat();
-        let Routed::Deliveries { event_id, schema_id, frame_len, .. } = route(&record(Some(framed)), &registry, LIMIT, 9)
+        let Routed::Deliveries { event_id, schema_id, frame_len, .. } = route(&record(Some(framed)), &registry, &Catalog::default(), LIMIT, 9)
         else {
             panic!("framed event routes");
         };
@@ -184,7 +231,7 @@ mod tests {
     #[test]
     fn a_valid_event_with_no_subscriber_routes_nowhere() {
         let registry = EndpointRegistry::default();
-        let Routed::Deliveries { event_id, endpoints, .. } = route(&record(Some(event().encode_to_vec())), &registry, LIMIT, 9)
+        let Routed::Deliveries { event_id, endpoints, .. } = route(&record(Some(event().encode_to_vec())), &registry, &Catalog::default(), LIMIT, 9)
         else {
             panic!("valid event");
         };

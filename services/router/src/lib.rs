@@ -12,6 +12,7 @@ pub mod fanout;
 use fanout::{dead_letter_record, delivery_record, Routed};
 use futures::future::try_join_all;
 use hookline_core::config::Config;
+use hookline_runtime::catalog::Catalog;
 use hookline_runtime::consume::Role;
 use hookline_runtime::intake::{stop_on, Intake, Next};
 use hookline_runtime::health::Health;
@@ -52,9 +53,17 @@ pub async fn run(
     let mut intake = Intake::new(Role::Router, &cfg, cfg.router.max_in_flight_events, producer.clone(), health, shutdown.clone())?;
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
 
+    // The event-type catalog: schemas to enforce, read like the endpoints.
+    let catalog = Catalog::new();
+    let (c, kafka_cfg, topic, stop) = (Arc::clone(&catalog), cfg.kafka.clone(), topics.event_types.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(error) = hookline_runtime::catalog::follow(&kafka_cfg, &topic, "hookline-router-catalog", c, stop).await {
+            tracing::error!(%error, "event-type catalog follower stopped");
+        }
+    });
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = registry.wait_ready() => {}
+        _ = async { tokio::join!(registry.wait_ready(), catalog.position.wait_ready()) } => {}
     }
     intake.subscribe(&[&topics.events])?;
 
@@ -69,7 +78,7 @@ pub async fn run(
         if !intake.take(&record) {
             continue; // routed by the partition's previous owner, past its commit
         }
-        let acks = match route(&record, &registry, &producer, &topics, cfg.router.max_payload_bytes).await {
+        let acks = match route(&record, &registry, &catalog, &producer, &topics, cfg.router.max_payload_bytes).await {
             Ok(acks) => acks,
             Err(error) => break Err(RouterError::Produce(error)),
         };
@@ -95,11 +104,12 @@ pub async fn run(
 async fn route(
     record: &OwnedRecord,
     registry: &EndpointRegistry,
+    catalog: &Catalog,
     producer: &FutureProducer,
     topics: &hookline_core::config::Topics,
     max_payload_bytes: usize,
 ) -> Result<Vec<impl std::future::Future<Output = Result<(), KafkaError>>>, KafkaError> {
-    let routed = fanout::route(record, registry, max_payload_bytes, now_ms());
+    let routed = fanout::route(record, registry, catalog, max_payload_bytes, now_ms());
     let mut traceparent = record.header("traceparent").map(str::to_owned);
     let mut span = None;
     let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();

@@ -17,6 +17,7 @@
 //! - [`time`]: the wall clock, read in one place.
 
 pub mod admin;
+pub mod catalog;
 pub mod compacted;
 pub mod consume;
 pub mod health;

@@ -11,6 +11,8 @@
 
 use dashmap::DashMap;
 use hookline_core::config::{KafkaConfig, SecretsConfig};
+use hookline_core::contracts::filter::{EvalError, EventView, Filter, FilterOutcome};
+use hookline_core::contracts::transform::{EventMeta, MaskKey, Transform, TransformConfig, TransformError};
 use hookline_core::client_cert::{self, CertError, ClientIdentity};
 use hookline_core::endpoint_auth::{self, AuthError};
 use hookline_core::sealing::{self, KeyError, KeyRing, SealError};
@@ -59,6 +61,14 @@ pub enum EndpointError {
     BadCertificate(CertError),
     #[error("{0}: {1}")]
     SealedField(&'static str, SealError),
+    #[error("{0}")]
+    BadFilter(hookline_core::contracts::filter::FilterError),
+    #[error("{0}")]
+    BadTransform(String),
+    #[error("version: {0}")]
+    BadVersion(hookline_core::contracts::version::VersionError),
+    #[error("mask_key: the transformation masks with a keyed hash and the endpoint has no mask key")]
+    NoMaskKey,
 }
 
 impl EndpointError {
@@ -219,6 +229,7 @@ fn secret_fields(endpoint: &mut v1::Endpoint) -> Vec<(&'static str, &mut String)
     if let Some(cert) = endpoint.client_certificate.as_mut() {
         fields.push(("client_certificate.private_key_pem", &mut cert.private_key_pem));
     }
+    fields.push(("mask_key", &mut endpoint.mask_key));
     fields.retain(|(_, value)| !value.is_empty());
     fields
 }
@@ -235,6 +246,11 @@ pub struct EndpointEntry {
     keys: Vec<TimedKey>,
     /// The mTLS client certificate, parsed and checked once per record.
     pub client_identity: Option<Arc<ClientIdentity>>,
+    /// The content filter, compiled (the router evaluates it).
+    pub filter: Option<Filter>,
+    /// The payload transformation, compiled, and the key of its hashed masks (the sender
+    /// applies it before signing).
+    pub transform: Option<(Transform, Option<MaskKey>)>,
 }
 
 impl std::fmt::Debug for EndpointEntry {
@@ -246,7 +262,7 @@ impl std::fmt::Debug for EndpointEntry {
 impl EndpointEntry {
     /// Validates `endpoint` and precomputes its signing keys.
     pub fn new(endpoint: v1::Endpoint) -> Result<(Self, Subscription), EndpointError> {
-        let subscription = validate(&endpoint)?;
+        let subscription = rules(&endpoint)?;
         let keys = endpoint
             .secrets
             .iter()
@@ -262,7 +278,39 @@ impl EndpointEntry {
             .map(|c| client_cert::parse(&c.certificate_pem, &c.private_key_pem).map(Arc::new))
             .transpose()
             .map_err(EndpointError::BadCertificate)?;
-        Ok((Self { endpoint, keys, client_identity }, subscription))
+        let contract = contract(&endpoint)?;
+        let transform = contract.transform.map(|t| (t, (!endpoint.mask_key.is_empty()).then(|| MaskKey::new(endpoint.mask_key.as_bytes()))));
+        Ok((Self { endpoint, keys, client_identity, filter: contract.filter, transform }, subscription))
+    }
+
+    /// Whether the endpoint's contract takes `event` (of `version`): its version pin, then
+    /// its content filter. `view` is the event as filters see it, built at most once per
+    /// event and shared by every endpoint.
+    pub fn admits(&self, event: &v1::Event, version: Option<u32>, view: &mut Option<EventView>) -> Admission {
+        let pin = (self.endpoint.version != 0).then_some(self.endpoint.version);
+        if !hookline_core::contracts::version::accepts(pin, version) {
+            return Admission::OtherVersion;
+        }
+        let Some(filter) = &self.filter else { return Admission::Admitted };
+        let view = view.get_or_insert_with(|| EventView::from_bytes(&event.id, &event.r#type, &event.tenant, &event.attributes, &event.payload));
+        match filter.eval(view) {
+            FilterOutcome::Match => Admission::Admitted,
+            FilterOutcome::NoMatch => Admission::Filtered,
+            FilterOutcome::Error(error) => Admission::FilterFailed(error),
+        }
+    }
+
+    /// The event as this endpoint receives it, when its transformation changes it (`None`:
+    /// as published). A transformed payload is JSON.
+    pub fn transformed(&self, event: &v1::Event) -> Result<Option<v1::Event>, TransformError> {
+        let Some((transform, key)) = &self.transform else { return Ok(None) };
+        let meta = EventMeta { id: &event.id, event_type: &event.r#type, occurred_at_ms: event.occurred_at_ms };
+        match transform.apply(&meta, &event.payload, key.as_ref())? {
+            std::borrow::Cow::Borrowed(_) => Ok(None),
+            std::borrow::Cow::Owned(body) => {
+                Ok(Some(v1::Event { payload: body.into(), content_type: "application/json".into(), ..event.clone() }))
+            }
+        }
     }
 
     /// Keys that sign a request made at `now_ms` (several during a rotation window).
@@ -279,6 +327,13 @@ impl EndpointEntry {
 const MAX_LANE_BLOCK_MS: i64 = 30 * 86_400_000;
 
 pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> {
+    let subscription = rules(endpoint)?;
+    contract(endpoint)?;
+    Ok(subscription)
+}
+
+/// Every rule but the contract's (compiled by [`contract`]).
+fn rules(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> {
     let id_ok = (1..=128).contains(&endpoint.id.len())
         && endpoint.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !id_ok {
@@ -334,6 +389,47 @@ pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> 
         patterns,
         filter_attributes: endpoint.filter_attributes.clone().into_iter().collect(),
     })
+}
+
+/// Whether an endpoint's contract takes an event its subscription matched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    Admitted,
+    /// The endpoint pins another version.
+    OtherVersion,
+    /// Its content filter is false.
+    Filtered,
+    /// Its content filter failed on this event (a missing field, a wrong type): no match.
+    FilterFailed(EvalError),
+}
+
+/// An endpoint's event contract, compiled: its content filter and payload transformation.
+pub struct Contract {
+    pub filter: Option<Filter>,
+    pub transform: Option<Transform>,
+}
+
+/// Compiles the endpoint's filter and transformation, and checks its version pin.
+pub fn contract(endpoint: &v1::Endpoint) -> Result<Contract, EndpointError> {
+    let filter = (!endpoint.filter.trim().is_empty())
+        .then(|| Filter::compile(&endpoint.filter))
+        .transpose()
+        .map_err(EndpointError::BadFilter)?;
+    let transform = if endpoint.transform.trim().is_empty() {
+        None
+    } else {
+        let config: TransformConfig =
+            serde_json::from_str(&endpoint.transform).map_err(|e| EndpointError::BadTransform(format!("transform: {e}")))?;
+        let t = Transform::compile(&config).map_err(|e| EndpointError::BadTransform(e.to_string()))?;
+        if t.needs_key() && endpoint.mask_key.is_empty() {
+            return Err(EndpointError::NoMaskKey);
+        }
+        (!t.is_identity()).then_some(t)
+    };
+    if endpoint.version != 0 {
+        hookline_core::contracts::version::check_pin(endpoint.version).map_err(EndpointError::BadVersion)?;
+    }
+    Ok(Contract { filter, transform })
 }
 
 /// What applying one endpoints-topic record did.

@@ -89,7 +89,8 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
         spec(t.deliveries, k.partitions.deliveries, wrapping(k.deliveries_retention_ms)),
         spec(t.attempts, k.partitions.attempts, common(k.attempts_retention_ms)),
         spec(t.dlq, k.partitions.dlq, wrapping(k.dlq_retention_ms)),
-        spec(t.replays, 1, compacted),
+        spec(t.replays, 1, compacted.clone()),
+        spec(t.event_types, 1, compacted),
     ];
     for (_, name) in cfg.retry_tiers() {
         specs.push(spec(name, k.partitions.retry, wrapping(k.deliveries_retention_ms)));
@@ -489,7 +490,7 @@ mod tests {
             names,
             [
                 "hookline.events", "hookline.endpoints", "hookline.deliveries", "hookline.attempts", "hookline.dlq",
-                "hookline.replays", "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
+                "hookline.replays", "hookline.event-types", "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
                 "hookline.retry.5h", "hookline.retry.10h",
             ]
         );

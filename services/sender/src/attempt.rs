@@ -25,6 +25,9 @@ const EXCERPT_BYTES: usize = 256;
 /// Response bytes read at most (reading the body lets the connection be reused).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Headers the endpoint's custom headers may not override.
+/// The `User-Agent` of every delivery.
+pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+
 const RESERVED: &[&str] = &[
     "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
     "webhook-id", "webhook-timestamp", "webhook-signature", "webhook-sequence", "webhook-sequence-previous",
@@ -61,7 +64,7 @@ pub struct Attempter {
 
 impl Attempter {
     pub fn new(client: HttpClient, policy: Arc<AddressPolicy>, default_timeout: Duration) -> Self {
-        let user_agent = HeaderValue::from_static(concat!("hookline/", env!("CARGO_PKG_VERSION")));
+        let user_agent = HeaderValue::from_static(USER_AGENT_VALUE);
         let auth = Authenticator::new(client.clone(), Arc::clone(&policy), default_timeout, user_agent.clone());
         Self { client, policy, default_timeout, user_agent, auth, endpoint_clients: None }
     }
@@ -195,7 +198,6 @@ impl Attempter {
         extra: &[(&'static str, String)],
     ) -> Result<Request<Full<Bytes>>, AttemptReport> {
         let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
-        let endpoint = &entry.endpoint;
         let uri: Uri = url.parse().map_err(|e| permanent(format!("url {url:?}: {e}")))?;
         // Literal IPs never reach the resolver, so they are checked here.
         if let Some(ip) = uri.host().and_then(literal_ip) {
@@ -207,36 +209,61 @@ impl Attempter {
                 ));
             }
         }
-        let timestamp = now_ms / 1000;
-        let signature = signature_header(entry.signing_keys(now_ms), &event.id, timestamp, &event.payload);
-        let content_type = if event.content_type.is_empty() { "application/json" } else { &event.content_type };
-        let mut builder = Request::post(uri)
-            .header(CONTENT_TYPE, content_type)
-            .header(USER_AGENT, self.user_agent.clone())
-            .header("webhook-id", &event.id)
-            .header("webhook-timestamp", timestamp)
-            .header("webhook-signature", signature);
-        if let Some(tp) = traceparent {
-            builder = builder.header("traceparent", tp);
-        }
-        // Hookline's own headers of this delivery (an ordered lane's sequence).
-        for (name, value) in extra {
-            builder = builder.header(*name, value.as_str());
-        }
-        for (name, value) in &endpoint.headers {
-            let lower = name.to_ascii_lowercase();
-            if RESERVED.contains(&lower.as_str()) || (traceparent.is_some() && lower == "traceparent") {
-                continue;
-            }
-            match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
-                (Ok(n), Ok(v)) => builder = builder.header(n, v),
-                _ => tracing::warn!(endpoint_id = %endpoint.id, header = %name, "invalid custom header skipped"),
-            }
+        let mut builder = Request::post(uri);
+        if let Some(headers) = builder.headers_mut() {
+            headers.extend(signed_headers(entry, event, now_ms, &self.user_agent, traceparent, extra));
         }
         builder
             .body(Full::new(event.payload.clone()))
             .map_err(|e| permanent(format!("request: {e}")))
     }
+}
+
+/// The headers of a delivery of `event` to `entry` made at `now_ms`, but the credentials:
+/// content type, user agent, the Standard Webhooks id, timestamp and signature(s) of the
+/// body, the trace context, Hookline's own `extra` headers, then the endpoint's custom
+/// headers (never one Hookline sets). The sender sends these; `POST .../preview` shows them.
+pub fn signed_headers(
+    entry: &EndpointEntry,
+    event: &v1::Event,
+    now_ms: i64,
+    user_agent: &HeaderValue,
+    traceparent: Option<&str>,
+    extra: &[(&'static str, String)],
+) -> http::HeaderMap {
+    let endpoint = &entry.endpoint;
+    let timestamp = now_ms / 1000;
+    let signature = signature_header(entry.signing_keys(now_ms), &event.id, timestamp, &event.payload);
+    let content_type = if event.content_type.is_empty() { "application/json" } else { &event.content_type };
+    let mut headers = http::HeaderMap::new();
+    let mut put = |name: HeaderName, value: &str| match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => tracing::warn!(endpoint_id = %endpoint.id, header = %name, "invalid header value skipped"),
+    };
+    put(CONTENT_TYPE, content_type);
+    put(USER_AGENT, user_agent.to_str().unwrap_or("hookline"));
+    put(HeaderName::from_static("webhook-id"), &event.id);
+    put(HeaderName::from_static("webhook-timestamp"), &timestamp.to_string());
+    put(HeaderName::from_static("webhook-signature"), &signature);
+    if let Some(tp) = traceparent {
+        put(HeaderName::from_static("traceparent"), tp);
+    }
+    for (name, value) in extra {
+        put(HeaderName::from_static(name), value);
+    }
+    for (name, value) in &endpoint.headers {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED.contains(&lower.as_str()) || (traceparent.is_some() && lower == "traceparent") {
+            continue;
+        }
+        match HeaderName::try_from(name.as_str()) {
+            Ok(n) => put(n, value),
+            Err(_) => tracing::warn!(endpoint_id = %endpoint.id, header = %name, "invalid custom header skipped"),
+        }
+    }
+    headers
 }
 
 /// The headers of a request as an attempt record keeps them: every header, except that an

@@ -169,6 +169,16 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     }
 
     let event = delivery.event.as_ref().expect("checked by the caller");
+    // The endpoint's payload transformation, before signing: what is signed is what is sent.
+    let transformed = match entry.transformed(event) {
+        Ok(t) => t,
+        Err(error) => {
+            metrics::counter!("hookline_sender_transform_errors_total").increment(1);
+            tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, %error, "payload transformation failed: dead-lettered");
+            return dead_letter(shared, record, Some(delivery), DeadLetterReason::TransformError, error.to_string(), None).await;
+        }
+    };
+    let event = transformed.as_ref().unwrap_or(event);
     let span = attempt_span(record, &entry, &delivery);
     let outgoing_trace = span.as_ref().filter(|_| shared.propagate_trace).map(traces::Span::traceparent);
     let url = rt.url(&entry, via.target);
