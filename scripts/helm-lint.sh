@@ -595,7 +595,8 @@ def tier_name(d):
 k = scfg["kafka"]
 pre = k["topic_prefix"]
 want_topics = {f"{pre}.events": k["partitions"]["events"], f"{pre}.endpoints": 1, f"{pre}.deliveries": k["partitions"]["deliveries"],
-               f"{pre}.attempts": k["partitions"]["attempts"], f"{pre}.dlq": k["partitions"]["dlq"], f"{pre}.replays": 1}
+               f"{pre}.attempts": k["partitions"]["attempts"], f"{pre}.dlq": k["partitions"]["dlq"], f"{pre}.replays": 1,
+               f"{pre}.event-types": 1}
 for d in scfg["retry"]["schedule"]:
     want_topics[f"{pre}.retry.{tier_name(d)}"] = k["partitions"]["retry"]
 kts = by_kind(strimzi, "KafkaTopic")
@@ -606,7 +607,7 @@ for t in kts:
     check(ann.get("helm.sh/resource-policy") == "keep" and "helm.sh/hook" not in ann, f"{n}: annotations {ann}")
     check(t["metadata"]["labels"].get("strimzi.io/cluster") == "my-cluster" and t["spec"]["replicas"] == k["replication_factor"], f"{n}: cluster label or replicas")
     c = t["spec"]["config"]
-    compact = t["spec"]["topicName"] in (f"{pre}.endpoints", f"{pre}.replays")
+    compact = t["spec"]["topicName"] in (f"{pre}.endpoints", f"{pre}.replays", f"{pre}.event-types")
     check(c.get("cleanup.policy") == ("compact" if compact else "delete") and c.get("min.insync.replicas") == k["min_insync_replicas"], f"{n}: config {c}")
     if not compact:
         retention = {"events": "events_retention_ms", "attempts": "attempts_retention_ms", "dlq": "dlq_retention_ms"}.get(t["spec"]["topicName"][len(pre) + 1:], "deliveries_retention_ms")
