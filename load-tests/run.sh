@@ -12,6 +12,7 @@
 # traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
 # HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
 # ORDERING=endpoint|key to register the endpoints as ordered lanes (none by default),
+# CONTRACTS=1 to enforce a schema and give every endpoint a filter and a mask (docs/contracts.md),
 # KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
@@ -82,9 +83,20 @@ fi
 "$BIN" dev >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "hookline dev did not become ready" >&2; tail "$work/dev.log" >&2; exit 1; }
+# CONTRACTS=1: the event contracts on the hot path (docs/contracts.md): load.created's schema
+# enforced (ingest and router validate every event), and on every endpoint a CEL filter
+# that is always true (evaluated for every delivery) and a keyed-hash mask of `pad` (every
+# body re-serialised and signed after it).
+contract=""
+if [ "${CONTRACTS:-0}" = 1 ]; then
+  curl -sf -X PUT "http://127.0.0.1:$API_PORT/v1/event-types/load.created" -H 'content-type: application/json' -d '{
+    "validation": "enforce", "versions": [{"version": 1, "schema": {"type": "object", "required": ["occurred_at", "seq"],
+      "properties": {"occurred_at": {"type": "integer"}, "seq": {"type": "integer", "minimum": 0}, "pad": {"type": "string"}}}}]}' >/dev/null
+  contract=', "filter": "payload.seq >= 0", "transform": {"ops": [{"op": "mask", "pointer": "/pad", "with": "hash"}]}'
+fi
 for i in $(seq 1 "$FANOUT"); do
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/endpoints" -H 'content-type: application/json' \
-    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128, \"ordering\": \"$ORDERING\"}" >/dev/null
+    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128, \"ordering\": \"$ORDERING\"$contract}" >/dev/null
 done
 
 kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
