@@ -74,7 +74,10 @@ chromium() {
 run_tests() {
   [[ "${CONSOLE_SKIP_BUILD:-0}" == 1 ]] && deps || build
   chromium
-  export HOOKLINE_BIN="${HOOKLINE_BIN:-$REPO_DIR/target/debug/hookline}"
+  # Absolute: the tests run from services/console.
+  HOOKLINE_BIN="${HOOKLINE_BIN:-target/debug/hookline}"
+  [[ "$HOOKLINE_BIN" = /* ]] || HOOKLINE_BIN="$REPO_DIR/$HOOKLINE_BIN"
+  export HOOKLINE_BIN
   : "${HOOKLINE_TEST_KAFKA:?set HOOKLINE_TEST_KAFKA to a running broker, e.g. 127.0.0.1:19092}"
   export HOOKLINE_TEST_KAFKA
   [[ -x "$HOOKLINE_BIN" ]] || { log "HOOKLINE_BIN=$HOOKLINE_BIN is not an executable: build hookline first"; exit 1; }

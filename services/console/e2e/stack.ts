@@ -64,7 +64,9 @@ function tokenFor(bin: string, name: string, scopes: string): { token: string; s
 }
 
 export async function startStack(): Promise<Stack> {
-  const bin = process.env.HOOKLINE_BIN ?? "/work/main/target/debug/hookline";
+  // Relative to the repository root (scripts/console.sh makes it absolute anyway).
+  const root = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
+  const bin = resolve(root, process.env.HOOKLINE_BIN ?? "target/debug/hookline");
   const kafka = process.env.HOOKLINE_TEST_KAFKA;
   if (!existsSync(bin)) throw new Error(`HOOKLINE_BIN=${bin} does not exist: build hookline first (cargo build)`);
   if (!kafka) throw new Error("HOOKLINE_TEST_KAFKA is not set: name a running broker, e.g. 127.0.0.1:19092");
