@@ -77,13 +77,23 @@ podman_conf() {
 pm() { podman --runtime runc "$@"; }
 
 # ------------------------------------------------------------------------------ base
+# A debootstrap that failed half-way may leave /proc, /sys or /dev mounted in the rootfs:
+# unmount them first, and never let rm cross into another filesystem.
+remove_tree() {
+  local m
+  awk -v d="$1/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$1"
+}
+
 make_base_tar() {
   local dir rootfs
   mkdir -p "$work_root" "$cache"
   dir=$(mktemp -d "$work_root/base.XXXXXX")
   rootfs=$dir/rootfs
   # shellcheck disable=SC2064
-  trap "rm -rf '$dir'" EXIT
+  trap "remove_tree '$dir'; rm -f '$base_tar.tmp'" EXIT
   log "debootstrap --variant=minbase $release (+ $packages) from $mirror"
   # Debian's -slim images leave these out; dpkg keeps them out on later installs too.
   mkdir -p "$rootfs/etc/dpkg/dpkg.cfg.d"
@@ -124,7 +134,7 @@ EOF
   : >"$rootfs/etc/resolv.conf"; : >"$rootfs/etc/hostname"
   tar --numeric-owner --xattrs -C "$rootfs" -cf "$base_tar.tmp" .
   mv "$base_tar.tmp" "$base_tar"
-  rm -rf "$dir"; trap - EXIT
+  remove_tree "$dir"; trap - EXIT
   log "base rootfs $(du -h "$base_tar" | cut -f1) -> $base_tar"
 }
 
