@@ -24,6 +24,10 @@ need node nodejs
 need npm npm
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The runtime image (scripts/image.sh): debootstrap makes its base, podman (with runc) runs it.
+need podman podman
+need runc runc
+need debootstrap debootstrap
 # librdkafka is built with TLS against the system OpenSSL.
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 

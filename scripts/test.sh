@@ -40,6 +40,10 @@ echo "== build (tests)" >&2
 # The console (npm ci, typed client, type-check, vite build) too: the binary serves its files.
 (bash scripts/kafka.sh fetch && bash scripts/producers.sh build && bash scripts/console.sh build) &
 fetch_pid=$!
+# The image's Debian base (debootstrap, scripts/image.sh) while cargo builds: 1.5 to 2.5 minutes cold.
+image_base_log=$(mktemp)
+bash scripts/image.sh base >"$image_base_log" 2>&1 &
+image_base_pid=$!
 cargo build --workspace --all-targets --locked
 wait "$fetch_pid"
 t1=$(date +%s)
@@ -79,6 +83,11 @@ echo "== load smoke: hookline bench ingest through the HTTP ingest, zero loss re
 HOOKLINE_BIN=target/debug/hookline SINK_PORT=19200 API_PORT=18090 ADMIN_PORT=19290 \
   bash load-tests/run.sh smoke 2>&1 | tee "$log.smoke"
 smoke_status=${PIPESTATUS[0]}
+echo "== image: debootstrap base + this build's binary, run with podman as the chart runs it" >&2
+wait "$image_base_pid" || cat "$image_base_log" >&2
+{ HOOKLINE_BIN=target/debug/hookline bash scripts/image.sh build \
+  && HOOKLINE_BIN=target/debug/hookline bash scripts/image.sh run-check; } 2>&1 | tee "$log.image"
+image_status=${PIPESTATUS[0]}
 echo "== cluster: a 3-node KRaft cluster, the leader of a busy partition SIGKILLed under load, zero loss required" >&2
 cluster_t0=$(date +%s)
 HOOKLINE_BIN=target/debug/hookline KAFKA_PORT=${TEST_CLUSTER_KAFKA_PORT:-19092} PORT_BASE=19500 \
@@ -92,6 +101,7 @@ set -e
 [ "$cluster_status" = 0 ] || status=$cluster_status
 [ "$node_status" = 0 ] || status=$node_status
 [ "$console_status" = 0 ] || status=$console_status
+[ "$image_status" = 0 ] || status=$image_status
 t2=$(date +%s)
 
 passed=$(awk '/^test result:/ {for (i=1;i<=NF;i++) if ($i ~ /^passed;?$/) s+=$(i-1)} END {print s+0}' "$log")
@@ -110,6 +120,7 @@ grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 echo "ingest.js (node --test, in the total): $node_passed passed, $node_failed failed"
 echo "console (browser tests, in the total): $console_passed passed, $console_failed failed"
+grep -E "^image: (localhost|run-check passed)" "$log.image" || echo "image: no result (exit $image_status)"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
 grep -E "^  ledger: " "$log.cluster" | sed "s/^  ledger: /cluster (leader SIGKILL, ${cluster_s}s, exit $cluster_status): /" || echo "cluster: no result (exit $cluster_status)"
 echo "total: $passed passed, $failed failed"

@@ -40,7 +40,7 @@ fn asset(app: App, frame_ancestors: &[String], path: &str) -> Response {
     // extension is a real 404.
     let (file, name) = match Assets::get(path) {
         Some(f) => (f, path),
-        None if path.contains('.') => return StatusCode::NOT_FOUND.into_response(),
+        None if path.contains('.') && path != "index.html" => return StatusCode::NOT_FOUND.into_response(),
         None => match Assets::get("index.html") {
             Some(f) => (f, "index.html"),
             None => {
