@@ -303,6 +303,10 @@ pub async fn update(
             // Re-enabled by a person: its failing period starts over.
             e.failing_since_ms = 0;
         }
+        if e.disabled != !enabled {
+            // A person changed it: the sender's reason, if any, no longer applies.
+            e.disabled_reason.clear();
+        }
         e.disabled = !enabled;
     }
     if let Some(rate) = body.rate_limit {

@@ -346,6 +346,9 @@ pub struct EndpointView {
     pub transform: Option<serde_json::Value>,
     /// The event-type version received; absent: every version.
     pub version: Option<u32>,
+    /// Why Hookline disabled it (410 Gone, failing too long, a halted ordered lane); absent
+    /// when enabled or disabled by a person.
+    pub disabled_reason: Option<String>,
 }
 
 impl From<&v1::Endpoint> for EndpointView {
@@ -384,6 +387,7 @@ impl From<&v1::Endpoint> for EndpointView {
             filter: (!e.filter.is_empty()).then(|| e.filter.clone()),
             transform: serde_json::from_str(&e.transform).ok(),
             version: (e.version != 0).then_some(e.version),
+            disabled_reason: (e.disabled && !e.disabled_reason.is_empty()).then(|| e.disabled_reason.clone()),
         }
     }
 }
@@ -782,6 +786,8 @@ impl From<&hookline_replay::jobs::Job> for ReplayView {
 pub struct ReplayList {
     /// Newest first.
     pub data: Vec<ReplayView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 /// Filters of the event log. Events are listed newest first (by their first attempt); an

@@ -3,8 +3,8 @@
 
 use crate::auth::{Access, Read, Replay};
 use crate::dlq::parse_reason;
-use crate::models::{CreateReplay, ReplayList, ReplaySourceName, ReplayView};
-use crate::problem::{visible, ApiJson, FieldError, Problem};
+use crate::models::{CreateReplay, PageQuery, ReplayList, ReplaySourceName, ReplayView};
+use crate::problem::{visible, ApiJson, ApiQuery, FieldError, Problem};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -78,11 +78,28 @@ pub async fn create(State(s): AppStateRef, Replay(access): Replay, ApiJson(body)
     Ok((StatusCode::ACCEPTED, Json(view(&s, &access, &request.id)?)))
 }
 
-#[utoipa::path(get, operation_id = "list_replays", path = "/v1/replays", tag = "replays",
-    responses((status = 200, body = ReplayList), (status = 401, body = Problem), (status = 403, body = Problem)),
+#[utoipa::path(get, operation_id = "list_replays", path = "/v1/replays", tag = "replays", params(PageQuery),
+    responses((status = 200, body = ReplayList), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): AppStateRef, Read(access): Read) -> Json<ReplayList> {
-    Json(ReplayList { data: s.replays.all().iter().filter(|j| visible_job(&access, j)).map(ReplayView::from).collect() })
+pub async fn list(State(s): AppStateRef, Read(access): Read, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<ReplayList>, Problem> {
+    let limit = Problem::limit(q.limit, 50, 500)?;
+    let tenant = access.tenant_filter(q.tenant)?;
+    // Ids are time-ordered (UUIDv7): newest first is by id, descending.
+    let mut jobs: Vec<ReplayView> = s
+        .replays
+        .all()
+        .iter()
+        .filter(|j| visible_job(&access, j) && tenant.as_deref().is_none_or(|t| j.request.tenant == t))
+        .filter(|j| q.after.as_deref().is_none_or(|after| j.request.id.as_str() < after))
+        .map(ReplayView::from)
+        .collect();
+    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    jobs.truncate(limit + 1);
+    let next = (jobs.len() > limit).then(|| {
+        jobs.truncate(limit);
+        jobs.last().map(|j| j.id.clone()).unwrap_or_default()
+    });
+    Ok(Json(ReplayList { data: jobs, next }))
 }
 
 #[utoipa::path(get, operation_id = "get_replay", path = "/v1/replays/{id}", tag = "replays", params(("id" = String, Path)),

@@ -142,5 +142,12 @@ async fn the_event_log_dead_letters_and_a_portal_session_scoped_to_its_tenant() 
     assert_eq!(admin_job.status, StatusCode::ACCEPTED, "{}", admin_job.json);
     let listed = ids(&api.call(Method::GET, "/v1/replays", session, None).await.json, "id");
     assert_eq!(listed, [job.json["id"].as_str().expect("id")]);
+    // Jobs page with a cursor too, newest first.
+    let first = api.call(Method::GET, "/v1/replays?limit=1", Some(READ), None).await.json;
+    assert_eq!(ids(&first, "id"), [admin_job.json["id"].as_str().expect("id")], "{first}");
+    let cursor = first["next"].as_str().expect("a second page");
+    let second = api.call(Method::GET, &format!("/v1/replays?limit=1&after={cursor}"), Some(READ), None).await.json;
+    assert_eq!(ids(&second, "id"), listed);
+    assert!(second["next"].is_null(), "{second}");
     p.stop().await;
 }

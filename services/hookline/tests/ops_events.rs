@@ -184,6 +184,8 @@ async fn a_tenant_hears_about_its_own_failing_endpoint_and_nothing_else() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let api = p.api(false);
+    let seen = api.call(Method::GET, "/v1/endpoints/acme_orders", Some(ADMIN), None).await;
+    assert_eq!(seen.json["disabled_reason"], "answered 410 Gone", "{}", seen.json);
     let reply = api
         .call(
             Method::PATCH,
@@ -193,6 +195,7 @@ async fn a_tenant_hears_about_its_own_failing_endpoint_and_nothing_else() {
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.json);
+    assert!(reply.json["disabled_reason"].is_null(), "{}", reply.json);
     eventually("enabled", WAIT, || {
         count(&acme_ops, "hookline.endpoint.enabled") == 1
     })

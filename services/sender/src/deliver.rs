@@ -536,6 +536,9 @@ async fn disable(shared: &Shared, entry: &EndpointEntry, why: &str, still: impl 
     let change = |e: &mut v1::Endpoint| {
         version_ms = e.updated_at_ms;
         let act = !e.disabled && still(e);
+        if act {
+            e.disabled_reason = why.to_owned();
+        }
         e.disabled = true;
         act
     };

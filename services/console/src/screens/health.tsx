@@ -20,6 +20,7 @@ export function HealthCell({ endpoint, stats }: { endpoint: Endpoint; stats?: St
       <StatusBadge status={h} />
       {h === "breaker open" && <span class="muted small"> since {ago(endpoint.unhealthy_since)}</span>}
       {h === "failing" && <span class="muted small"> since {ago(endpoint.failing_since)}</span>}
+      {h === "disabled" && endpoint.disabled_reason && <span class="muted small"> {endpoint.disabled_reason}</span>}
     </span>
   );
 }
