@@ -41,6 +41,9 @@ enum Command {
     /// Manage endpoints (subscriptions) in the endpoints topic.
     #[command(subcommand)]
     Endpoint(cmd::endpoint::EndpointCommand),
+    /// The event-type catalog: schemas per version, validation (docs/contracts.md).
+    #[command(subcommand)]
+    EventTypes(cmd::event_types::EventTypesCommand),
     /// Keys that seal secrets at rest: make one, or reseal every endpoint with the current key.
     #[command(subcommand)]
     Secrets(cmd::secrets::SecretsCommand),
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             Command::Api(args) => cmd::api::run(config, args).await,
             Command::Topics(c) => cmd::topics::run(config, c).await,
             Command::Endpoint(c) => cmd::endpoint::run(config, c).await,
+            Command::EventTypes(c) => cmd::event_types::run(config, c).await,
             Command::Secrets(c) => cmd::secrets::run(config, c).await,
             Command::Publish(args) => cmd::publish::run(config, args).await,
             Command::Sink(args) => cmd::sink::run(args).await,
