@@ -57,7 +57,7 @@ impl Access {
         let t = cfg.topics();
         Self {
             role: "router",
-            reads: vec![t.events.clone(), t.endpoints.clone()],
+            reads: vec![t.events.clone(), t.endpoints.clone(), t.event_types.clone()],
             writes: vec![t.deliveries.clone(), t.dlq.clone()],
             groups: vec![(t.group("router"), vec![t.events])],
         }
@@ -92,8 +92,8 @@ impl Access {
         let t = cfg.topics();
         Self {
             role: "api",
-            reads: vec![t.endpoints.clone(), t.attempts, t.dlq, t.replays.clone()],
-            writes: vec![t.endpoints, t.events, t.deliveries, t.replays],
+            reads: vec![t.endpoints.clone(), t.attempts, t.dlq, t.replays.clone(), t.event_types.clone()],
+            writes: vec![t.endpoints, t.events, t.deliveries, t.replays, t.event_types],
             groups: Vec::new(),
         }
     }
@@ -544,7 +544,7 @@ mod tests {
     fn each_role_reads_writes_and_joins_what_its_code_does() {
         let cfg = Config::default();
         let router = Access::router(&cfg);
-        assert_eq!(router.reads, ["hookline.events", "hookline.endpoints"]);
+        assert_eq!(router.reads, ["hookline.events", "hookline.endpoints", "hookline.event-types"]);
         assert_eq!(router.writes, ["hookline.deliveries", "hookline.dlq"]);
         assert_eq!(router.groups, [("hookline.router".to_owned(), topics(&["hookline.events"]))]);
         let sender = Access::sender(&cfg);
@@ -557,6 +557,6 @@ mod tests {
         assert_eq!(dev.groups.len(), 2);
         let mut every = dev.topics();
         every.sort();
-        assert_eq!(every.len(), 12, "every topic of the installation: {every:?}");
+        assert_eq!(every.len(), 13, "every topic of the installation: {every:?}");
     }
 }
