@@ -371,7 +371,8 @@ impl Default for TracesConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// `json` (default, for machines) or `text` (for a terminal).
+    /// `auto` (default: text with colours on a terminal, JSON otherwise), `json` (for
+    /// machines) or `text` (colours only on a terminal).
     pub format: String,
     /// A tracing `EnvFilter` directive, e.g. `info,hookline_sender=debug`.
     pub level: String,
@@ -379,7 +380,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "json".into(), level: "info".into() }
+        Self { format: "auto".into(), level: "info".into() }
     }
 }
 
@@ -629,9 +630,9 @@ impl Config {
         );
         check(!t.service_name.trim().is_empty(), "traces.service_name", "must not be empty".into());
         check(
-            ["json", "text"].contains(&self.log.format.as_str()),
+            ["auto", "json", "text"].contains(&self.log.format.as_str()),
             "log.format",
-            format!("{:?} is not one of json, text", self.log.format),
+            format!("{:?} is not one of auto, json, text", self.log.format),
         );
         let sec = &self.secrets;
         if sec.is_configured() {
@@ -658,6 +659,41 @@ impl Config {
         Topics::new(&self.kafka.topic_prefix)
     }
 
+    /// A copy with every secret-bearing value replaced by [`REDACTED`] (a value that is
+    /// not set stays empty, so the copy still shows whether it is): the Kafka client's
+    /// passwords and private keys, the OTLP export headers, the portal session key and the
+    /// sealing keys. Token digests stay: a digest does not give the token.
+    pub fn redacted(&self) -> Config {
+        let hide = |v: &mut String| {
+            if !v.is_empty() {
+                *v = REDACTED.into();
+            }
+        };
+        let mut c = self.clone();
+        for (key, value) in &mut c.kafka.client {
+            if is_secret_client_property(key) {
+                hide(value);
+            }
+        }
+        c.traces.otlp_headers.values_mut().for_each(hide);
+        hide(&mut c.api.portal_session_key);
+        c.secrets.keys.values_mut().for_each(hide);
+        c
+    }
+}
+
+/// What [`Config::redacted`] shows instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a librdkafka property (`kafka.client`) carries a secret: `sasl.password`,
+/// `ssl.key.password`, `ssl.keystore.password`, `ssl.key.pem`,
+/// `sasl.oauthbearer.client.secret`, and `sasl.oauthbearer.config` (which may hold one).
+fn is_secret_client_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password") || key.contains("secret") || key == "ssl.key.pem" || key == "sasl.oauthbearer.config"
+}
+
+impl Config {
     /// Every retry tier of the global schedule, with its topic.
     pub fn retry_tiers(&self) -> Vec<(crate::retry::Delay, String)> {
         let topics = self.topics();
@@ -743,6 +779,41 @@ mod tests {
             ]
         );
         assert!(errors[0].to_string().starts_with("kafka.topic_prefix: \"bad prefix!\""));
+    }
+
+    #[test]
+    fn redacted_hides_every_secret_and_keeps_the_rest() {
+        let mut c = Config::default();
+        for (k, v) in [
+            ("sasl.password", "pw1"),
+            ("ssl.key.password", "pw2"),
+            ("ssl.keystore.password", "pw3"),
+            ("ssl.key.pem", "-----BEGIN PRIVATE KEY-----"),
+            ("sasl.oauthbearer.client.secret", "client-secret-value"),
+            ("sasl.oauthbearer.config", "principal=x secret=y"),
+            ("sasl.username", "hookline"),
+            ("security.protocol", "SASL_SSL"),
+        ] {
+            c.kafka.client.insert(k.into(), v.into());
+        }
+        c.traces.otlp_headers.insert("x-api-key".into(), "vendor-key".into());
+        c.api.portal_session_key = "k".repeat(32);
+        c.api.tokens.push(TokenConfig { name: "ops".into(), sha256: "ab".repeat(32), scopes: vec!["admin".into()] });
+        c.secrets.keys.insert("k1".into(), "c2VhbGluZyBrZXk=".into());
+        c.secrets.current_key = "k1".into();
+        let r = c.redacted();
+        let text = serde_json::to_string(&r).expect("json");
+        for secret in ["pw1", "pw2", "pw3", "PRIVATE KEY", "client-secret-value", "secret=y", "vendor-key", &"k".repeat(32), "c2VhbGluZyBrZXk="] {
+            assert!(!text.contains(secret), "{secret} shown in\n{text}");
+        }
+        assert_eq!(r.kafka.client["sasl.password"], REDACTED);
+        assert_eq!(r.kafka.client["sasl.username"], "hookline");
+        assert_eq!(r.kafka.client["security.protocol"], "SASL_SSL");
+        assert_eq!(r.traces.otlp_headers["x-api-key"], REDACTED);
+        assert_eq!(r.api.tokens, c.api.tokens);
+        assert_eq!(r.secrets.current_key, "k1");
+        // Unset stays unset, so the copy still tells whether a secret is configured.
+        assert_eq!(Config::default().redacted(), Config::default());
     }
 
     #[test]
