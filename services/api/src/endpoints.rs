@@ -241,10 +241,10 @@ fn rename_secret_field(mut p: Problem, given: &Option<String>) -> Problem {
     p
 }
 
-#[utoipa::path(get, operation_id = "list_endpoints", path = "/v1/endpoints", tag = "endpoints", params(PageQuery),
+#[utoipa::path(get, operation_id = "list_endpoints", path = "/v1/endpoints", tag = "endpoints", params(EndpointPageQuery),
     responses((status = 200, body = EndpointPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): AppStateRef, Read(access): Read, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<EndpointPage>, Problem> {
+pub async fn list(State(s): AppStateRef, Read(access): Read, ApiQuery(q): ApiQuery<EndpointPageQuery>) -> Result<Json<EndpointPage>, Problem> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(Problem::field("limit", "must be between 1 and 500"));
@@ -263,7 +263,15 @@ pub async fn list(State(s): AppStateRef, Read(access): Read, ApiQuery(q): ApiQue
         page.truncate(limit);
         page.last().map(|e| e.id.clone()).unwrap_or_default()
     });
-    Ok(Json(EndpointPage { data: page, next }))
+    // The page's health at a glance in the same answer (the console's list).
+    let stats = match q.stats_window_ms {
+        Some(window_ms) => {
+            check_window(window_ms, "stats_window_ms")?;
+            Some(page.iter().map(|e| (e.id.clone(), stats_view(&s, e.id.clone(), window_ms))).collect())
+        }
+        None => None,
+    };
+    Ok(Json(EndpointPage { data: page, next, stats }))
 }
 
 #[utoipa::path(get, operation_id = "get_endpoint", path = "/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
@@ -471,13 +479,20 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, Problem> {
     current(&s, &access, &id)?;
     let window_ms = q.window_ms.unwrap_or(15 * 60 * 1000);
-    if !(1..=24 * 60 * 60 * 1000).contains(&window_ms) {
-        return Err(Problem::field("window_ms", "must be between 1 and 86400000"));
-    }
-    let st = s.history.stats(&id, now_ms() - window_ms);
+    check_window(window_ms, "window_ms")?;
+    Ok(Json(stats_view(&s, id, window_ms)))
+}
+
+fn check_window(window_ms: i64, field: &str) -> Result<(), Problem> {
+    if (1..=24 * 60 * 60 * 1000).contains(&window_ms) { Ok(()) } else { Err(Problem::field(field, "must be between 1 and 86400000")) }
+}
+
+/// Success rate and latency of the endpoint's attempts in the last `window_ms`.
+fn stats_view(s: &AppState, endpoint_id: String, window_ms: i64) -> StatsView {
+    let st = s.history.stats(&endpoint_id, now_ms() - window_ms);
     let p = |i: usize| st.latency_ms.map(|l| l[i]);
-    Ok(Json(StatsView {
-        endpoint_id: id,
+    StatsView {
+        endpoint_id,
         window_ms,
         attempts: st.attempts,
         successes: st.successes,
@@ -485,7 +500,7 @@ pub async fn stats(
         latency_p50_ms: p(0),
         latency_p95_ms: p(1),
         latency_p99_ms: p(2),
-    }))
+    }
 }
 
 #[utoipa::path(get, operation_id = "get_endpoint_series", path = "/v1/endpoints/{id}/series", tag = "history", params(("id" = String, Path), SeriesQuery),

@@ -405,6 +405,8 @@ pub struct EndpointPage {
     pub data: Vec<EndpointView>,
     /// Pass as `after` for the next page; absent on the last.
     pub next: Option<String>,
+    /// With `stats_window_ms`: each listed endpoint's stats over that window, by id.
+    pub stats: Option<BTreeMap<String, StatsView>>,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -416,8 +418,24 @@ pub struct PageQuery {
     pub limit: Option<usize>,
     /// Return items after this id.
     pub after: Option<String>,
+    /// Only this tenant's items.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPageQuery {
+    /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// Return endpoints after this id.
+    pub after: Option<String>,
     /// Only this tenant's endpoints.
     pub tenant: Option<String>,
+    /// Also each listed endpoint's stats over this window (ms, up to 24 h), in `stats`.
+    #[param(minimum = 1, maximum = 86400000)]
+    pub stats_window_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -58,6 +58,11 @@ async fn the_event_log_dead_letters_and_a_portal_session_scoped_to_its_tenant() 
     })
     .await;
 
+    // The endpoint list carries each endpoint's stats when asked (one call for a page).
+    let listed = api.call(Method::GET, "/v1/endpoints?stats_window_ms=3600000", Some(READ), None).await.json;
+    assert_eq!(listed["stats"]["acme_ep"]["success_rate"], json!(0.0), "{listed}");
+    assert_eq!(listed["stats"]["acme_ep"]["attempts"], 10, "{listed}");
+
     // Dead letters, two at a time, each exactly once.
     let mut seen = Vec::new();
     let mut after: Option<String> = None;

@@ -1,4 +1,3 @@
-import { useEffect, useState } from "preact/hooks";
 import { problemText, type Stats } from "../api/client";
 import { useApp } from "../context";
 import { useCursor, useLoad } from "../components/load";
@@ -12,19 +11,15 @@ const HOUR = 3_600_000;
 export function EndpointList() {
   const { client, can, mode } = useApp();
   const cursor = useCursor("");
+  // One call: the page and each endpoint's last hour.
   const page = useLoad(async () => {
-    const { data, error, response } = await client.GET("/v1/endpoints", { params: { query: { limit: PAGE, after: cursor.after } } });
+    const { data, error, response } = await client.GET("/v1/endpoints", {
+      params: { query: { limit: PAGE, after: cursor.after, stats_window_ms: HOUR } },
+    });
     if (!data) throw new Error(problemText(error, response));
     return data;
   }, [cursor.after]);
-  const [stats, setStats] = useState<Record<string, Stats>>({});
-  useEffect(() => {
-    for (const e of page.data?.data ?? []) {
-      client
-        .GET("/v1/endpoints/{id}/stats", { params: { path: { id: e.id }, query: { window_ms: HOUR } } })
-        .then(({ data }) => data && setStats((s) => ({ ...s, [e.id]: data })));
-    }
-  }, [page.data, client]);
+  const stats: Record<string, Stats> = page.data?.stats ?? {};
   return (
     <section aria-labelledby="endpoints-h">
       <div class="title-row">
