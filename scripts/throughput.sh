@@ -25,11 +25,11 @@ trap cleanup EXIT
 "$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$SECRET" --summary-every 0 >"$LOGS/sink.log" 2>&1 & pids+=($!)
 "$BIN" dev >"$LOGS/dev.log" 2>&1 & pids+=($!)
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$SINK_PORT/healthz" >/dev/null && grep -q "sender started" "$LOGS/dev.log" 2>/dev/null && break; sleep 0.2; done
-"$BIN" endpoint create --id bench --url "http://127.0.0.1:$SINK_PORT/bench" --event-types '*' --secret "$SECRET" >/dev/null
+"$BIN" endpoint create --dev --id bench --url "http://127.0.0.1:$SINK_PORT/bench" --event-types '*' --secret "$SECRET" >/dev/null
 sleep 1
 
 start=$(date +%s.%N)
-"$BIN" publish --type order.created --data '{"order_id":"ord_123","amount":4200,"currency":"EUR","customer":{"id":"cus_9","email":"a@example.com"}}' --count "$N"
+"$BIN" publish --type order.created --data '{"order_id":"ord_123","amount":4200,"currency":"EUR","customer":{"id":"cus_9","email":"a@example.com"}}' --count "$N" >/dev/null
 while :; do
   unique=$(curl -sf "http://127.0.0.1:$SINK_PORT/stats" | python3 -c 'import json,sys;print(json.load(sys.stdin)["unique"])')
   [ "$unique" -ge "$N" ] && break

@@ -51,11 +51,34 @@ enum Command {
     Publish(cmd::publish::PublishArgs),
     /// Run a local webhook receiver that verifies signatures and counts deliveries.
     Sink(cmd::sink::SinkArgs),
-    /// Print the effective configuration (defaults, file, HOOKLINE_* variables) as TOML.
-    Config,
+    /// Print the effective configuration (defaults, file, HOOKLINE_* variables) as TOML,
+    /// secrets redacted.
+    Config {
+        /// Print passwords, keys and secret headers as they are.
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Load generators (HTTP ingest, Kafka produce) and the limits: raw signed POSTs, raw Kafka.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+}
+
+impl Command {
+    /// Whether the subcommand reads the configuration (Kafka, topics, keys, listeners).
+    /// Those that do not (`sink`, `api token`, `api openapi`, `secrets new-key`,
+    /// `bench ingest`, `bench http`) run even when it is missing or invalid.
+    fn uses_config(&self) -> bool {
+        use cmd::api::ApiCommand;
+        use cmd::bench::BenchCommand;
+        use cmd::secrets::SecretsCommand;
+        !matches!(
+            self,
+            Command::Sink(_)
+                | Command::Api(cmd::api::ApiArgs { command: Some(ApiCommand::Token { .. } | ApiCommand::Openapi) })
+                | Command::Secrets(SecretsCommand::NewKey { .. })
+                | Command::Bench(BenchCommand::Ingest(_) | BenchCommand::Http { .. })
+        )
+    }
 }
 
 /// Exit status for a configuration or usage error (sysexits EX_USAGE).
@@ -71,6 +94,9 @@ fn main() -> ExitCode {
     };
     let config = match hookline_runtime::settings::load(cli.config.as_deref()) {
         Ok(c) => c,
+        // A subcommand that uses no configuration (a local receiver, a token) runs whatever
+        // the file or the environment say: only its logs would have followed them.
+        Err(_) if !cli.command.uses_config() => hookline_core::config::Config::default(),
         Err(error) => {
             eprintln!("hookline: {error}");
             return ExitCode::from(EXIT_USAGE);
@@ -115,7 +141,10 @@ fn main() -> ExitCode {
             Command::Publish(args) => cmd::publish::run(config, args).await,
             Command::Sink(args) => cmd::sink::run(args).await,
             Command::Bench(c) => cmd::bench::run(config, c).await,
-            Command::Config => toml::to_string(&config).map(|t| print!("{t}")).map_err(Into::into),
+            Command::Config { show_secrets } => {
+                let shown = if show_secrets { config } else { config.redacted() };
+                toml::to_string(&shown).map(|t| print!("{t}")).map_err(Into::into)
+            }
         }
     });
     drop(runtime);

@@ -1,5 +1,5 @@
 //! `hookline endpoint create|list|delete`: endpoints written straight to the compacted
-//! endpoints topic (the management API writes the same records).
+//! endpoints topic (the management API writes the same records, under the same rules).
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EndpointCommand {
-    /// Create (or replace, with the same --id) an endpoint. Prints it with its secret.
+    /// Create an endpoint (or replace one: --id and --replace). Prints it with its secret.
     Create(CreateArgs),
     /// List endpoints as JSON lines (secrets are not shown).
     List,
@@ -37,6 +37,14 @@ pub struct CreateArgs {
     /// Endpoint id (default: a new `ep_...` id).
     #[arg(long)]
     pub id: Option<String>,
+    /// Replace the endpoint with this --id if there is one (refused otherwise). It keeps its
+    /// secrets unless --secret is given, and what only the API sets (failover, auth, ...).
+    #[arg(long, requires = "id")]
+    pub replace: bool,
+    /// Allow http:// and loopback URLs, as `hookline dev` does (otherwise the API's rules:
+    /// api.require_https, and the sender's address policy).
+    #[arg(long)]
+    pub dev: bool,
     /// Only events of this tenant (default: every tenant).
     #[arg(long, default_value = "")]
     pub tenant: String,
@@ -148,11 +156,115 @@ pub fn to_json(endpoint: &v1::Endpoint, with_secrets: bool) -> serde_json::Value
     value
 }
 
-pub async fn run(config: Config, command: EndpointCommand) -> anyhow::Result<()> {
+/// Headers an endpoint may not set: Hookline sets them. The same list as the API's
+/// (`services/api/src/endpoints.rs`), kept here until the endpoint rules have one home.
+const RESERVED_HEADERS: &[&str] = &[
+    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
+    "webhook-id", "webhook-timestamp", "webhook-signature",
+];
+
+/// The rules the API applies to an endpoint it is given (`check_endpoint` in
+/// `services/api/src/endpoints.rs`): the registry's own (`registry::validate`), https unless
+/// `api.require_https` is off, no reserved or malformed headers, and a URL that does not
+/// point only at addresses the sender's SSRF policy refuses (`hookline_sender::address_policy`;
+/// a name that does not resolve now passes, as in the API: the sender checks at send time).
+/// Every problem at once, each naming its field.
+pub async fn check(config: &Config, endpoint: &v1::Endpoint) -> Result<(), Vec<String>> {
+    if let Err(e) = registry::validate(endpoint) {
+        return Err(vec![e.to_string()]);
+    }
+    let mut errors = Vec::new();
+    let urls = std::iter::once(("url", endpoint.url.as_str()))
+        .chain((!endpoint.failover_url.is_empty()).then_some(("failover_url", endpoint.failover_url.as_str())));
+    let policy = hookline_sender::address_policy(config);
+    for (field, url) in urls {
+        let Ok(uri) = url.parse::<http::Uri>() else {
+            errors.push(format!("{field}: {url:?} is not a URL"));
+            continue;
+        };
+        if config.api.require_https && uri.scheme_str() != Some("https") {
+            errors.push(format!("{field}: {url:?} must be https (--dev allows http)"));
+        }
+        let Some(host) = uri.host() else { continue };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let literal = host.split('%').next().unwrap_or(host);
+        let addresses: Vec<std::net::IpAddr> = match literal.parse() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, 0)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
+        };
+        let refused: Vec<String> = addresses.iter().filter_map(|ip| policy.check(*ip).err()).map(|b| b.to_string()).collect();
+        if !addresses.is_empty() && refused.len() == addresses.len() {
+            errors.push(format!(
+                "{field}: {url:?} points at a refused address ({}); allow it with sender.allowed_cidrs, or --dev for loopback",
+                refused.join("; ")
+            ));
+        }
+    }
+    // By name, so the same endpoint always gets the same message.
+    for (name, value) in endpoint.headers.iter().collect::<std::collections::BTreeMap<_, _>>() {
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.push(format!("headers.{name}: is set by Hookline"));
+        } else if http::HeaderName::try_from(name.as_str()).is_err() {
+            errors.push(format!("headers.{name}: is not a valid header name"));
+        }
+        if http::HeaderValue::try_from(value.as_str()).is_err() {
+            errors.push(format!("headers.{name}: is not a valid header value"));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// `endpoint` as the replacement of `existing`: what the command line sets comes from
+/// `endpoint`; the secrets (unless `new_secret`), the creation time and what only the API
+/// sets (failover, authentication, health, content filter, ...) stay as they were, so the
+/// receiver keeps verifying.
+pub fn replacing(existing: &v1::Endpoint, endpoint: v1::Endpoint, new_secret: bool) -> v1::Endpoint {
+    let mut out = existing.clone();
+    if new_secret {
+        out.secrets = endpoint.secrets;
+    }
+    out.tenant = endpoint.tenant;
+    out.url = endpoint.url;
+    out.event_types = endpoint.event_types;
+    out.headers = endpoint.headers;
+    out.limits = endpoint.limits;
+    out.description = endpoint.description;
+    out.filter_attributes = endpoint.filter_attributes;
+    out.retry_schedule = endpoint.retry_schedule;
+    out.permanent_statuses = endpoint.permanent_statuses;
+    out.ordering = endpoint.ordering;
+    out.lane_max_block_ms = endpoint.lane_max_block_ms;
+    out.on_lane_blocked = endpoint.on_lane_blocked;
+    out.updated_at_ms = endpoint.updated_at_ms;
+    out
+}
+
+pub async fn run(mut config: Config, command: EndpointCommand) -> anyhow::Result<()> {
     let topic = config.topics().endpoints;
     match command {
         EndpointCommand::Create(args) => {
-            let endpoint = new_endpoint(args);
+            if args.dev {
+                config.api.require_https = false;
+                config.sender.allow_loopback = true;
+            }
+            let (chosen_id, replace, new_secret) = (args.id.is_some(), args.replace, args.secret.is_some());
+            let mut endpoint = new_endpoint(args);
+            // Before Kafka is asked anything: a bad endpoint fails at once.
+            if let Err(problems) = check(&config, &endpoint).await {
+                anyhow::bail!("invalid endpoint:\n  - {}", problems.join("\n  - "));
+            }
+            // A chosen id may be taken; a new random one is not.
+            if chosen_id {
+                let registry = load(&config).await?;
+                match registry.get(&endpoint.id) {
+                    Some(existing) if replace => endpoint = replacing(&existing.endpoint, endpoint, new_secret),
+                    Some(_) => anyhow::bail!(
+                        "endpoint {:?} exists; pass --replace to replace it (it keeps its secret unless --secret is given)",
+                        endpoint.id
+                    ),
+                    None => {}
+                }
+            }
             let producer = kafka::producer(&config.kafka, "hookline-cli")?;
             registry::put_endpoint(&producer, &topic, &SecretKeys::load(&config.secrets)?, &endpoint).await?;
             println!("{}", to_json(&endpoint, true));
@@ -188,4 +300,81 @@ async fn load(config: &Config) -> anyhow::Result<Arc<EndpointRegistry>> {
     follower.await.context("endpoint reader")??;
     ready.context("the endpoints topic could not be read within 30s (is Kafka up and are topics created?)")?;
     Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CreateArgs,
+    }
+
+    fn endpoint(args: &[&str]) -> v1::Endpoint {
+        let argv = ["create", "--event-types", "order.*"].iter().chain(args);
+        new_endpoint(Cli::try_parse_from(argv).expect("arguments").args)
+    }
+
+    fn dev() -> Config {
+        let mut c = Config::default();
+        c.api.require_https = false;
+        c.sender.allow_loopback = true;
+        c
+    }
+
+    // Addresses are IP literals: no test depends on DNS.
+    #[tokio::test]
+    async fn the_api_rules_apply() {
+        let c = Config::default();
+        assert_eq!(check(&c, &endpoint(&["--url", "https://93.184.215.14/hooks"])).await, Ok(()));
+        let e = check(&c, &endpoint(&["--url", "http://93.184.215.14/hooks"])).await.expect_err("http");
+        assert_eq!(e, [r#"url: "http://93.184.215.14/hooks" must be https (--dev allows http)"#]);
+        for url in ["https://127.0.0.1:9000/", "https://10.1.2.3/", "https://169.254.169.254/latest", "https://[::1]/"] {
+            let e = check(&c, &endpoint(&["--url", url])).await.expect_err(url);
+            assert!(e.len() == 1 && e[0].contains("points at a refused address"), "{url}: {e:?}");
+        }
+        let e = check(
+            &c,
+            &endpoint(&["--url", "https://93.184.215.14/", "--header", "Webhook-Signature=x", "--header", "X-Ok=a\nb"]),
+        )
+        .await
+        .expect_err("headers");
+        assert_eq!(e, ["headers.Webhook-Signature: is set by Hookline", "headers.X-Ok: is not a valid header value"]);
+        // The registry's own rules come first, as in the API.
+        let e = check(&c, &endpoint(&["--url", "ftp://example.com/"])).await.expect_err("scheme");
+        assert!(e[0].contains("must be an absolute http(s) URL"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn dev_and_allowed_cidrs_let_internal_urls_through() {
+        assert_eq!(check(&dev(), &endpoint(&["--url", "http://127.0.0.1:9000/mine"])).await, Ok(()));
+        // --dev allows loopback only, never the metadata service.
+        assert!(check(&dev(), &endpoint(&["--url", "http://169.254.169.254/"])).await.is_err());
+        let mut c = Config::default();
+        c.sender.allowed_cidrs = vec!["10.20.0.0/16".into()];
+        assert_eq!(check(&c, &endpoint(&["--url", "https://10.20.3.4/"])).await, Ok(()));
+    }
+
+    #[test]
+    fn replacing_keeps_the_secret_and_what_only_the_api_sets() {
+        let mut existing = endpoint(&["--url", "https://a.example/", "--id", "ep_1"]);
+        existing.created_at_ms = 1;
+        existing.failover_url = "https://b.example/".into();
+        existing.disabled = true;
+        let new = endpoint(&["--url", "https://c.example/", "--id", "ep_1", "--description", "moved"]);
+        let replaced = replacing(&existing, new.clone(), false);
+        assert_eq!(replaced.secrets, existing.secrets, "the receiver keeps verifying");
+        assert_ne!(replaced.secrets, new.secrets);
+        assert_eq!((replaced.url.as_str(), replaced.description.as_str()), ("https://c.example/", "moved"));
+        assert_eq!((replaced.created_at_ms, replaced.failover_url.as_str(), replaced.disabled), (1, "https://b.example/", true));
+        assert_eq!(replacing(&existing, new.clone(), true).secrets, new.secrets, "--secret replaces it");
+    }
+
+    #[test]
+    fn replace_needs_an_id() {
+        assert!(Cli::try_parse_from(["create", "--url", "https://a.example/", "--event-types", "*", "--replace"]).is_err());
+    }
 }

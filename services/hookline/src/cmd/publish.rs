@@ -1,14 +1,17 @@
 //! `hookline publish`: produce events to the events topic from the command line; the
-//! smallest publish path, and (with `--count`) a load generator.
+//! smallest publish path, and (with `--count`) a load generator. Prints the id of every
+//! event the broker acknowledged on stdout, and progress and a summary on stderr.
 
 use anyhow::Context as _;
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt as _;
 use hookline_core::event;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::{kafka, time::now_ms};
 use hookline_runtime::kafka::FutureProducer;
 use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 use super::endpoint::key_value;
@@ -77,14 +80,69 @@ pub async fn run(config: Config, args: PublishArgs) -> anyhow::Result<()> {
             e
         })
     });
-    let published = produce(&producer, &topic, items).await?.all_acknowledged()?;
-    let secs = started.elapsed().as_secs_f64();
-    if args.count == 1 {
-        println!("published {}", single_id.unwrap_or_else(|| "1 event".into()));
-    } else {
-        println!("published {published} events to {topic} in {secs:.2}s ({:.0}/s)", published as f64 / secs.max(1e-9));
-    }
+    // Ids on stdout, one a line as each is acknowledged (for scripts); the rest on stderr.
+    let mut ids = std::io::BufWriter::new(std::io::stdout());
+    let mut progress = Progress::new(args.count, std::io::stderr().is_terminal());
+    let produced = produce_observed(&producer, &topic, items, |id, so_far| {
+        // A closed stdout (`| head`) must not stop the publish.
+        let _ = writeln!(ids, "{id}");
+        progress.tick(so_far);
+    })
+    .await?;
+    let _ = ids.flush();
+    progress.clear();
+    let published = produced.all_acknowledged()?;
+    eprintln!("{}", summary(published, &topic, started.elapsed()));
     Ok(())
+}
+
+/// The last line of a publish, on stderr.
+fn summary(published: u64, topic: &str, took: Duration) -> String {
+    let secs = took.as_secs_f64();
+    let events = if published == 1 { "event" } else { "events" };
+    format!("published {published} {events} to {topic} in {secs:.2}s ({:.0}/s)", published as f64 / secs.max(1e-9))
+}
+
+/// A progress line for `--count`, redrawn in place on a terminal at most every 200 ms;
+/// nothing when stderr is not one (a log file gets only the summary).
+struct Progress {
+    total: u64,
+    shown: bool,
+    on_terminal: bool,
+    started: Instant,
+    drawn: Instant,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn new(total: u64, on_terminal: bool) -> Self {
+        let now = Instant::now();
+        Self { total, shown: false, on_terminal: on_terminal && total > 1, started: now, drawn: now }
+    }
+
+    fn tick(&mut self, so_far: &Produced) {
+        if !self.on_terminal || self.drawn.elapsed() < Self::EVERY {
+            return;
+        }
+        self.drawn = Instant::now();
+        self.shown = true;
+        eprint!("\r\x1b[K{}", self.line(so_far.acknowledged, so_far.failed(), self.started.elapsed()));
+    }
+
+    fn line(&self, acknowledged: u64, failed: u64, took: Duration) -> String {
+        let pct = acknowledged as f64 * 100.0 / self.total.max(1) as f64;
+        let rate = acknowledged as f64 / took.as_secs_f64().max(1e-9);
+        let failed = if failed > 0 { format!(", {failed} failed") } else { String::new() };
+        format!("published {acknowledged}/{} ({pct:.0}%, {rate:.0}/s{failed})", self.total)
+    }
+
+    /// Erases the progress line so the summary takes its place.
+    fn clear(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// When the `i`-th of a run at `rate` per second is due (at once when `rate` is 0).
@@ -137,11 +195,25 @@ pub async fn produce<F: FnOnce() -> v1::Event>(
     topic: &str,
     items: impl Iterator<Item = (Duration, F)>,
 ) -> anyhow::Result<Produced> {
+    produce_observed(producer, topic, items, |_, _| {}).await
+}
+
+/// [`produce`], calling `acknowledged` with each event id the broker acknowledged and the
+/// counts so far.
+pub async fn produce_observed<F: FnOnce() -> v1::Event>(
+    producer: &FutureProducer,
+    topic: &str,
+    items: impl Iterator<Item = (Duration, F)>,
+    mut acknowledged: impl FnMut(&str, &Produced),
+) -> anyhow::Result<Produced> {
     let started = Instant::now();
     let mut acks = FuturesUnordered::new();
     let mut out = Produced::default();
-    let settle = |out: &mut Produced, r: rdkafka::error::KafkaResult<()>| match r {
-        Ok(()) => out.acknowledged += 1,
+    let mut settle = |out: &mut Produced, (id, r): (String, rdkafka::error::KafkaResult<()>)| match r {
+        Ok(()) => {
+            out.acknowledged += 1;
+            acknowledged(&id, out);
+        }
         Err(e) => *out.failed_by.entry(e.to_string()).or_insert(0) += 1,
     };
     for (due, build) in items {
@@ -157,7 +229,8 @@ pub async fn produce<F: FnOnce() -> v1::Event>(
         out.max_lag = out.max_lag.max(Instant::now().saturating_duration_since(at));
         let e = build();
         let ack = kafka::enqueue(producer, topic, &e.id, &e.encode_to_vec(), None).await.context("publish")?;
-        acks.push(kafka::acked(ack));
+        let id = e.id;
+        acks.push(kafka::acked(ack).map(move |r| (id, r)));
         out.sent += 1;
     }
     while let Some(r) = acks.next().await {
@@ -176,4 +249,27 @@ pub async fn publish(
 ) -> anyhow::Result<u64> {
     let items = (0..).zip(events).map(|(i, e)| (paced(i, rate), move || e));
     produce(producer, topic, items).await?.all_acknowledged()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_and_summary_lines() {
+        let p = Progress::new(1000, false);
+        assert_eq!(p.line(250, 0, Duration::from_secs(2)), "published 250/1000 (25%, 125/s)");
+        assert_eq!(p.line(1000, 3, Duration::from_secs(1)), "published 1000/1000 (100%, 1000/s, 3 failed)");
+        assert_eq!(summary(1, "t.events", Duration::from_millis(500)), "published 1 event to t.events in 0.50s (2/s)");
+        assert!(summary(10, "t.events", Duration::from_secs(1)).starts_with("published 10 events"));
+    }
+
+    #[test]
+    fn progress_is_silent_off_a_terminal_and_for_one_event() {
+        let mut p = Progress::new(1000, false);
+        p.drawn -= Duration::from_secs(1);
+        p.tick(&Produced { acknowledged: 5, ..Default::default() });
+        assert!(!p.shown);
+        assert!(!Progress::new(1, true).on_terminal);
+    }
 }
