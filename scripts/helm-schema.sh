@@ -101,6 +101,8 @@ rules.update({
     "metrics.prometheusRule.attemptFailureRatio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "metrics.prometheusRule.senderSaturation": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     "metrics.prometheusRule.noDeliveriesFor": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d|w|y)$"},
+    "metrics.prometheusRule.lagThreshold": {"type": "integer", "minimum": 0},
+    "metrics.prometheusRule.latencyObjectiveSeconds": {"type": "number", "exclusiveMinimum": 0},
     "metrics.serviceMonitor.interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
     "metrics.serviceMonitor.scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
     "grafana.dashboards.labelValue": {"type": ["string", "number", "boolean"]},

@@ -10,22 +10,36 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Buckets of the histograms that say how late webhooks are, in seconds: 50 ms to 1 h
+/// (the default buckets stop at 30 s, where a webhook's lateness starts to matter).
+pub const LATENESS_BUCKETS: &[f64] =
+    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// The histograms measured in [`LATENESS_BUCKETS`] (the sender's `lateness` module).
+pub const LATENESS_HISTOGRAMS: &[&str] =
+    &["hookline_delivery_latency_seconds", "hookline_sender_first_attempt_delay_seconds"];
+
 /// Installs the process-wide Prometheus recorder (once; later calls reuse it).
 pub fn metrics_recorder() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new()
                 .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
-                .expect("static buckets are valid")
-                .build_recorder();
+                .expect("static buckets are valid");
+            for name in LATENESS_HISTOGRAMS {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), LATENESS_BUCKETS)
+                    .expect("static buckets are valid");
+            }
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // A second recorder (several test pipelines in one process) is refused; fine.
             let _ = metrics::set_global_recorder(recorder);

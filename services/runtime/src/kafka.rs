@@ -16,6 +16,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// librdkafka's version and built-in features (codecs, TLS, SASL), for `hookline --version`.
@@ -73,6 +74,9 @@ fn producer_lingering(cfg: &KafkaConfig, client_id: &str, linger_ms: u32) -> Kaf
     with_overrides(c, cfg).create_with_context(QuietContext::new(client_id))
 }
 
+/// How often a group member reports its consumer lag (librdkafka's statistics).
+pub const STATS_INTERVAL_MS: u32 = 10_000;
+
 /// A group member whose offsets are stored by the application (only for finished work) and
 /// committed by librdkafka in the background.
 pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaResult<GroupConsumer> {
@@ -95,8 +99,10 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
         // this long before they move (docs/operations.md, "A broker dies").
         .set("session.timeout.ms", "30000")
         .set("heartbeat.interval.ms", "1000")
-        .set("enable.partition.eof", "false");
-    with_overrides(c, cfg).create_with_context(GroupContext::new(client_id))
+        .set("enable.partition.eof", "false")
+        // Consumer lag per partition comes from librdkafka's statistics (GroupContext::stats).
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
+    with_overrides(c, cfg).create_with_context(GroupContext::new(group, client_id))
 }
 
 /// A consumer outside any group, for reading a topic from its start (the state topics,
@@ -204,6 +210,9 @@ impl ClientContext for QuietContext {
 /// loop can drop their in-flight bookkeeping.
 pub struct GroupContext {
     client_id: String,
+    group: String,
+    /// Partitions whose lag this member reported at the last statistics.
+    lagging: Mutex<BTreeSet<(String, i32)>>,
     quiet: QuietContext,
     /// Called with partitions about to be revoked, before they go ([`Self::on_revoke`]).
     hand_over: std::sync::OnceLock<Box<dyn Fn(&[(String, i32)]) + Send + Sync>>,
@@ -215,9 +224,11 @@ pub struct GroupContext {
 }
 
 impl GroupContext {
-    fn new(client_id: &str) -> Self {
+    fn new(group: &str, client_id: &str) -> Self {
         Self {
             client_id: client_id.to_owned(),
+            group: group.to_owned(),
+            lagging: Mutex::default(),
             quiet: QuietContext::new(client_id),
             hand_over: std::sync::OnceLock::new(),
             revoked: Mutex::new(Vec::new()),
@@ -260,6 +271,53 @@ impl ClientContext for GroupContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.quiet.error(error, reason);
     }
+
+    /// `hookline_consumer_lag{group, topic, partition}`: records between the partition's
+    /// high watermark and the group's committed offset, for each partition this member reads
+    /// (librdkafka's `consumer_lag`, every [`STATS_INTERVAL_MS`]). A partition it no longer
+    /// reports (revoked) is set to 0, so `max by (group, topic, partition)` over the members
+    /// is its current owner's figure and never a stale one.
+    fn stats(&self, statistics: Statistics) {
+        let now = partition_lags(&statistics);
+        let mut lagging = self.lagging.lock();
+        for (topic, partition) in lagging.iter() {
+            if !now.iter().any(|(t, p, _)| t == topic && p == partition) {
+                lag_gauge(&self.group, topic, *partition).set(0.0);
+            }
+        }
+        lagging.clear();
+        for (topic, partition, lag) in now {
+            lag_gauge(&self.group, &topic, partition).set(lag as f64);
+            lagging.insert((topic, partition));
+        }
+    }
+}
+
+/// Each partition's consumer lag in librdkafka's statistics: only those it knows (-1 is
+/// "unknown": a partition this member does not read, or before the first commit or fetch),
+/// without the internal partition -1.
+fn partition_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
+    let mut lags: Vec<(String, i32, i64)> = statistics
+        .topics
+        .iter()
+        .flat_map(|(topic, t)| {
+            t.partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+                .map(move |p| (topic.clone(), p.partition, p.consumer_lag))
+        })
+        .collect();
+    lags.sort();
+    lags
+}
+
+fn lag_gauge(group: &str, topic: &str, partition: i32) -> metrics::Gauge {
+    metrics::gauge!(
+        "hookline_consumer_lag",
+        "group" => group.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
 }
 
 impl ConsumerContext for GroupContext {
@@ -420,6 +478,30 @@ pub async fn acked(ack: DeliveryFuture) -> KafkaResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_is_reported_for_known_partitions_only() {
+        use rdkafka::statistics::{Partition, Topic};
+        let topic = |parts: &[(i32, i64)]| Topic {
+            partitions: parts
+                .iter()
+                .map(|&(partition, consumer_lag)| (partition, Partition { partition, consumer_lag, ..Default::default() }))
+                .collect(),
+            ..Default::default()
+        };
+        let mut stats = Statistics::default();
+        // -1: a partition this member does not read; partition -1: librdkafka's own.
+        stats.topics.insert("hookline.deliveries".into(), topic(&[(0, 42), (1, -1), (2, 0), (-1, 7)]));
+        stats.topics.insert("hookline.retry.5m".into(), topic(&[(3, 9)]));
+        assert_eq!(
+            partition_lags(&stats),
+            vec![
+                ("hookline.deliveries".to_owned(), 0, 42),
+                ("hookline.deliveries".to_owned(), 2, 0),
+                ("hookline.retry.5m".to_owned(), 3, 9),
+            ]
+        );
+    }
 
     #[test]
     fn a_repeated_librdkafka_line_is_logged_once_per_period() {

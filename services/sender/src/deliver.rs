@@ -187,6 +187,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         Some(lane) => shared.sequences.headers(&entry.endpoint.id, &lane, record.offset),
         None => Vec::new(),
     };
+    crate::lateness::record_first_attempt(&delivery, now_ms());
     let report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref(), &sequence).await;
     rt.answered(now_ms());
     let outcome = outcome_label(report.class);
@@ -228,6 +229,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
             return lane_failure(shared, record, delivery, &entry, &rt, retry_after, &report.error, last_attempt).await;
         }
         AfterAttempt::Delivered => {
+            crate::lateness::record_delivered(&delivery, now_ms());
             shared.recent.lock().insert(pair);
             clear_failing(shared, &entry, &rt).await;
             return Ok(Done::Finished);

@@ -9,6 +9,7 @@
 //! - `ops`: the operational webhooks a sender publishes (failing, recovered, exhausted).
 //! - [`endpoints`]: per-endpoint bulkhead, token bucket, circuit breaker and schedule.
 //! - [`deliver`]: one record handled to its end.
+//! - [`lateness`]: how late deliveries are (end-to-end latency, time to first attempt).
 //! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries
 //!   (an ordered lane's one at a time).
 //! - [`ordered`]: ordered endpoints' lanes: retries in place, blocked heads, sequences.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod client;
 pub mod deliver;
 pub mod endpoints;
+pub mod lateness;
 pub mod ordered;
 mod ops;
 pub mod workers;
