@@ -181,13 +181,13 @@ async fn hookline_topics_check_exits_non_zero_until_every_topic_is_right() {
     let stdout = text(&missing.stdout);
     assert!(stdout.contains(&format!("{p}.events: missing\n")), "{stdout}");
     assert!(stdout.contains("to fix:\n  hookline topics create"), "{stdout}");
-    assert!(text(&missing.stderr).contains("8 of 8 topics differ from the configuration"), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("9 of 9 topics differ from the configuration"), "{}", text(&missing.stderr));
 
     let create = hookline(&c, &["topics", "create"], minute);
     assert!(create.status.success(), "{}", text(&create.stderr));
     let good = hookline(&c, &["topics", "check"], minute);
     assert!(good.status.success(), "{}{}", text(&good.stdout), text(&good.stderr));
-    assert_eq!(text(&good.stdout).lines().filter(|l| l.contains(": ok (")).count(), 8, "{}", text(&good.stdout));
+    assert_eq!(text(&good.stdout).lines().filter(|l| l.contains(": ok (")).count(), 9, "{}", text(&good.stdout));
 
     let replays = format!("{p}.replays");
     let alter = AlterConfig::new(ResourceSpecifier::Topic(&replays)).set("cleanup.policy", "compact,delete");
