@@ -236,14 +236,14 @@ async fn a_role_whose_topics_are_missing_stops_at_once_naming_them() {
     let c = config();
     let p = c.kafka.topic_prefix.clone();
     let refused = preflight::check(&c.kafka, &Access::router(&c)).await.expect_err("missing topics");
-    assert!(matches!(&refused, PreflightError::Missing(t) if t.len() == 4), "{refused}");
+    assert!(matches!(&refused, PreflightError::Missing(t) if t.len() == 5), "{refused}");
     // Before, the router waited for the endpoints topic forever.
     let router = hookline(&c, &["router"], Duration::from_secs(30));
     assert!(!router.status.success());
     assert_eq!(
         text(&router.stderr).lines().last().unwrap_or_default(),
         format!(
-            "hookline: kafka: missing topics {p}.events, {p}.endpoints, {p}.deliveries, {p}.dlq: run `hookline topics \
+            "hookline: kafka: missing topics {p}.events, {p}.endpoints, {p}.event-types, {p}.deliveries, {p}.dlq: run `hookline topics \
              create` (as a principal allowed to create topics), then `hookline topics check`"
         )
     );
