@@ -33,8 +33,8 @@ pub async fn list(State(s): State<Arc<AppState>>, Read(access): Read, ApiQuery(q
 
 /// A reason as the API names it (`exhausted`, `endpoint_gone` ...).
 pub fn parse_reason(field: &str, text: &str) -> Result<DeadLetterReason, Problem> {
-    let wanted = format!("DEAD_LETTER_REASON_{}", text.to_ascii_uppercase());
-    DeadLetterReason::from_str_name(&wanted).filter(|r| *r != DeadLetterReason::Unspecified).ok_or_else(|| {
+    // The one spelling of a reason (metrics, logs, the API): `DeadLetterReason::label`.
+    DeadLetterReason::all().find(|r| r.label().eq_ignore_ascii_case(text)).ok_or_else(|| {
         let known: Vec<&str> = DeadLetterReason::all().map(DeadLetterReason::label).collect();
         Problem::field(field, format!("{text:?} is not one of {}", known.join(", ")))
     })
