@@ -46,8 +46,16 @@ export function useInterval(fn: () => void, ms: number, active = true): void {
   }, [ms, active]);
 }
 
+/** Where a list stands: the cursor that opened this page, and the moves to the pages beside it. */
+export interface Cursor {
+  after?: string;
+  page: number;
+  next: (cursor: string) => void;
+  prev: () => void;
+}
+
 /** Cursor paging: a stack of the cursors that opened each page, so "Previous" works too. */
-export function useCursor(resetKey: string) {
+export function useCursor(resetKey: string): Cursor {
   const [stack, setStack] = useState<(string | undefined)[]>([undefined]);
   const key = useRef(resetKey);
   if (key.current !== resetKey) {
@@ -60,4 +68,23 @@ export function useCursor(resetKey: string) {
     next: (cursor: string) => setStack((s) => [...s, cursor]),
     prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
   };
+}
+
+/** One page of a list as the API answers it: pass `next` as `after` for the page after. */
+export interface Page<T> {
+  data: T[];
+  next?: string | null;
+}
+
+/** The page `after` opens, fetched by `fetchPage`; other `deps` (new filters) start again at
+ * the first page. */
+export function usePaged<P>(fetchPage: (after: string | undefined) => Promise<P>, deps: unknown[]): [Loaded<P>, Cursor] {
+  const cursor = useCursor(JSON.stringify(deps));
+  return [useLoad(() => fetchPage(cursor.after), [...deps, cursor.after]), cursor];
+}
+
+/** The API's cursor for a list it answers whole (the cursor is an offset), so it pages like the rest. */
+export function pageOf<T>(list: T[], after: string | undefined, size: number): Page<T> {
+  const start = Number(after ?? 0);
+  return { data: list.slice(start, start + size), next: list.length > start + size ? String(start + size) : null };
 }

@@ -17,9 +17,10 @@ export function StatusBadge({ status }: { status: string }) {
   return <Badge kind={kind}>{status}</Badge>;
 }
 
-/** Loading, error and "route not served yet" states of a `useLoad`, or the content. */
-export function Loading<T>({ state, children }: { state: Loaded<T>; children: (data: T) => ComponentChildren }) {
-  if (state.missing) return <Notice kind="missing">This Hookline does not serve <code>{state.missing}</code> yet.</Notice>;
+/** Loading, error and "route not served yet" states of a `useLoad`, or the content. `missing`
+ * says what the screen can do without the route, where it can do something. */
+export function Loading<T>({ state, missing, children }: { state: Loaded<T>; missing?: (route: string) => ComponentChildren; children: (data: T) => ComponentChildren }) {
+  if (state.missing) return <Notice kind="missing">{missing ? missing(state.missing) : <>This Hookline does not serve <code>{state.missing}</code> yet.</>}</Notice>;
   if (state.error) return <Notice kind="error">{state.error}</Notice>;
   if (state.data === undefined) return <p class="muted" aria-busy="true">Loading…</p>;
   return <>{children(state.data)}</>;
@@ -30,20 +31,6 @@ export function Notice({ kind, children }: { kind: "error" | "ok" | "missing" | 
     <div class={`notice notice-${kind}`} role={kind === "error" ? "alert" : "status"}>
       {children}
     </div>
-  );
-}
-
-export function Pager({ page, next, onPrev, onNext }: { page: number; next?: string | null; onPrev: () => void; onNext: (c: string) => void }) {
-  return (
-    <nav class="pager" aria-label="Pages">
-      <button type="button" onClick={onPrev} disabled={page <= 1}>
-        ← Previous
-      </button>
-      <span>Page {page}</span>
-      <button type="button" onClick={() => next && onNext(next)} disabled={!next}>
-        Next →
-      </button>
-    </nav>
   );
 }
 

@@ -1,8 +1,9 @@
 import { useState } from "preact/hooks";
 import { problemText, unwrap, type DeadLetter, type Query, type Schemas } from "../api/client";
 import { useApp } from "../context";
-import { useCursor, useLoad } from "../components/load";
-import { Field, Loading, Notice, Pager } from "../components/ui";
+import { Listing } from "../components/list";
+import { usePaged } from "../components/load";
+import { Field, Notice } from "../components/ui";
 import { fromLocalInput, time, toLocalInput } from "../format";
 import { go, href } from "../router";
 
@@ -38,13 +39,12 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
   const filters: Filters = {};
   for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
   const key = FIELDS.map((f) => filters[f] ?? "").join("|");
-  const cursor = useCursor(key);
   const [selected, setSelected] = useState<Map<string, DeadLetter>>(new Map());
   const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
-  const page = useLoad(async () => {
+  const [page, cursor] = usePaged((after) => {
     const q: Query<"list_dead_letters"> = {
       limit: PAGE,
-      after: cursor.after,
+      after,
       endpoint_id: filters.endpoint_id,
       reason: filters.reason,
       event_type: filters.event_type,
@@ -52,7 +52,7 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
       to: filters.to ? Number(filters.to) : undefined,
     };
     return unwrap(client.GET("/v1/dlq", { params: { query: q } }), "GET /v1/dlq");
-  }, [key, cursor.after]);
+  }, [key]);
 
   const replay = async (body: ReplayRequest) => {
     setMessage(undefined);
@@ -98,99 +98,91 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
       <h1 id="dlq-h">Dead letters</h1>
       <FilterForm initial={filters} />
       {message && <Notice kind={message.kind}>{message.text}</Notice>}
-      <Loading state={page}>
-        {(p) => {
-          const rows = p.data;
+      {can("replay") && page.data && (
+        <div class="actions" role="group" aria-label="Replay">
+          <button type="button" class="primary" disabled={selected.size === 0} onClick={() => replayLetters([...selected.values()])}>
+            Replay selected ({selected.size})
+          </button>
+          <button type="button" disabled={page.data.data.length === 0} onClick={replayMatching}>
+            Replay all matching
+          </button>
+        </div>
+      )}
+      <Listing state={page} cursor={cursor} empty="No dead letters match.">
+        {(rows) => {
           const allOnPage = rows.length > 0 && rows.every((d) => selected.has(keyOf(d)));
           return (
-            <>
-              {can("replay") && (
-                <div class="actions" role="group" aria-label="Replay">
-                  <button type="button" class="primary" disabled={selected.size === 0} onClick={() => replayLetters([...selected.values()])}>
-                    Replay selected ({selected.size})
-                  </button>
-                  <button type="button" disabled={rows.length === 0} onClick={replayMatching}>
-                    Replay all matching
-                  </button>
-                </div>
-              )}
-              {rows.length === 0 ? (
-                <p class="muted">No dead letters match.</p>
-              ) : (
-                <table class="grid-table">
-                  <caption class="sr-only">Dead letters</caption>
-                  <thead>
-                    <tr>
-                      {can("replay") && (
-                        <th scope="col">
-                          <input
-                            type="checkbox"
-                            aria-label="Select every dead letter on this page"
-                            checked={allOnPage}
-                            onChange={() =>
-                              setSelected((s) => {
-                                const n = new Map(s);
-                                for (const d of rows) allOnPage ? n.delete(keyOf(d)) : n.set(keyOf(d), d);
-                                return n;
-                              })
-                            }
-                          />
-                        </th>
+            <table class="grid-table">
+              <caption class="sr-only">Dead letters</caption>
+              <thead>
+                <tr>
+                  {can("replay") && (
+                    <th scope="col">
+                      <input
+                        type="checkbox"
+                        aria-label="Select every dead letter on this page"
+                        checked={allOnPage}
+                        onChange={() =>
+                          setSelected((s) => {
+                            const n = new Map(s);
+                            for (const d of rows) allOnPage ? n.delete(keyOf(d)) : n.set(keyOf(d), d);
+                            return n;
+                          })
+                        }
+                      />
+                    </th>
+                  )}
+                  <th scope="col">Dead at</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Endpoint</th>
+                  <th scope="col">Reason</th>
+                  <th scope="col" class="num">Attempts</th>
+                  <th scope="col">Last answer</th>
+                  {can("replay") && <th scope="col">Replay</th>}
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((d) => (
+                  <tr key={keyOf(d)}>
+                    {can("replay") && (
+                      <td>
+                        <input type="checkbox" aria-label={`Select ${d.event_id ?? keyOf(d)}`} checked={selected.has(keyOf(d))} onChange={() => toggle(d)} />
+                      </td>
+                    )}
+                    <td class="small">{time(d.dead_at)}</td>
+                    <td class="small">
+                      {d.event_id ? (
+                        <a class="mono" href={href(`events/${encodeURIComponent(d.event_id)}`)}>
+                          {d.event_id}
+                        </a>
+                      ) : (
+                        <span class="muted">—</span>
                       )}
-                      <th scope="col">Dead at</th>
-                      <th scope="col">Event</th>
-                      <th scope="col">Endpoint</th>
-                      <th scope="col">Reason</th>
-                      <th scope="col" class="num">Attempts</th>
-                      <th scope="col">Last answer</th>
-                      {can("replay") && <th scope="col">Replay</th>}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {rows.map((d) => (
-                      <tr key={keyOf(d)}>
-                        {can("replay") && (
-                          <td>
-                            <input type="checkbox" aria-label={`Select ${d.event_id ?? keyOf(d)}`} checked={selected.has(keyOf(d))} onChange={() => toggle(d)} />
-                          </td>
-                        )}
-                        <td class="small">{time(d.dead_at)}</td>
-                        <td class="small">
-                          {d.event_id ? (
-                            <a class="mono" href={href(`events/${encodeURIComponent(d.event_id)}`)}>
-                              {d.event_id}
-                            </a>
-                          ) : (
-                            <span class="muted">—</span>
-                          )}
-                          <div class="muted">{d.event_type}</div>
-                        </td>
-                        <td class="small mono">{d.endpoint_id ? <a href={href(`endpoints/${d.endpoint_id}`)}>{d.endpoint_id}</a> : "—"}</td>
-                        <td class="small">
-                          {d.reason}
-                          {d.detail && <div class="muted">{d.detail}</div>}
-                        </td>
-                        <td class="num">{d.attempts}</td>
-                        <td class="small">
-                          {lastAnswer(d)}
-                        </td>
-                        {can("replay") && (
-                          <td>
-                            <button type="button" disabled={!d.event_id} onClick={() => replayLetters([d])} aria-label={`Replay ${d.event_id ?? ""}`}>
-                              Replay
-                            </button>
-                          </td>
-                        )}
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              )}
-              <Pager page={cursor.page} next={p.next} onPrev={cursor.prev} onNext={cursor.next} />
-            </>
+                      <div class="muted">{d.event_type}</div>
+                    </td>
+                    <td class="small mono">{d.endpoint_id ? <a href={href(`endpoints/${d.endpoint_id}`)}>{d.endpoint_id}</a> : "—"}</td>
+                    <td class="small">
+                      {d.reason}
+                      {d.detail && <div class="muted">{d.detail}</div>}
+                    </td>
+                    <td class="num">{d.attempts}</td>
+                    <td class="small">
+                      {lastAnswer(d)}
+                    </td>
+                    {can("replay") && (
+                      <td>
+                        <button type="button" disabled={!d.event_id} onClick={() => replayLetters([d])} aria-label={`Replay ${d.event_id ?? ""}`}>
+                          Replay
+                        </button>
+                      </td>
+                    )}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
           );
         }}
-      </Loading>
+      </Listing>
     </section>
   );
 }

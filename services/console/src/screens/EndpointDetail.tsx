@@ -3,8 +3,9 @@ import { problemText, unwrap, type Attempt, type Endpoint, type Series } from ".
 import { MissingRoute } from "../api/pending";
 import { useApp } from "../context";
 import { seriesFromAttempts, SeriesChart } from "../components/Chart";
-import { useCursor, useLoad } from "../components/load";
-import { Code, Loading, Notice, Pager, StatusBadge } from "../components/ui";
+import { Listing } from "../components/list";
+import { useLoad, usePaged } from "../components/load";
+import { Code, Loading, Notice, StatusBadge } from "../components/ui";
 import { ms, percent, time } from "../format";
 import { href, go } from "../router";
 import { HealthCell } from "./health";
@@ -284,28 +285,21 @@ const ATTEMPTS_PAGE = 20;
 
 function RecentAttempts({ id }: { id: string }) {
   const { client } = useApp();
-  const cursor = useCursor(id);
-  const page = useLoad(async () => {
-    const query = { limit: ATTEMPTS_PAGE, after: cursor.after };
-    return unwrap(client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query } }), "GET /v1/endpoints/{id}/attempts");
-  }, [id, cursor.after]);
+  const [page, cursor] = usePaged(
+    (after) => unwrap(client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query: { limit: ATTEMPTS_PAGE, after } } }), "GET /v1/endpoints/{id}/attempts"),
+    [id],
+  );
   return (
     <section aria-labelledby="attempts-h">
       <h2 id="attempts-h">Recent attempts</h2>
-      <Loading state={page}>
-        {(p) => (
-          <>
-            <AttemptTable attempts={p.data} showEvent />
-            <Pager page={cursor.page} next={p.next} onPrev={cursor.prev} onNext={cursor.next} />
-          </>
-        )}
-      </Loading>
+      <Listing state={page} cursor={cursor} empty="No attempts.">
+        {(rows) => <AttemptTable attempts={rows} showEvent />}
+      </Listing>
     </section>
   );
 }
 
-export function AttemptTable({ attempts, showEvent }: { attempts: Attempt[]; showEvent?: boolean }) {
-  if (attempts.length === 0) return <p class="muted">No attempts.</p>;
+function AttemptTable({ attempts, showEvent }: { attempts: Attempt[]; showEvent?: boolean }) {
   return (
     <table class="grid-table">
       <thead>

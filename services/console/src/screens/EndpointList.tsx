@@ -1,7 +1,7 @@
 import { problemText, type Stats } from "../api/client";
 import { useApp } from "../context";
-import { useCursor, useLoad } from "../components/load";
-import { Loading, Pager } from "../components/ui";
+import { Listing } from "../components/list";
+import { usePaged } from "../components/load";
 import { href } from "../router";
 import { HealthCell, StatsCells } from "./health";
 
@@ -10,15 +10,14 @@ const HOUR = 3_600_000;
 
 export function EndpointList() {
   const { client, can, mode } = useApp();
-  const cursor = useCursor("");
   // One call: the page and each endpoint's last hour.
-  const page = useLoad(async () => {
+  const [page, cursor] = usePaged(async (after) => {
     const { data, error, response } = await client.GET("/v1/endpoints", {
-      params: { query: { limit: PAGE, after: cursor.after, stats_window_ms: HOUR } },
+      params: { query: { limit: PAGE, after, stats_window_ms: HOUR } },
     });
     if (!data) throw new Error(problemText(error, response));
     return data;
-  }, [cursor.after]);
+  }, []);
   const stats: Record<string, Stats> = page.data?.stats ?? {};
   return (
     <section aria-labelledby="endpoints-h">
@@ -30,47 +29,40 @@ export function EndpointList() {
           </a>
         )}
       </div>
-      <Loading state={page}>
-        {(p) =>
-          p.data.length === 0 && cursor.page === 1 ? (
-            <p class="muted">No endpoints yet.</p>
-          ) : (
-            <>
-              <table class="grid-table">
-                <caption class="sr-only">Endpoints with their health over the last hour</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Endpoint</th>
-                    <th scope="col">Event types</th>
-                    {mode === "console" && <th scope="col">Tenant</th>}
-                    <th scope="col">Health</th>
-                    <th scope="col" class="num">Success (1 h)</th>
-                    <th scope="col" class="num">p99</th>
-                    <th scope="col" class="num">Attempts</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {p.data.map((e) => (
-                    <tr key={e.id}>
-                      <td>
-                        <a href={href(`endpoints/${e.id}`)}>{e.description || e.url}</a>
-                        <div class="muted small mono">{e.description ? e.url : e.id}</div>
-                      </td>
-                      <td class="small">{e.event_types.join(", ")}</td>
-                      {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
-                      <td>
-                        <HealthCell endpoint={e} stats={stats[e.id]} />
-                      </td>
-                      <StatsCells stats={stats[e.id]} />
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              <Pager page={cursor.page} next={p.next} onPrev={cursor.prev} onNext={cursor.next} />
-            </>
-          )
-        }
-      </Loading>
+      <Listing state={page} cursor={cursor} empty="No endpoints yet.">
+        {(rows) => (
+          <table class="grid-table">
+            <caption class="sr-only">Endpoints with their health over the last hour</caption>
+            <thead>
+              <tr>
+                <th scope="col">Endpoint</th>
+                <th scope="col">Event types</th>
+                {mode === "console" && <th scope="col">Tenant</th>}
+                <th scope="col">Health</th>
+                <th scope="col" class="num">Success (1 h)</th>
+                <th scope="col" class="num">p99</th>
+                <th scope="col" class="num">Attempts</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((e) => (
+                <tr key={e.id}>
+                  <td>
+                    <a href={href(`endpoints/${e.id}`)}>{e.description || e.url}</a>
+                    <div class="muted small mono">{e.description ? e.url : e.id}</div>
+                  </td>
+                  <td class="small">{e.event_types.join(", ")}</td>
+                  {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
+                  <td>
+                    <HealthCell endpoint={e} stats={stats[e.id]} />
+                  </td>
+                  <StatsCells stats={stats[e.id]} />
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listing>
     </section>
   );
 }

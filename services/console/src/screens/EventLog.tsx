@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { unwrap, type EventSummary, type Query } from "../api/client";
 import { useApp } from "../context";
-import { useCursor, useLoad } from "../components/load";
-import { Field, Notice, Pager, StatusBadge } from "../components/ui";
+import { Listing } from "../components/list";
+import { usePaged } from "../components/load";
+import { Field, StatusBadge } from "../components/ui";
 import { fromLocalInput, time, toLocalInput } from "../format";
 import { go, href } from "../router";
 
@@ -16,19 +17,18 @@ export function EventLog({ query }: { query: URLSearchParams }) {
   const filters: Filters = {};
   for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
   const key = FIELDS.map((f) => filters[f] ?? "").join("|");
-  const cursor = useCursor(key);
-  const page = useLoad(
-    () => {
+  const [page, cursor] = usePaged(
+    (after) => {
       const query: Query<"search_events"> = {
         ...filters,
         from: filters.from ? Number(filters.from) : undefined,
         to: filters.to ? Number(filters.to) : undefined,
-        after: cursor.after,
+        after,
         limit: PAGE,
       };
       return unwrap(client.GET("/v1/events", { params: { query } }), "GET /v1/events");
     },
-    [key, cursor.after],
+    [key],
   );
   const rows = page.data?.data.length ?? 0;
   useEffect(() => {
@@ -39,19 +39,17 @@ export function EventLog({ query }: { query: URLSearchParams }) {
     <section aria-labelledby="events-h">
       <h1 id="events-h">Event log</h1>
       <SearchForm initial={filters} />
-      {page.missing ? (
-        <Notice kind="missing">
-          Searching needs <code>{page.missing}</code>, which this Hookline does not serve yet. Looking up one event by its id works: fill in
-          “Event id”.
-        </Notice>
-      ) : page.error ? (
-        <Notice kind="error">{page.error}</Notice>
-      ) : !page.data ? (
-        <p class="muted" aria-busy="true">Loading…</p>
-      ) : page.data.data.length === 0 ? (
-        <p class="muted">No events match.</p>
-      ) : (
-        <>
+      <Listing
+        state={page}
+        cursor={cursor}
+        empty="No events match."
+        missing={(route) => (
+          <>
+            Searching needs <code>{route}</code>, which this Hookline does not serve yet. Looking up one event by its id works: fill in “Event id”.
+          </>
+        )}
+      >
+        {(rows) => (
           <table class="grid-table events">
             <caption class="sr-only">Events, newest first</caption>
             <thead>
@@ -65,7 +63,7 @@ export function EventLog({ query }: { query: URLSearchParams }) {
               </tr>
             </thead>
             <tbody>
-              {page.data.data.map((e) => (
+              {rows.map((e) => (
                 <tr key={e.event_id} data-event-id={e.event_id}>
                   <td>
                     <a class="mono small" href={href(`events/${encodeURIComponent(e.event_id)}`)}>
@@ -83,9 +81,8 @@ export function EventLog({ query }: { query: URLSearchParams }) {
               ))}
             </tbody>
           </table>
-          <Pager page={cursor.page} next={page.data.next} onPrev={cursor.prev} onNext={cursor.next} />
-        </>
-      )}
+        )}
+      </Listing>
     </section>
   );
 }

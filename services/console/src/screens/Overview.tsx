@@ -1,6 +1,7 @@
 import { unwrap } from "../api/client";
 import { useApp } from "../context";
 import { SeriesChart } from "../components/Chart";
+import { Listing } from "../components/list";
 import { useInterval, useLoad } from "../components/load";
 import { Loading } from "../components/ui";
 import { ago } from "../format";
@@ -20,38 +21,34 @@ export function Overview() {
       </section>
       <section class="card" aria-labelledby="types-h">
         <h2 id="types-h">Event types seen</h2>
-        <Loading state={types}>
-          {(t) =>
-            t.data.length === 0 ? (
-              <p class="muted">None yet.</p>
-            ) : (
-              <table class="grid-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Event type</th>
-                    <th scope="col">Tenant</th>
-                    <th scope="col" class="num">Attempts</th>
-                    <th scope="col">Last seen</th>
+        <Listing state={types} empty="None yet.">
+          {(rows) => (
+            <table class="grid-table">
+              <thead>
+                <tr>
+                  <th scope="col">Event type</th>
+                  <th scope="col">Tenant</th>
+                  <th scope="col" class="num">Attempts</th>
+                  <th scope="col">Last seen</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.slice(0, 20).map((x) => (
+                  <tr key={`${x.tenant}/${x.event_type}`}>
+                    <td>
+                      <a class="mono" href={href("events", { event_type: x.event_type })}>
+                        {x.event_type}
+                      </a>
+                    </td>
+                    <td class="small">{x.tenant || "—"}</td>
+                    <td class="num">{x.attempts}</td>
+                    <td class="small">{ago(x.last_seen)}</td>
                   </tr>
-                </thead>
-                <tbody>
-                  {t.data.slice(0, 20).map((x) => (
-                    <tr key={`${x.tenant}/${x.event_type}`}>
-                      <td>
-                        <a class="mono" href={href("events", { event_type: x.event_type })}>
-                          {x.event_type}
-                        </a>
-                      </td>
-                      <td class="small">{x.tenant || "—"}</td>
-                      <td class="num">{x.attempts}</td>
-                      <td class="small">{ago(x.last_seen)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            )
-          }
-        </Loading>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </Listing>
       </section>
     </section>
   );

@@ -1,8 +1,9 @@
 import { useState } from "preact/hooks";
 import { problemText, type Replay } from "../api/client";
 import { useApp } from "../context";
-import { useInterval, useLoad } from "../components/load";
-import { Loading, Notice, Pager, StatusBadge } from "../components/ui";
+import { Listing } from "../components/list";
+import { pageOf, useCursor, useInterval, useLoad } from "../components/load";
+import { Loading, Notice, StatusBadge } from "../components/ui";
 import { time } from "../format";
 import { href } from "../router";
 
@@ -14,60 +15,54 @@ const live = (r: Replay) => r.state === "pending" || r.state === "running";
  * cursor (jobs are few and expire after `replay.keep_finished_ms`), so it is paged here. */
 export function ReplayList() {
   const { client } = useApp();
-  const [page, setPage] = useState(1);
+  const cursor = useCursor("");
   const jobs = useLoad(async () => {
     const { data, error, response } = await client.GET("/v1/replays");
     if (!data) throw new Error(problemText(error, response));
     return data.data;
   }, []);
   useInterval(jobs.reload, POLL_MS, !!jobs.data?.some(live));
+  const page = { ...jobs, data: jobs.data && pageOf(jobs.data, cursor.after, PAGE) };
   return (
     <section aria-labelledby="replays-h">
       <h1 id="replays-h">Replay jobs</h1>
-      <Loading state={jobs}>
-        {(list) =>
-          list.length === 0 ? (
-            <p class="muted">No replay jobs. Start one from the dead letters.</p>
-          ) : (
-            <>
-              <table class="grid-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Job</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Progress</th>
-                    <th scope="col">Source</th>
-                    <th scope="col">Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.slice((page - 1) * PAGE, page * PAGE).map((r) => (
-                    <tr key={r.id}>
-                      <td>
-                        <a class="mono small" href={href(`replays/${r.id}`)}>
-                          {r.id}
-                        </a>
-                      </td>
-                      <td>
-                        <StatusBadge status={r.state} />
-                      </td>
-                      <td class="small">
-                        <ProgressBar replay={r} />
-                      </td>
-                      <td class="small">
-                        {r.source}
-                        {r.endpoint_id ? ` · ${r.endpoint_id}` : ""}
-                      </td>
-                      <td class="small">{time(r.created_at)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              <Pager page={page} next={list.length > page * PAGE ? "more" : undefined} onPrev={() => setPage((p) => Math.max(1, p - 1))} onNext={() => setPage((p) => p + 1)} />
-            </>
-          )
-        }
-      </Loading>
+      <Listing state={page} cursor={cursor} empty="No replay jobs. Start one from the dead letters.">
+        {(rows) => (
+          <table class="grid-table">
+            <thead>
+              <tr>
+                <th scope="col">Job</th>
+                <th scope="col">State</th>
+                <th scope="col">Progress</th>
+                <th scope="col">Source</th>
+                <th scope="col">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.id}>
+                  <td>
+                    <a class="mono small" href={href(`replays/${r.id}`)}>
+                      {r.id}
+                    </a>
+                  </td>
+                  <td>
+                    <StatusBadge status={r.state} />
+                  </td>
+                  <td class="small">
+                    <ProgressBar replay={r} />
+                  </td>
+                  <td class="small">
+                    {r.source}
+                    {r.endpoint_id ? ` · ${r.endpoint_id}` : ""}
+                  </td>
+                  <td class="small">{time(r.created_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Listing>
     </section>
   );
 }
