@@ -5,7 +5,8 @@
 //              storage (session.ts), and the error types of calls (pending.ts)
 //   context    who is signed in and what the screens may offer (the API decides anyway)
 //   router     hash routes: #/endpoints/ep_…, #/events?status=dead
-//   components loading states, cursor paging, the SVG chart, small UI pieces
+//   components loading states, lists and their cursor paging, filter forms bound to the URL,
+//              the SVG chart, small UI pieces
 //   screens/   one file per screen
 import { render } from "preact";
 import { App } from "./App";

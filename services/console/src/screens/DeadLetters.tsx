@@ -1,30 +1,39 @@
 import { useState } from "preact/hooks";
 import { problemText, unwrap, type DeadLetter, type Query, type Schemas } from "../api/client";
 import { useApp } from "../context";
+import { FilterForm, filtersIn, unixMs, type Filter } from "../components/filters";
 import { Listing } from "../components/list";
 import { usePaged } from "../components/load";
-import { Field, Notice } from "../components/ui";
-import { fromLocalInput, time, toLocalInput } from "../format";
+import { Notice } from "../components/ui";
+import { time } from "../format";
 import { go, href } from "../router";
 
 const PAGE = 50;
-const FIELDS = ["endpoint_id", "reason", "event_type", "from", "to"] as const;
-type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
 
 type ReplayRequest = Schemas["CreateReplay"];
 
-/** DeadLetterReason in proto/hookline/v1/hookline.proto, as the API names them. */
-const REASONS = [
-  "exhausted",
-  "permanent_failure",
-  "endpoint_gone",
-  "blocked_by_policy",
-  "endpoint_not_found",
-  "endpoint_disabled",
-  "undecodable_event",
-  "invalid_event",
-  "payload_too_large",
-];
+const FILTERS = [
+  { name: "endpoint_id", label: "Endpoint id" },
+  {
+    name: "reason",
+    label: "Reason",
+    // DeadLetterReason in proto/hookline/v1/hookline.proto, as the API names them.
+    options: [
+      "exhausted",
+      "permanent_failure",
+      "endpoint_gone",
+      "blocked_by_policy",
+      "endpoint_not_found",
+      "endpoint_disabled",
+      "undecodable_event",
+      "invalid_event",
+      "payload_too_large",
+    ],
+  },
+  { name: "event_type", label: "Event type" },
+  { name: "from", label: "From", kind: "time" },
+  { name: "to", label: "To", kind: "time" },
+] as const satisfies readonly Filter[];
 
 function lastAnswer(d: DeadLetter): string {
   const status = d.last_status ? `HTTP ${d.last_status}` : "";
@@ -36,9 +45,7 @@ const keyOf = (d: DeadLetter) => `${d.source_partition}:${d.source_offset}`;
 
 export function DeadLetters({ query }: { query: URLSearchParams }) {
   const { client, can } = useApp();
-  const filters: Filters = {};
-  for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
-  const key = FIELDS.map((f) => filters[f] ?? "").join("|");
+  const filters = filtersIn(query, FILTERS);
   const [selected, setSelected] = useState<Map<string, DeadLetter>>(new Map());
   const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
   const [page, cursor] = usePaged((after) => {
@@ -48,11 +55,11 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
       endpoint_id: filters.endpoint_id,
       reason: filters.reason,
       event_type: filters.event_type,
-      from: filters.from ? Number(filters.from) : undefined,
-      to: filters.to ? Number(filters.to) : undefined,
+      from: unixMs(filters.from),
+      to: unixMs(filters.to),
     };
     return unwrap(client.GET("/v1/dlq", { params: { query: q } }), "GET /v1/dlq");
-  }, [key]);
+  }, [filters]);
 
   const replay = async (body: ReplayRequest) => {
     setMessage(undefined);
@@ -81,8 +88,8 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
       endpoint_id: filters.endpoint_id || undefined,
       event_types: filters.event_type ? [filters.event_type] : undefined,
       reasons: filters.reason ? [filters.reason] : undefined,
-      from: filters.from ? Number(filters.from) : 0,
-      to: filters.to ? Number(filters.to) : undefined,
+      from: unixMs(filters.from) ?? 0,
+      to: unixMs(filters.to),
     });
 
   const toggle = (d: DeadLetter) =>
@@ -96,7 +103,7 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
   return (
     <section aria-labelledby="dlq-h">
       <h1 id="dlq-h">Dead letters</h1>
-      <FilterForm initial={filters} />
+      <FilterForm path="dlq" label="Filter dead letters" submit="Filter" filters={FILTERS} values={filters} />
       {message && <Notice kind={message.kind}>{message.text}</Notice>}
       {can("replay") && page.data && (
         <div class="actions" role="group" aria-label="Replay">
@@ -184,55 +191,5 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
         }}
       </Listing>
     </section>
-  );
-}
-
-function FilterForm({ initial }: { initial: Filters }) {
-  const [f, setF] = useState<Filters>(initial);
-  const set = (patch: Filters) => setF((x) => ({ ...x, ...patch }));
-  return (
-    <form
-      class="filters"
-      aria-label="Filter dead letters"
-      onSubmit={(e) => {
-        e.preventDefault();
-        go("dlq", f);
-      }}
-    >
-      <Field label="Endpoint id">
-        <input type="text" name="endpoint_id" value={f.endpoint_id ?? ""} onInput={(e) => set({ endpoint_id: e.currentTarget.value })} />
-      </Field>
-      <Field label="Reason">
-        <input type="text" name="reason" list="dlq-reasons" value={f.reason ?? ""} onInput={(e) => set({ reason: e.currentTarget.value })} />
-      </Field>
-      <datalist id="dlq-reasons">
-        {REASONS.map((r) => (
-          <option key={r} value={r} />
-        ))}
-      </datalist>
-      <Field label="Event type">
-        <input type="text" name="event_type" value={f.event_type ?? ""} onInput={(e) => set({ event_type: e.currentTarget.value })} />
-      </Field>
-      <Field label="From">
-        <input type="datetime-local" name="from" value={toLocalInput(Number(f.from) || undefined)} onInput={(e) => set({ from: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
-      </Field>
-      <Field label="To">
-        <input type="datetime-local" name="to" value={toLocalInput(Number(f.to) || undefined)} onInput={(e) => set({ to: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
-      </Field>
-      <div class="filter-actions">
-        <button type="submit" class="primary">
-          Filter
-        </button>
-        <button
-          type="button"
-          onClick={() => {
-            setF({});
-            go("dlq");
-          }}
-        >
-          Clear
-        </button>
-      </div>
-    </form>
   );
 }

@@ -1,34 +1,42 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect } from "preact/hooks";
 import { unwrap, type EventSummary, type Query } from "../api/client";
 import { useApp } from "../context";
+import { FilterForm, filtersIn, unixMs, type Filter } from "../components/filters";
 import { Listing } from "../components/list";
 import { usePaged } from "../components/load";
-import { Field, StatusBadge } from "../components/ui";
-import { fromLocalInput, time, toLocalInput } from "../format";
-import { go, href } from "../router";
+import { StatusBadge } from "../components/ui";
+import { time } from "../format";
+import { href } from "../router";
 
 const PAGE = 25;
 const FIRST_ROWS = "hookline:event-log-first-rows";
-const FIELDS = ["event_id", "endpoint_id", "event_type", "tenant", "status", "from", "to"] as const;
-type Filters = Partial<Record<(typeof FIELDS)[number], string>>;
+const FILTERS = [
+  { name: "event_id", label: "Event id" },
+  { name: "endpoint_id", label: "Endpoint id" },
+  { name: "event_type", label: "Event type" },
+  { name: "tenant", label: "Tenant" },
+  { name: "status", label: "Status", kind: "choice", options: ["delivered", "pending", "dead"] },
+  { name: "from", label: "From", kind: "time" },
+  { name: "to", label: "To", kind: "time" },
+] as const satisfies readonly Filter[];
+// A portal session sees one tenant: the server scopes its searches.
+const PORTAL_FILTERS = FILTERS.filter((f) => f.name !== "tenant");
 
 export function EventLog({ query }: { query: URLSearchParams }) {
   const { mode, client } = useApp();
-  const filters: Filters = {};
-  for (const f of FIELDS) filters[f] = query.get(f) ?? undefined;
-  const key = FIELDS.map((f) => filters[f] ?? "").join("|");
+  const filters = filtersIn(query, FILTERS);
   const [page, cursor] = usePaged(
     (after) => {
       const query: Query<"search_events"> = {
         ...filters,
-        from: filters.from ? Number(filters.from) : undefined,
-        to: filters.to ? Number(filters.to) : undefined,
+        from: unixMs(filters.from),
+        to: unixMs(filters.to),
         after,
         limit: PAGE,
       };
       return unwrap(client.GET("/v1/events", { params: { query } }), "GET /v1/events");
     },
-    [key],
+    [filters],
   );
   const rows = page.data?.data.length ?? 0;
   useEffect(() => {
@@ -38,7 +46,15 @@ export function EventLog({ query }: { query: URLSearchParams }) {
   return (
     <section aria-labelledby="events-h">
       <h1 id="events-h">Event log</h1>
-      <SearchForm initial={filters} />
+      <FilterForm path="events" label="Search events" submit="Search" filters={mode === "console" ? FILTERS : PORTAL_FILTERS} values={filters}>
+        {(draft) =>
+          draft.event_id && (
+            <a class="button" href={href(`events/${encodeURIComponent(draft.event_id)}`)}>
+              Open event
+            </a>
+          )
+        }
+      </FilterForm>
       <Listing
         state={page}
         cursor={cursor}
@@ -92,68 +108,3 @@ function fanOut(e: EventSummary): string {
   for (const d of e.deliveries) by.set(d.status, (by.get(d.status) ?? 0) + 1);
   return e.deliveries.length === 0 ? "none" : [...by].map(([s, n]) => `${n} ${s}`).join(" · ");
 }
-
-function SearchForm({ initial }: { initial: Filters }) {
-  const { mode } = useApp();
-  const [f, setF] = useState<Filters>(initial);
-  const set = (patch: Filters) => setF((x) => ({ ...x, ...patch }));
-  return (
-    <form
-      class="filters"
-      aria-label="Search events"
-      onSubmit={(e) => {
-        e.preventDefault();
-        go("events", f);
-      }}
-    >
-      <Field label="Event id">
-        <input type="text" name="event_id" value={f.event_id ?? ""} onInput={(e) => set({ event_id: e.currentTarget.value })} />
-      </Field>
-      <Field label="Endpoint id">
-        <input type="text" name="endpoint_id" value={f.endpoint_id ?? ""} onInput={(e) => set({ endpoint_id: e.currentTarget.value })} />
-      </Field>
-      <Field label="Event type">
-        <input type="text" name="event_type" value={f.event_type ?? ""} onInput={(e) => set({ event_type: e.currentTarget.value })} />
-      </Field>
-      {mode === "console" && (
-        <Field label="Tenant">
-          <input type="text" name="tenant" value={f.tenant ?? ""} onInput={(e) => set({ tenant: e.currentTarget.value })} />
-        </Field>
-      )}
-      <Field label="Status">
-        <select name="status" value={f.status ?? ""} onChange={(e) => set({ status: e.currentTarget.value || undefined })}>
-          <option value="">any</option>
-          <option value="delivered">delivered</option>
-          <option value="pending">pending</option>
-          <option value="dead">dead</option>
-        </select>
-      </Field>
-      <Field label="From">
-        <input type="datetime-local" name="from" value={toLocalInput(Number(f.from) || undefined)} onInput={(e) => set({ from: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
-      </Field>
-      <Field label="To">
-        <input type="datetime-local" name="to" value={toLocalInput(Number(f.to) || undefined)} onInput={(e) => set({ to: String(fromLocalInput(e.currentTarget.value) ?? "") })} />
-      </Field>
-      <div class="filter-actions">
-        <button type="submit" class="primary">
-          Search
-        </button>
-        <button
-          type="button"
-          onClick={() => {
-            setF({});
-            go("events");
-          }}
-        >
-          Clear
-        </button>
-        {f.event_id && (
-          <a class="button" href={href(`events/${encodeURIComponent(f.event_id)}`)}>
-            Open event
-          </a>
-        )}
-      </div>
-    </form>
-  );
-}
-
