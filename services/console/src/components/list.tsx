@@ -1,4 +1,4 @@
-import type { ComponentChildren } from "preact";
+import type { ComponentChildren, JSX } from "preact";
 import type { Cursor, Loaded, Page } from "./load";
 import { Loading } from "./ui";
 
@@ -45,5 +45,27 @@ function Pager({ cursor, next }: { cursor: Cursor; next?: string | null }) {
         Next →
       </button>
     </nav>
+  );
+}
+
+/** A table and its column headings: a string heads a plain column, `num(...)` a column of
+ * numbers, an element is a heading of its own (a checkbox); `false` leaves a column out. */
+export function Table({ caption, head, class: cls = "grid-table", children }: { caption?: string; head: (string | false | JSX.Element)[]; class?: string; children: ComponentChildren }) {
+  return (
+    <table class={cls}>
+      {caption && <caption class="sr-only">{caption}</caption>}
+      <thead>
+        <tr>{head.map((h) => (typeof h === "string" ? <th scope="col">{h}</th> : h))}</tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}
+
+export function num(label: string): JSX.Element {
+  return (
+    <th scope="col" class="num">
+      {label}
+    </th>
   );
 }

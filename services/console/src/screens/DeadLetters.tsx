@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { problemText, unwrap, type DeadLetter, type Query, type Schemas } from "../api/client";
 import { useApp } from "../context";
 import { FilterForm, filtersIn, unixMs, type Filter } from "../components/filters";
-import { Listing } from "../components/list";
+import { Listing, num, Table } from "../components/list";
 import { usePaged } from "../components/load";
 import { Notice } from "../components/ui";
 import { time } from "../format";
@@ -119,74 +119,71 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
         {(rows) => {
           const allOnPage = rows.length > 0 && rows.every((d) => selected.has(keyOf(d)));
           return (
-            <table class="grid-table">
-              <caption class="sr-only">Dead letters</caption>
-              <thead>
-                <tr>
+            <Table
+              caption="Dead letters"
+              head={[
+                can("replay") && (
+                  <th scope="col">
+                    <input
+                      type="checkbox"
+                      aria-label="Select every dead letter on this page"
+                      checked={allOnPage}
+                      onChange={() =>
+                        setSelected((s) => {
+                          const n = new Map(s);
+                          for (const d of rows) allOnPage ? n.delete(keyOf(d)) : n.set(keyOf(d), d);
+                          return n;
+                        })
+                      }
+                    />
+                  </th>
+                ),
+                "Dead at",
+                "Event",
+                "Endpoint",
+                "Reason",
+                num("Attempts"),
+                "Last answer",
+                can("replay") && "Replay",
+              ]}
+            >
+              {rows.map((d) => (
+                <tr key={keyOf(d)}>
                   {can("replay") && (
-                    <th scope="col">
-                      <input
-                        type="checkbox"
-                        aria-label="Select every dead letter on this page"
-                        checked={allOnPage}
-                        onChange={() =>
-                          setSelected((s) => {
-                            const n = new Map(s);
-                            for (const d of rows) allOnPage ? n.delete(keyOf(d)) : n.set(keyOf(d), d);
-                            return n;
-                          })
-                        }
-                      />
-                    </th>
+                    <td>
+                      <input type="checkbox" aria-label={`Select ${d.event_id ?? keyOf(d)}`} checked={selected.has(keyOf(d))} onChange={() => toggle(d)} />
+                    </td>
                   )}
-                  <th scope="col">Dead at</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Endpoint</th>
-                  <th scope="col">Reason</th>
-                  <th scope="col" class="num">Attempts</th>
-                  <th scope="col">Last answer</th>
-                  {can("replay") && <th scope="col">Replay</th>}
+                  <td class="small">{time(d.dead_at)}</td>
+                  <td class="small">
+                    {d.event_id ? (
+                      <a class="mono" href={href(`events/${encodeURIComponent(d.event_id)}`)}>
+                        {d.event_id}
+                      </a>
+                    ) : (
+                      <span class="muted">—</span>
+                    )}
+                    <div class="muted">{d.event_type}</div>
+                  </td>
+                  <td class="small mono">{d.endpoint_id ? <a href={href(`endpoints/${d.endpoint_id}`)}>{d.endpoint_id}</a> : "—"}</td>
+                  <td class="small">
+                    {d.reason}
+                    {d.detail && <div class="muted">{d.detail}</div>}
+                  </td>
+                  <td class="num">{d.attempts}</td>
+                  <td class="small">
+                    {lastAnswer(d)}
+                  </td>
+                  {can("replay") && (
+                    <td>
+                      <button type="button" disabled={!d.event_id} onClick={() => replayLetters([d])} aria-label={`Replay ${d.event_id ?? ""}`}>
+                        Replay
+                      </button>
+                    </td>
+                  )}
                 </tr>
-              </thead>
-              <tbody>
-                {rows.map((d) => (
-                  <tr key={keyOf(d)}>
-                    {can("replay") && (
-                      <td>
-                        <input type="checkbox" aria-label={`Select ${d.event_id ?? keyOf(d)}`} checked={selected.has(keyOf(d))} onChange={() => toggle(d)} />
-                      </td>
-                    )}
-                    <td class="small">{time(d.dead_at)}</td>
-                    <td class="small">
-                      {d.event_id ? (
-                        <a class="mono" href={href(`events/${encodeURIComponent(d.event_id)}`)}>
-                          {d.event_id}
-                        </a>
-                      ) : (
-                        <span class="muted">—</span>
-                      )}
-                      <div class="muted">{d.event_type}</div>
-                    </td>
-                    <td class="small mono">{d.endpoint_id ? <a href={href(`endpoints/${d.endpoint_id}`)}>{d.endpoint_id}</a> : "—"}</td>
-                    <td class="small">
-                      {d.reason}
-                      {d.detail && <div class="muted">{d.detail}</div>}
-                    </td>
-                    <td class="num">{d.attempts}</td>
-                    <td class="small">
-                      {lastAnswer(d)}
-                    </td>
-                    {can("replay") && (
-                      <td>
-                        <button type="button" disabled={!d.event_id} onClick={() => replayLetters([d])} aria-label={`Replay ${d.event_id ?? ""}`}>
-                          Replay
-                        </button>
-                      </td>
-                    )}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           );
         }}
       </Listing>

@@ -3,7 +3,7 @@ import { problemText, unwrap, type Attempt, type Endpoint, type Series } from ".
 import { MissingRoute } from "../api/pending";
 import { useApp } from "../context";
 import { seriesFromAttempts, SeriesChart } from "../components/Chart";
-import { Listing } from "../components/list";
+import { Listing, num, Table } from "../components/list";
 import { useLoad, usePaged } from "../components/load";
 import { Code, Loading, Notice, StatusBadge } from "../components/ui";
 import { ms, percent, time } from "../format";
@@ -86,28 +86,17 @@ function StatsPanel({ id }: { id: string }) {
     <div class="card">
       <Loading state={stats}>
         {(list) => (
-          <table class="kv">
-            <thead>
-              <tr>
-                <th scope="col">Window</th>
-                <th scope="col" class="num">Attempts</th>
-                <th scope="col" class="num">Success</th>
-                <th scope="col" class="num">p50</th>
-                <th scope="col" class="num">p99</th>
+          <Table class="kv" head={["Window", num("Attempts"), num("Success"), num("p50"), num("p99")]}>
+            {list.map((s) => (
+              <tr key={s.window_ms}>
+                <th scope="row">{s.window_ms / 60000} min</th>
+                <td class="num">{s.attempts}</td>
+                <td class="num">{percent(s.success_rate)}</td>
+                <td class="num">{ms(s.latency_p50_ms)}</td>
+                <td class="num">{ms(s.latency_p99_ms)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {list.map((s) => (
-                <tr key={s.window_ms}>
-                  <th scope="row">{s.window_ms / 60000} min</th>
-                  <td class="num">{s.attempts}</td>
-                  <td class="num">{percent(s.success_rate)}</td>
-                  <td class="num">{ms(s.latency_p50_ms)}</td>
-                  <td class="num">{ms(s.latency_p99_ms)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Loading>
     </div>
@@ -293,48 +282,33 @@ function RecentAttempts({ id }: { id: string }) {
     <section aria-labelledby="attempts-h">
       <h2 id="attempts-h">Recent attempts</h2>
       <Listing state={page} cursor={cursor} empty="No attempts.">
-        {(rows) => <AttemptTable attempts={rows} showEvent />}
+        {(rows) => <AttemptTable attempts={rows} />}
       </Listing>
     </section>
   );
 }
 
-function AttemptTable({ attempts, showEvent }: { attempts: Attempt[]; showEvent?: boolean }) {
+function AttemptTable({ attempts }: { attempts: Attempt[] }) {
   return (
-    <table class="grid-table">
-      <thead>
-        <tr>
-          <th scope="col">At</th>
-          {showEvent && <th scope="col">Event</th>}
-          <th scope="col">#</th>
-          <th scope="col">Outcome</th>
-          <th scope="col" class="num">HTTP</th>
-          <th scope="col" class="num">Latency</th>
-          <th scope="col">Error</th>
+    <Table head={["At", "Event", "#", "Outcome", num("HTTP"), num("Latency"), "Error"]}>
+      {attempts.map((a) => (
+        <tr key={`${a.event_id}-${a.attempt}-${a.at}`}>
+          <td class="small">{time(a.at)}</td>
+          <td class="small">
+            <a class="mono" href={href(`events/${a.event_id}`)}>
+              {a.event_id}
+            </a>{" "}
+            <span class="muted">{a.event_type}</span>
+          </td>
+          <td>{a.attempt}</td>
+          <td>
+            <StatusBadge status={a.outcome} />
+          </td>
+          <td class="num">{a.status || "—"}</td>
+          <td class="num">{ms(a.latency_ms)}</td>
+          <td class="small">{a.error}</td>
         </tr>
-      </thead>
-      <tbody>
-        {attempts.map((a) => (
-          <tr key={`${a.event_id}-${a.attempt}-${a.at}`}>
-            <td class="small">{time(a.at)}</td>
-            {showEvent && (
-              <td class="small">
-                <a class="mono" href={href(`events/${a.event_id}`)}>
-                  {a.event_id}
-                </a>{" "}
-                <span class="muted">{a.event_type}</span>
-              </td>
-            )}
-            <td>{a.attempt}</td>
-            <td>
-              <StatusBadge status={a.outcome} />
-            </td>
-            <td class="num">{a.status || "—"}</td>
-            <td class="num">{ms(a.latency_ms)}</td>
-            <td class="small">{a.error}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }

@@ -1,6 +1,6 @@
 import { problemText, type Stats } from "../api/client";
 import { useApp } from "../context";
-import { Listing } from "../components/list";
+import { Listing, num, Table } from "../components/list";
 import { usePaged } from "../components/load";
 import { href } from "../router";
 import { HealthCell, StatsCells } from "./health";
@@ -31,36 +31,22 @@ export function EndpointList() {
       </div>
       <Listing state={page} cursor={cursor} empty="No endpoints yet.">
         {(rows) => (
-          <table class="grid-table">
-            <caption class="sr-only">Endpoints with their health over the last hour</caption>
-            <thead>
-              <tr>
-                <th scope="col">Endpoint</th>
-                <th scope="col">Event types</th>
-                {mode === "console" && <th scope="col">Tenant</th>}
-                <th scope="col">Health</th>
-                <th scope="col" class="num">Success (1 h)</th>
-                <th scope="col" class="num">p99</th>
-                <th scope="col" class="num">Attempts</th>
+          <Table caption="Endpoints with their health over the last hour" head={["Endpoint", "Event types", mode === "console" && "Tenant", "Health", num("Success (1 h)"), num("p99"), num("Attempts")]}>
+            {rows.map((e) => (
+              <tr key={e.id}>
+                <td>
+                  <a href={href(`endpoints/${e.id}`)}>{e.description || e.url}</a>
+                  <div class="muted small mono">{e.description ? e.url : e.id}</div>
+                </td>
+                <td class="small">{e.event_types.join(", ")}</td>
+                {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
+                <td>
+                  <HealthCell endpoint={e} stats={stats[e.id]} />
+                </td>
+                <StatsCells stats={stats[e.id]} />
               </tr>
-            </thead>
-            <tbody>
-              {rows.map((e) => (
-                <tr key={e.id}>
-                  <td>
-                    <a href={href(`endpoints/${e.id}`)}>{e.description || e.url}</a>
-                    <div class="muted small mono">{e.description ? e.url : e.id}</div>
-                  </td>
-                  <td class="small">{e.event_types.join(", ")}</td>
-                  {mode === "console" && <td class="small">{e.tenant || <span class="muted">every tenant</span>}</td>}
-                  <td>
-                    <HealthCell endpoint={e} stats={stats[e.id]} />
-                  </td>
-                  <StatsCells stats={stats[e.id]} />
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Listing>
     </section>

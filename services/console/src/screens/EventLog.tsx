@@ -2,7 +2,7 @@ import { useEffect } from "preact/hooks";
 import { unwrap, type EventSummary, type Query } from "../api/client";
 import { useApp } from "../context";
 import { FilterForm, filtersIn, unixMs, type Filter } from "../components/filters";
-import { Listing } from "../components/list";
+import { Listing, Table } from "../components/list";
 import { usePaged } from "../components/load";
 import { StatusBadge } from "../components/ui";
 import { time } from "../format";
@@ -66,37 +66,24 @@ export function EventLog({ query }: { query: URLSearchParams }) {
         )}
       >
         {(rows) => (
-          <table class="grid-table events">
-            <caption class="sr-only">Events, newest first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col">Type</th>
-                {mode === "console" && <th scope="col">Tenant</th>}
-                <th scope="col">Status</th>
-                <th scope="col">Endpoints</th>
-                <th scope="col">Last attempt</th>
+          <Table caption="Events, newest first" class="grid-table events" head={["Event", "Type", mode === "console" && "Tenant", "Status", "Endpoints", "Last attempt"]}>
+            {rows.map((e) => (
+              <tr key={e.event_id} data-event-id={e.event_id}>
+                <td>
+                  <a class="mono small" href={href(`events/${encodeURIComponent(e.event_id)}`)}>
+                    {e.event_id}
+                  </a>
+                </td>
+                <td class="small">{e.event_type}</td>
+                {mode === "console" && <td class="small">{e.tenant || "—"}</td>}
+                <td>
+                  <StatusBadge status={e.status} />
+                </td>
+                <td class="small">{fanOut(e)}</td>
+                <td class="small">{time(e.last_attempt_at)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {rows.map((e) => (
-                <tr key={e.event_id} data-event-id={e.event_id}>
-                  <td>
-                    <a class="mono small" href={href(`events/${encodeURIComponent(e.event_id)}`)}>
-                      {e.event_id}
-                    </a>
-                  </td>
-                  <td class="small">{e.event_type}</td>
-                  {mode === "console" && <td class="small">{e.tenant || "—"}</td>}
-                  <td>
-                    <StatusBadge status={e.status} />
-                  </td>
-                  <td class="small">{fanOut(e)}</td>
-                  <td class="small">{time(e.last_attempt_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Listing>
     </section>

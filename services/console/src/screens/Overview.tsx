@@ -1,7 +1,7 @@
 import { unwrap } from "../api/client";
 import { useApp } from "../context";
 import { SeriesChart } from "../components/Chart";
-import { Listing } from "../components/list";
+import { Listing, num, Table } from "../components/list";
 import { useInterval, useLoad } from "../components/load";
 import { Loading } from "../components/ui";
 import { ago } from "../format";
@@ -23,30 +23,20 @@ export function Overview() {
         <h2 id="types-h">Event types seen</h2>
         <Listing state={types} empty="None yet.">
           {(rows) => (
-            <table class="grid-table">
-              <thead>
-                <tr>
-                  <th scope="col">Event type</th>
-                  <th scope="col">Tenant</th>
-                  <th scope="col" class="num">Attempts</th>
-                  <th scope="col">Last seen</th>
+            <Table head={["Event type", "Tenant", num("Attempts"), "Last seen"]}>
+              {rows.slice(0, 20).map((x) => (
+                <tr key={`${x.tenant}/${x.event_type}`}>
+                  <td>
+                    <a class="mono" href={href("events", { event_type: x.event_type })}>
+                      {x.event_type}
+                    </a>
+                  </td>
+                  <td class="small">{x.tenant || "—"}</td>
+                  <td class="num">{x.attempts}</td>
+                  <td class="small">{ago(x.last_seen)}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {rows.slice(0, 20).map((x) => (
-                  <tr key={`${x.tenant}/${x.event_type}`}>
-                    <td>
-                      <a class="mono" href={href("events", { event_type: x.event_type })}>
-                        {x.event_type}
-                      </a>
-                    </td>
-                    <td class="small">{x.tenant || "—"}</td>
-                    <td class="num">{x.attempts}</td>
-                    <td class="small">{ago(x.last_seen)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              ))}
+            </Table>
           )}
         </Listing>
       </section>

@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { problemText, type Replay } from "../api/client";
 import { useApp } from "../context";
-import { Listing } from "../components/list";
+import { Listing, Table } from "../components/list";
 import { pageOf, useCursor, useInterval, useLoad } from "../components/load";
 import { Loading, Notice, StatusBadge } from "../components/ui";
 import { time } from "../format";
@@ -28,39 +28,28 @@ export function ReplayList() {
       <h1 id="replays-h">Replay jobs</h1>
       <Listing state={page} cursor={cursor} empty="No replay jobs. Start one from the dead letters.">
         {(rows) => (
-          <table class="grid-table">
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">State</th>
-                <th scope="col">Progress</th>
-                <th scope="col">Source</th>
-                <th scope="col">Created</th>
+          <Table head={["Job", "State", "Progress", "Source", "Created"]}>
+            {rows.map((r) => (
+              <tr key={r.id}>
+                <td>
+                  <a class="mono small" href={href(`replays/${r.id}`)}>
+                    {r.id}
+                  </a>
+                </td>
+                <td>
+                  <StatusBadge status={r.state} />
+                </td>
+                <td class="small">
+                  <ProgressBar replay={r} />
+                </td>
+                <td class="small">
+                  {r.source}
+                  {r.endpoint_id ? ` · ${r.endpoint_id}` : ""}
+                </td>
+                <td class="small">{time(r.created_at)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.id}>
-                  <td>
-                    <a class="mono small" href={href(`replays/${r.id}`)}>
-                      {r.id}
-                    </a>
-                  </td>
-                  <td>
-                    <StatusBadge status={r.state} />
-                  </td>
-                  <td class="small">
-                    <ProgressBar replay={r} />
-                  </td>
-                  <td class="small">
-                    {r.source}
-                    {r.endpoint_id ? ` · ${r.endpoint_id}` : ""}
-                  </td>
-                  <td class="small">{time(r.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
         )}
       </Listing>
     </section>
