@@ -12,11 +12,7 @@ import { HealthCell } from "./health";
 
 export function EndpointDetail({ id }: { id: string }) {
   const { client } = useApp();
-  const endpoint = useLoad(async () => {
-    const { data, error, response } = await client.GET("/v1/endpoints/{id}", { params: { path: { id } } });
-    if (!data) throw new Error(problemText(error, response));
-    return data;
-  }, [id]);
+  const endpoint = useLoad(() => unwrap(client.GET("/v1/endpoints/{id}", { params: { path: { id } } }), "GET /v1/endpoints/{id}"), [id]);
   return (
     <Loading state={endpoint}>
       {(e) => (
@@ -72,15 +68,9 @@ function Settings({ endpoint: e }: { endpoint: Endpoint }) {
 
 function StatsPanel({ id }: { id: string }) {
   const { client } = useApp();
-  const stats = useLoad(async () => {
+  const stats = useLoad(() => {
     const windows = [900_000, 3_600_000];
-    return Promise.all(
-      windows.map(async (w) => {
-        const { data, error, response } = await client.GET("/v1/endpoints/{id}/stats", { params: { path: { id }, query: { window_ms: w } } });
-        if (!data) throw new Error(problemText(error, response));
-        return data;
-      }),
-    );
+    return Promise.all(windows.map((w) => unwrap(client.GET("/v1/endpoints/{id}/stats", { params: { path: { id }, query: { window_ms: w } } }), "GET /v1/endpoints/{id}/stats")));
   }, [id]);
   return (
     <div class="card">
@@ -250,9 +240,8 @@ function Activity({ id }: { id: string }) {
       return { series, approximate: false };
     } catch (e) {
       if (!(e instanceof MissingRoute)) throw e;
-      const { data, error, response } = await client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query: { limit: 500 } } });
-      if (!data) throw new Error(problemText(error, response));
-      return { series: seriesFromAttempts(data.data), approximate: true };
+      const attempts = await unwrap(client.GET("/v1/endpoints/{id}/attempts", { params: { path: { id }, query: { limit: 500 } } }), "GET /v1/endpoints/{id}/attempts");
+      return { series: seriesFromAttempts(attempts.data), approximate: true };
     }
   }, [id]);
   return (

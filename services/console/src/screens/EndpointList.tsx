@@ -1,4 +1,4 @@
-import { problemText, type Stats } from "../api/client";
+import { unwrap, type Stats } from "../api/client";
 import { useApp } from "../context";
 import { Listing, num, Table } from "../components/list";
 import { usePaged } from "../components/load";
@@ -11,13 +11,7 @@ const HOUR = 3_600_000;
 export function EndpointList() {
   const { client, can, mode } = useApp();
   // One call: the page and each endpoint's last hour.
-  const [page, cursor] = usePaged(async (after) => {
-    const { data, error, response } = await client.GET("/v1/endpoints", {
-      params: { query: { limit: PAGE, after, stats_window_ms: HOUR } },
-    });
-    if (!data) throw new Error(problemText(error, response));
-    return data;
-  }, []);
+  const [page, cursor] = usePaged((after) => unwrap(client.GET("/v1/endpoints", { params: { query: { limit: PAGE, after, stats_window_ms: HOUR } } }), "GET /v1/endpoints"), []);
   const stats: Record<string, Stats> = page.data?.stats ?? {};
   return (
     <section aria-labelledby="endpoints-h">

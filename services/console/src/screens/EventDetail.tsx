@@ -1,4 +1,4 @@
-import { problemText, type Attempt, type Delivery } from "../api/client";
+import { unwrap, type Attempt, type Delivery } from "../api/client";
 import { useApp } from "../context";
 import { useLoad } from "../components/load";
 import { Loading, StatusBadge } from "../components/ui";
@@ -10,10 +10,7 @@ export function EventDetail({ id }: { id: string }) {
   const { client } = useApp();
   const state = useLoad(async () => {
     const [attempts, summary] = await Promise.all([
-      client.GET("/v1/events/{id}/attempts", { params: { path: { id } } }).then(({ data, error, response }) => {
-        if (!data) throw new Error(problemText(error, response));
-        return data.data;
-      }),
+      unwrap(client.GET("/v1/events/{id}/attempts", { params: { path: { id } } }), "GET /v1/events/{id}/attempts").then((r) => r.data),
       // The event log's summary (its status per endpoint); older servers have none.
       client.GET("/v1/events", { params: { query: { event_id: id, limit: 1 } } }).then(
         ({ data }) => data?.data.find((e) => e.event_id === id),

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { problemText, type Replay } from "../api/client";
+import { problemText, unwrap, type Replay } from "../api/client";
 import { useApp } from "../context";
 import { Listing, Table } from "../components/list";
 import { pageOf, useCursor, useInterval, useLoad } from "../components/load";
@@ -16,11 +16,7 @@ const live = (r: Replay) => r.state === "pending" || r.state === "running";
 export function ReplayList() {
   const { client } = useApp();
   const cursor = useCursor("");
-  const jobs = useLoad(async () => {
-    const { data, error, response } = await client.GET("/v1/replays");
-    if (!data) throw new Error(problemText(error, response));
-    return data.data;
-  }, []);
+  const jobs = useLoad(async () => (await unwrap(client.GET("/v1/replays"), "GET /v1/replays")).data, []);
   useInterval(jobs.reload, POLL_MS, !!jobs.data?.some(live));
   const page = { ...jobs, data: jobs.data && pageOf(jobs.data, cursor.after, PAGE) };
   return (
@@ -70,11 +66,7 @@ function ProgressBar({ replay: r }: { replay: Replay }) {
 export function ReplayDetail({ id }: { id: string }) {
   const { client, can } = useApp();
   const [message, setMessage] = useState<{ kind: "ok" | "error"; text: string }>();
-  const job = useLoad(async () => {
-    const { data, error, response } = await client.GET("/v1/replays/{id}", { params: { path: { id } } });
-    if (!data) throw new Error(problemText(error, response));
-    return data;
-  }, [id]);
+  const job = useLoad(() => unwrap(client.GET("/v1/replays/{id}", { params: { path: { id } } }), "GET /v1/replays/{id}"), [id]);
   useInterval(job.reload, POLL_MS, !job.data || live(job.data));
   const cancel = async () => {
     const { data, error, response } = await client.DELETE("/v1/replays/{id}", { params: { path: { id } } });
