@@ -112,6 +112,22 @@ function Actions({ endpoint: e, onChange }: { endpoint: Endpoint; onChange: () =
       setConfirm(undefined);
     }
   };
+  // Called, not mounted as components: a component defined here would be a new type, and so
+  // remounted, on every render.
+  const action = (label: string, what: () => Promise<string | undefined>, danger?: boolean) => (
+    <button type="button" class={danger ? "danger" : undefined} disabled={busy} onClick={() => run(what)}>
+      {label}
+    </button>
+  );
+  /** A button that asks first: its label, then `confirmLabel`, which does it. */
+  const confirmed = (step: "rotate" | "delete", label: string, confirmLabel: string, what: () => Promise<string | undefined>) =>
+    confirm === step ? (
+      action(confirmLabel, what, true)
+    ) : (
+      <button type="button" disabled={busy} onClick={() => setConfirm(step)}>
+        {label}
+      </button>
+    );
   const path = { path: { id: e.id } };
   return (
     <div class="actions-block">
@@ -121,100 +137,42 @@ function Actions({ endpoint: e, onChange }: { endpoint: Endpoint; onChange: () =
             <a class="button" href={href(`endpoints/${e.id}/edit`)}>
               Edit
             </a>
-            <button
-              type="button"
-              disabled={busy}
-              onClick={() =>
-                run(async () => {
-                  const { error, response } = await client.PATCH("/v1/endpoints/{id}", { params: path, body: { enabled: !e.enabled } });
-                  if (!response.ok) throw new Error(problemText(error, response));
-                  onChange();
-                  return e.enabled ? "Disabled: nothing is delivered to it until it is enabled." : "Enabled.";
-                })
-              }
-            >
-              {e.enabled ? "Disable" : "Enable"}
-            </button>
-            <button
-              type="button"
-              disabled={busy}
-              onClick={() =>
-                run(async () => {
-                  const { data, error, response } = await client.POST("/v1/endpoints/{id}/test", { params: path, body: {} });
-                  if (!data) throw new Error(problemText(error, response));
-                  return `Test event ${data.id} sent.`;
-                })
-              }
-            >
-              Send test event
-            </button>
+            {action(e.enabled ? "Disable" : "Enable", async () => {
+              await unwrap(client.PATCH("/v1/endpoints/{id}", { params: path, body: { enabled: !e.enabled } }), "PATCH /v1/endpoints/{id}");
+              onChange();
+              return e.enabled ? "Disabled: nothing is delivered to it until it is enabled." : "Enabled.";
+            })}
+            {action("Send test event", async () => {
+              const sent = await unwrap(client.POST("/v1/endpoints/{id}/test", { params: path, body: {} }), "POST /v1/endpoints/{id}/test");
+              return `Test event ${sent.id} sent.`;
+            })}
           </>
         )}
         {can("view_secrets") &&
           (secret === undefined ? (
-            <button
-              type="button"
-              disabled={busy}
-              onClick={() =>
-                run(async () => {
-                  const { data, error, response } = await client.GET("/v1/endpoints/{id}/secret", { params: path });
-                  if (!data) throw new Error(problemText(error, response));
-                  setSecret(data.secret);
-                  return undefined;
-                })
-              }
-            >
-              Reveal secret
-            </button>
+            action("Reveal secret", async () => {
+              setSecret((await unwrap(client.GET("/v1/endpoints/{id}/secret", { params: path }), "GET /v1/endpoints/{id}/secret")).secret);
+              return undefined;
+            })
           ) : (
             <button type="button" onClick={() => setSecret(undefined)}>
               Hide secret
             </button>
           ))}
         {can("rotate_secrets") &&
-          (confirm === "rotate" ? (
-            <button
-              type="button"
-              class="danger"
-              disabled={busy}
-              onClick={() =>
-                run(async () => {
-                  const { data, error, response } = await client.POST("/v1/endpoints/{id}/secret/rotate", { params: path });
-                  if (!data) throw new Error(problemText(error, response));
-                  setSecret(data.secret);
-                  return `Secret rotated. The previous one also signs until ${time(data.previous_expires_at)}.`;
-                })
-              }
-            >
-              Confirm rotation
-            </button>
-          ) : (
-            <button type="button" disabled={busy} onClick={() => setConfirm("rotate")}>
-              Rotate secret
-            </button>
-          ))}
+          confirmed("rotate", "Rotate secret", "Confirm rotation", async () => {
+            const rotated = await unwrap(client.POST("/v1/endpoints/{id}/secret/rotate", { params: path }), "POST /v1/endpoints/{id}/secret/rotate");
+            setSecret(rotated.secret);
+            return `Secret rotated. The previous one also signs until ${time(rotated.previous_expires_at)}.`;
+          })}
         {can("manage_endpoints") &&
-          (confirm === "delete" ? (
-            <button
-              type="button"
-              class="danger"
-              disabled={busy}
-              onClick={() =>
-                run(async () => {
-                  const { error, response } = await client.DELETE("/v1/endpoints/{id}", { params: path });
-                  if (!response.ok) throw new Error(problemText(error, response));
-                  go("endpoints");
-                  return undefined;
-                })
-              }
-            >
-              Confirm delete
-            </button>
-          ) : (
-            <button type="button" disabled={busy} onClick={() => setConfirm("delete")}>
-              Delete
-            </button>
-          ))}
+          confirmed("delete", "Delete", "Confirm delete", async () => {
+            // 204: no body to unwrap.
+            const { error, response } = await client.DELETE("/v1/endpoints/{id}", { params: path });
+            if (!response.ok) throw new Error(problemText(error, response));
+            go("endpoints");
+            return undefined;
+          })}
         {confirm && (
           <button type="button" onClick={() => setConfirm(undefined)}>
             Cancel
