@@ -1,4 +1,5 @@
 import type { ComponentChildren } from "preact";
+import { href } from "../router";
 import type { Loaded } from "./load";
 
 export function Badge({ kind, children }: { kind: string; children: ComponentChildren }) {
@@ -46,4 +47,13 @@ export function Field({ label, hint, children }: { label: string; hint?: string;
 
 export function Code({ children }: { children: ComponentChildren }) {
   return <code class="mono">{children}</code>;
+}
+
+/** The way back from a page to the list it belongs to. */
+export function Crumbs({ to, children }: { to: string; children: ComponentChildren }) {
+  return (
+    <p class="crumbs">
+      <a href={href(to)}>{children}</a> /
+    </p>
+  );
 }

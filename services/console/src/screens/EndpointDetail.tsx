@@ -5,7 +5,7 @@ import { useApp } from "../context";
 import { seriesFromAttempts, SeriesChart } from "../components/Chart";
 import { Listing, num, Table } from "../components/list";
 import { useLoad, usePaged } from "../components/load";
-import { Code, Loading, Notice, StatusBadge } from "../components/ui";
+import { Code, Crumbs, Loading, Notice, StatusBadge } from "../components/ui";
 import { ms, percent, time } from "../format";
 import { href, go } from "../router";
 import { HealthCell } from "./health";
@@ -17,9 +17,7 @@ export function EndpointDetail({ id }: { id: string }) {
     <Loading state={endpoint}>
       {(e) => (
         <section aria-labelledby="endpoint-h">
-          <p class="crumbs">
-            <a href={href("endpoints")}>Endpoints</a> /
-          </p>
+          <Crumbs to="endpoints">Endpoints</Crumbs>
           <div class="title-row">
             <h1 id="endpoint-h">{e.description || e.url}</h1>
             <HealthCell endpoint={e} />

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { problemText, unwrap, type EventTypeSeen } from "../api/client";
 import { useApp } from "../context";
-import { Code, Field, Notice } from "../components/ui";
+import { Code, Crumbs, Field, Notice } from "../components/ui";
 import { href } from "../router";
 
 interface Draft {
@@ -87,9 +87,7 @@ export function EndpointForm({ id }: { id?: string }) {
   if (!loaded) return error ? <Notice kind="error">{error}</Notice> : <p class="muted">Loading…</p>;
   return (
     <section aria-labelledby="form-h">
-      <p class="crumbs">
-        <a href={href("endpoints")}>Endpoints</a> /
-      </p>
+      <Crumbs to="endpoints">Endpoints</Crumbs>
       <h1 id="form-h">{id ? "Edit endpoint" : "New endpoint"}</h1>
       <form class="stack form" onSubmit={submit}>
         <Field label="URL" hint="Where the webhooks are POSTed (https; http only where the server allows it).">

@@ -1,7 +1,7 @@
 import { unwrap, type Attempt, type Delivery } from "../api/client";
 import { useApp } from "../context";
 import { useLoad } from "../components/load";
-import { Loading, StatusBadge } from "../components/ui";
+import { Crumbs, Loading, StatusBadge } from "../components/ui";
 import { ago, ms, time } from "../format";
 import { href } from "../router";
 
@@ -25,9 +25,7 @@ export function EventDetail({ id }: { id: string }) {
   }, [id]);
   return (
     <section aria-labelledby="event-h">
-      <p class="crumbs">
-        <a href={href("events")}>Event log</a> /
-      </p>
+      <Crumbs to="events">Event log</Crumbs>
       <h1 id="event-h" class="mono">
         {id}
       </h1>

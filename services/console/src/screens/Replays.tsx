@@ -3,7 +3,7 @@ import { problemText, unwrap, type Replay } from "../api/client";
 import { useApp } from "../context";
 import { Listing, Table } from "../components/list";
 import { pageOf, useCursor, useInterval, useLoad } from "../components/load";
-import { Loading, Notice, StatusBadge } from "../components/ui";
+import { Crumbs, Loading, Notice, StatusBadge } from "../components/ui";
 import { time } from "../format";
 import { href } from "../router";
 
@@ -75,9 +75,7 @@ export function ReplayDetail({ id }: { id: string }) {
   };
   return (
     <section aria-labelledby="replay-h">
-      <p class="crumbs">
-        <a href={href("replays")}>Replay jobs</a> /
-      </p>
+      <Crumbs to="replays">Replay jobs</Crumbs>
       <h1 id="replay-h" class="mono">
         {id}
       </h1>
