@@ -1,7 +1,7 @@
 // The console and the portal in a real browser (Debian's chromium) against a real
 // `hookline dev` and Kafka: every action goes through the public API.
 import { expect, test, type Page } from "@playwright/test";
-import { api, attemptsOf, env, publish, schemaHas, serves, shot, signIn, unique, waitFor } from "./helpers";
+import { api, attemptsOf, deadLettersOf, delivered, env, failingReceiver, navLink, publish, schemaHas, serves, shot, signIn, unique, waitFor } from "./helpers";
 
 interface EndpointView { id: string; tenant: string; url: string }
 
@@ -15,7 +15,7 @@ test("keyboard: skip link, then tab to the main navigation and open a page", asy
   await signIn(page);
   await page.keyboard.press("Tab");
   await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
-  const endpoints = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" });
+  const endpoints = navLink(page, "Endpoints");
   for (let i = 0; i < 10 && !(await endpoints.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press("Tab");
   await expect(endpoints).toBeFocused();
   await page.keyboard.press("Enter");
@@ -46,7 +46,7 @@ test("the token lives in this tab's sessionStorage only, and signing out forgets
 
 test("create an endpoint in the console, see it in the list, send a test event", async ({ page }) => {
   await signIn(page);
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" }).click();
+  await navLink(page, "Endpoints").click();
   await page.getByRole("link", { name: "New endpoint" }).click();
   const name = unique("orders");
   await page.getByLabel("URL").fill(env.sinkUrl);
@@ -67,7 +67,7 @@ test("create an endpoint in the console, see it in the list, send a test event",
   await page.getByRole("button", { name: "Send test event" }).click();
   await expect(page.getByText(/Test event evt_\S+ sent/)).toBeVisible();
   for (let i = 0; i < 5; i++) await publish("order.created", { order: i }, "acme");
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" }).click();
+  await navLink(page, "Endpoints").click();
   await expect(page.getByRole("link", { name })).toBeVisible();
 });
 
@@ -96,13 +96,13 @@ test("published events arrive: the event's fan-out and every attempt with its de
 test("event log: search by type and status, page through results", async ({ page }) => {
   test.skip(!(await serves("get", "/v1/events")), "GET /v1/events (event log search) is not served by this hookline yet");
   await signIn(page);
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Event log" }).click();
+  await navLink(page, "Event log").click();
   await expect(page.locator("tbody tr").first()).toBeVisible();
   await shot(page, "event-log");
   const ep = await createEndpoint({ url: env.sinkUrl, event_types: ["shipment.*"], description: unique("shipments") });
   const ids: string[] = [];
   for (let i = 0; i < 30; i++) ids.push(await publish("shipment.sent", { n: i }));
-  await waitFor("30 deliveries", async () => ((await attemptsOf(ids[29]!)).some((a) => a.outcome === "success") ? true : undefined));
+  await waitFor("30 deliveries", () => delivered(ids[29]!));
   await page.getByLabel("Event type").fill("shipment.sent");
   await page.getByLabel("Endpoint id").fill(ep.id);
   await page.getByRole("button", { name: "Search" }).click();
@@ -116,10 +116,7 @@ test("a failing endpoint's dead letters, replayed from the console once it recov
   const ep = await createEndpoint({ url: env.failingUrl, event_types: ["payment.*"], description: unique("payments") });
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push(await publish("payment.captured", { payment: i }));
-  await waitFor("3 dead letters", async () => {
-    const r = await api<{ data: { event_id: string }[] }>("GET", `/v1/dlq?endpoint_id=${ep.id}`);
-    return r.body.data.length >= 3 ? r.body.data : undefined;
-  });
+  await waitFor("3 dead letters", async () => (await deadLettersOf(ep.id)).length >= 3);
   await signIn(page);
   await page.goto(`${env.base}/console/#/dlq`);
   await page.getByLabel("Endpoint id").fill(ep.id);
@@ -130,17 +127,17 @@ test("a failing endpoint's dead letters, replayed from the console once it recov
   await expect(page.getByRole("button", { name: "Replay selected (1)" })).toBeEnabled();
   await shot(page, "dead-letters");
   // the receiver is fixed; replay everything matching the filter, as a job
-  await fetch(new URL("/__control/recover", env.failingUrl), { method: "POST" });
+  await failingReceiver("recover");
   await page.getByRole("button", { name: "Replay all matching" }).click();
   await expect(page.getByTestId("replay-replayed")).toHaveText("3", { timeout: 60_000 });
   await expect(page.getByText("completed")).toBeVisible({ timeout: 60_000 });
   await shot(page, "replay-job");
   for (const id of ids) {
-    await waitFor(`${id} delivered after the replay`, async () => ((await attemptsOf(id)).some((a) => a.endpoint_id === ep.id && a.outcome === "success") ? true : undefined));
+    await waitFor(`${id} delivered after the replay`, () => delivered(id, ep.id));
   }
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Replays" }).click();
+  await navLink(page, "Replays").click();
   await expect(page.locator("tbody")).toContainText("completed");
-  await fetch(new URL("/__control/fail", env.failingUrl), { method: "POST" });
+  await failingReceiver("fail");
 });
 
 test("replay exactly a selection of dead letters", async ({ page }) => {
@@ -148,23 +145,17 @@ test("replay exactly a selection of dead letters", async ({ page }) => {
   const ep = await createEndpoint({ url: env.failingUrl, event_types: ["refund.*"], description: unique("refunds") });
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push(await publish("refund.issued", { refund: i }));
-  await waitFor("3 dead letters", async () => {
-    const r = await api<{ data: unknown[] }>("GET", `/v1/dlq?endpoint_id=${ep.id}`);
-    return r.body.data.length >= 3 ? true : undefined;
-  });
-  await fetch(new URL("/__control/recover", env.failingUrl), { method: "POST" });
+  await waitFor("3 dead letters", async () => (await deadLettersOf(ep.id)).length >= 3);
+  await failingReceiver("recover");
   await signIn(page);
   await page.goto(`${env.base}/console/#/dlq?endpoint_id=${ep.id}`);
   await page.getByRole("checkbox", { name: `Select ${ids[0]}` }).check();
   await page.getByRole("checkbox", { name: `Select ${ids[2]}` }).check();
   await page.getByRole("button", { name: "Replay selected (2)" }).click();
   await expect(page.getByTestId("replay-replayed")).toHaveText("2", { timeout: 60_000 });
-  await waitFor("the two chosen delivered", async () => {
-    const done = await Promise.all([ids[0]!, ids[2]!].map(async (id) => (await attemptsOf(id)).some((a) => a.outcome === "success")));
-    return done.every(Boolean) ? true : undefined;
-  });
-  expect((await attemptsOf(ids[1]!)).some((a) => a.outcome === "success")).toBe(false);
-  await fetch(new URL("/__control/fail", env.failingUrl), { method: "POST" });
+  await waitFor("the two chosen delivered", async () => (await Promise.all([ids[0]!, ids[2]!].map((id) => delivered(id)))).every(Boolean));
+  expect(await delivered(ids[1]!)).toBe(false);
+  await failingReceiver("fail");
 });
 
 test("reveal a secret only on demand, rotate it", async ({ page }) => {
@@ -196,7 +187,7 @@ test("disable and enable an endpoint", async ({ page }) => {
   await expect(page.getByRole("button", { name: "Disable" })).toBeVisible();
   expect((await api<{ enabled: boolean }>("GET", `/v1/endpoints/${ep.id}`)).body.enabled).toBe(true);
   // by now the earlier tests left endpoints in every state: the list for the docs
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" }).click();
+  await navLink(page, "Endpoints").click();
   await expect(page.getByRole("link", { name: ep.id }).or(page.getByRole("link", { name: /teams-/ })).first()).toBeVisible();
   await expect(page.locator("tbody td.num").first()).not.toHaveText("…");
   await shot(page, "endpoints");
@@ -206,7 +197,7 @@ test("every list is paged with the API's cursor: endpoints", async ({ page }) =>
   const tag = unique("paged");
   for (let i = 0; i < 21; i++) await createEndpoint({ url: env.sinkUrl, event_types: ["paged.*"], tenant: tag, description: `${tag}-${i}` });
   await signIn(page);
-  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Endpoints" }).click();
+  await navLink(page, "Endpoints").click();
   await expect(page.locator("tbody tr")).toHaveCount(20);
   let seen = 0;
   for (let p = 1; p < 20; p++) {
@@ -226,16 +217,7 @@ test("dead letters are paged with the API's cursor", async ({ page }) => {
   const ep = await createEndpoint({ url: env.failingUrl, event_types: ["bulk.*"], description: unique("bulk") });
   const r = await api("POST", "/v1/events/batch", { events: Array.from({ length: 55 }, (_, i) => ({ type: "bulk.failed", data: { i } })) });
   expect(r.status).toBe(202);
-  await waitFor("55 dead letters", async () => {
-    let n = 0;
-    let after: string | undefined;
-    do {
-      const p = await api<{ data: unknown[]; next?: string | null }>("GET", `/v1/dlq?endpoint_id=${ep.id}&limit=1000${after ? `&after=${after}` : ""}`);
-      n += p.body.data.length;
-      after = p.body.next ?? undefined;
-    } while (after);
-    return n >= 55 ? true : undefined;
-  });
+  await waitFor("55 dead letters", async () => (await deadLettersOf(ep.id)).length >= 55);
   await signIn(page);
   await page.goto(`${env.base}/console/#/dlq?endpoint_id=${ep.id}`);
   await expect(page.locator("tbody tr")).toHaveCount(50);
@@ -292,13 +274,13 @@ test("portal: tenant A sees only its own data, and cannot reach tenant B's throu
   expect(page.url()).not.toContain(s.body.token);
   await expect(page.getByRole("link", { name: `${a} orders` })).toBeVisible();
   await expect(page.getByText(`${b} orders`)).toHaveCount(0);
-  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Portal links" })).toHaveCount(0);
+  await expect(navLink(page, "Portal links")).toHaveCount(0);
   await shot(page, "portal");
   // actions follow the session's permissions: reveal yes, rotate and replay no
   await page.getByRole("link", { name: `${a} orders` }).click();
   await expect(page.getByRole("button", { name: "Reveal secret" })).toBeVisible();
   await expect(page.getByRole("button", { name: "Rotate secret" })).toHaveCount(0);
-  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Replays" })).toHaveCount(0);
+  await expect(navLink(page, "Replays")).toHaveCount(0);
   expect((await api("POST", `/v1/endpoints/${epA.id}/secret/rotate`, undefined, s.body.token)).status).toBe(403);
   // the server, not the screen, keeps B's data away from A's session
   for (const path of [`/v1/endpoints/${epB.id}`, `/v1/endpoints/${epB.id}/secret`, `/v1/endpoints/${epB.id}/attempts`, `/v1/events/${evB}/attempts`]) {
@@ -329,7 +311,7 @@ test("event log: time to first render with a large history", async ({ page }) =>
     expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(202);
     last = r.body.ids?.at(-1) ?? r.body.data?.at(-1)?.id ?? last;
   }
-  if (last) await waitFor("the last event delivered", async () => ((await attemptsOf(last)).some((a) => a.outcome === "success") ? true : undefined), 600_000, 2000);
+  if (last) await waitFor("the last event delivered", () => delivered(last), 600_000, 2000);
   const filled = Date.now() - started;
   await signIn(page);
   const samples: number[] = [];

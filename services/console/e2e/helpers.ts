@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { expect, type Page } from "@playwright/test";
+import { expect, type Locator, type Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { waitFor } from "./stack";
@@ -70,6 +70,33 @@ export interface Attempt { event_id: string; endpoint_id: string; outcome: strin
 export async function attemptsOf(eventId: string): Promise<Attempt[]> {
   const r = await api<{ data: Attempt[] }>("GET", `/v1/events/${eventId}/attempts`);
   return r.body?.data ?? [];
+}
+
+/** Whether an event has been delivered: to `endpointId`, or to any endpoint. */
+export async function delivered(eventId: string, endpointId?: string): Promise<boolean> {
+  return (await attemptsOf(eventId)).some((a) => a.outcome === "success" && (!endpointId || a.endpoint_id === endpointId));
+}
+
+/** Every dead letter of an endpoint, following the API's cursor. */
+export async function deadLettersOf(endpointId: string): Promise<{ event_id: string }[]> {
+  const all: { event_id: string }[] = [];
+  let after: string | undefined;
+  do {
+    const p = await api<{ data: { event_id: string }[]; next?: string | null }>("GET", `/v1/dlq?endpoint_id=${endpointId}&limit=1000${after ? `&after=${after}` : ""}`);
+    all.push(...p.body.data);
+    after = p.body.next ?? undefined;
+  } while (after);
+  return all;
+}
+
+/** The failing receiver (env.failingUrl) answers 500 until it is told to recover, and again once told to fail. */
+export async function failingReceiver(to: "recover" | "fail"): Promise<void> {
+  await fetch(new URL(`/__control/${to}`, env.failingUrl), { method: "POST" });
+}
+
+/** A link of the header's main navigation. */
+export function navLink(page: Page, name: string): Locator {
+  return page.getByRole("navigation", { name: "Main" }).getByRole("link", { name });
 }
 
 export function unique(prefix: string): string {
