@@ -4,34 +4,14 @@
 use crate::problem::Problem;
 use axum::http::{HeaderMap, StatusCode};
 use crate::portal::{Permission, Session, SessionKey};
-use hookline_core::config::TokenConfig;
-use sha2::{Digest, Sha256};
+pub use hookline_core::config::Scope;
+use hookline_core::config::{TokenConfig, TokenDigest};
 use subtle::ConstantTimeEq;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Everything.
-    Admin,
-    /// Reads: GET routes.
-    Read,
-    /// Ingest: POST /v1/events.
-    Publish,
-}
-
-impl Scope {
-    fn name(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Read => "read",
-            Scope::Publish => "publish",
-        }
-    }
-}
 
 struct Token {
     name: String,
-    digest: [u8; 32],
-    scopes: Vec<String>,
+    digest: TokenDigest,
+    scopes: Vec<Scope>,
 }
 
 /// The configured tokens and the portal-session key; or none at all (`hookline dev`
@@ -48,7 +28,7 @@ pub enum Caller {
     /// `hookline dev` without tokens.
     Open,
     /// An API token (by its configured name) and its scopes.
-    Token { name: String, scopes: Vec<String> },
+    Token { name: String, scopes: Vec<Scope> },
     /// A consumer-portal session: one tenant, some permissions.
     Portal(Session),
 }
@@ -88,22 +68,11 @@ impl Access {
     }
 }
 
-/// The hex SHA-256 of a token, as `api.tokens[].sha256` expects.
-pub fn token_digest_hex(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 impl Auth {
     /// Tokens, and the key portal sessions are signed with.
     pub fn new(tokens: &[TokenConfig], sessions: SessionKey) -> Self {
-        let tokens = tokens
-            .iter()
-            .filter_map(|t| {
-                let bytes = hex::decode(&t.sha256).ok()?;
-                let digest: [u8; 32] = bytes.try_into().ok()?;
-                Some(Token { name: t.name.clone(), digest, scopes: t.scopes.clone() })
-            })
-            .collect();
+        let tokens = tokens.iter().map(|t| Token { name: t.name.clone(), digest: t.sha256, scopes: t.scopes.clone() }).collect();
         Self { tokens, open: false, sessions }
     }
 
@@ -141,16 +110,16 @@ impl Auth {
         }
         let presented =
             presented.ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <token>"))?;
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let digest = TokenDigest::of(presented);
         // Compare against every token, so timing does not tell which one nearly matched.
         let mut found: Option<&Token> = None;
         for token in &self.tokens {
-            if bool::from(token.digest.ct_eq(&digest)) {
+            if bool::from(token.digest.0.ct_eq(&digest.0)) {
                 found = Some(token);
             }
         }
         let token = found.ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "the token is not valid"))?;
-        if token.scopes.iter().any(|s| s == "admin" || s == scope.name()) {
+        if token.scopes.iter().any(|&s| s == Scope::Admin || s == scope) {
             Ok(Access { caller: Caller::Token { name: token.name.clone(), scopes: token.scopes.clone() } })
         } else {
             tracing::info!(token = %token.name, scope = scope.name(), "request refused: missing scope");
@@ -179,8 +148,8 @@ mod tests {
     fn scopes_and_statuses() {
         let key = || SessionKey::new(b"k".to_vec());
         let auth = Auth::new(&[
-            TokenConfig { name: "ops".into(), sha256: token_digest_hex("admin-token"), scopes: vec!["admin".into()] },
-            TokenConfig { name: "ci".into(), sha256: token_digest_hex("pub-token"), scopes: vec!["publish".into()] },
+            TokenConfig { name: "ops".into(), sha256: TokenDigest::of("admin-token"), scopes: vec![Scope::Admin] },
+            TokenConfig { name: "ci".into(), sha256: TokenDigest::of("pub-token"), scopes: vec![Scope::Publish] },
         ], key());
         let status = |token: Option<&str>, scope, permission| auth.check(&headers(token), scope, permission, 0).map(|_| ()).map_err(|p| p.status);
         assert_eq!(status(Some("admin-token"), Scope::Read, None), Ok(()));

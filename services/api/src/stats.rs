@@ -1,7 +1,7 @@
 //! `/v1/stats/...`, `/v1/me` and `/v1/portal/sessions`: what the console and the portal need
 //! besides the resources themselves.
 
-use crate::auth::{Admin, Caller, Read, ReadAll};
+use crate::auth::{Admin, Caller, Read, ReadAll, Scope};
 use crate::models::{CreatePortalSession, EventTypeSeen, EventTypesSeen, MeView, PortalSessionView, SeriesQuery, SeriesView};
 use crate::portal::{Permission, Session};
 use crate::problem::{ApiJson, ApiQuery, Problem};
@@ -54,12 +54,19 @@ pub async fn me(Read(access): Read) -> Json<MeView> {
         Caller::Open => MeView {
             kind: "open".into(),
             name: "dev".into(),
-            scopes: vec!["admin".into()],
+            scopes: vec![Scope::Admin.name().into()],
             tenant: None,
             permissions: Vec::new(),
             expires_at: None,
         },
-        Caller::Token { name, scopes } => MeView { kind: "token".into(), name, scopes, tenant: None, permissions: Vec::new(), expires_at: None },
+        Caller::Token { name, scopes } => MeView {
+            kind: "token".into(),
+            name,
+            scopes: scopes.iter().map(|s| s.name().into()).collect(),
+            tenant: None,
+            permissions: Vec::new(),
+            expires_at: None,
+        },
         Caller::Portal(session) => MeView {
             kind: "portal".into(),
             name: session.id,

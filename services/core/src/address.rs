@@ -9,8 +9,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-/// A CIDR block, e.g. `10.1.0.0/16` or `fd00::/8`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A CIDR block, e.g. `10.1.0.0/16` or `fd00::/8` (a bare address is its own /32 or /128).
+/// In a configuration it is that text, parsed when the file loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Cidr {
     network: IpAddr,
     prefix: u8,
@@ -36,6 +38,25 @@ impl FromStr for Cidr {
             return Err(err());
         }
         Ok(Self { network: ip, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = CidrError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(cidr: Cidr) -> Self {
+        cidr.to_string()
     }
 }
 

@@ -1,10 +1,17 @@
 //! Typed configuration with embedded defaults, and its validation.
 //!
 //! Loading (file, then `HOOKLINE_*` variables) happens in `hookline-runtime`; this module
-//! only says what a valid configuration is, so every rule is testable without IO.
+//! only says what a valid configuration is, so every rule is testable without IO. Values
+//! with a syntax are parsed as the file loads, into their types (socket addresses, CIDR
+//! blocks, the retry schedule, enums), and reach the code typed: a bad one fails the load
+//! naming its key, and no code parses them again. Durations are integer milliseconds
+//! (`*_ms`); [`Config::validate`] then checks ranges and the rules across fields.
 
+use crate::address::Cidr;
+use crate::retry::RetrySchedule;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -29,7 +36,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    pub listen: String,
+    pub listen: SocketAddr,
     /// Bearer tokens, stored as the hex SHA-256 of the token (`hookline api token` makes one).
     pub tokens: Vec<TokenConfig>,
     /// Endpoint URLs must be https (dev mode turns this off).
@@ -64,7 +71,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:8080".into(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             tokens: Vec::new(),
             require_https: true,
             max_body_bytes: 1024 * 1024,
@@ -89,21 +96,112 @@ pub struct TokenConfig {
     /// Who holds it (logged instead of the token).
     pub name: String,
     /// Hex SHA-256 of the token.
-    pub sha256: String,
+    pub sha256: TokenDigest,
     /// `admin` (everything), `read` (GET), `publish` (POST /v1/events).
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
+}
+
+/// The SHA-256 of an API token; in a configuration, 64 hex digits. The token itself is
+/// never configured, so a leaked file does not give it away.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+impl std::str::FromStr for TokenDigest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+        bytes.map(Self).ok_or_else(|| "must be 64 hex digits (hookline api token prints one)".into())
+    }
+}
+
+impl TryFrom<String> for TokenDigest {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenDigest({self})")
+    }
+}
+
+impl From<TokenDigest> for String {
+    fn from(d: TokenDigest) -> Self {
+        d.to_string()
+    }
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything.
+    Admin,
+    /// Reads: GET routes.
+    Read,
+    /// Ingest: POST /v1/events.
+    Publish,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Read => "read",
+            Scope::Publish => "publish",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Where `/healthz`, `/readyz` and `/metrics` listen; empty turns the listener off.
-    pub listen: String,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen; empty (`None`) turns the listener off.
+    #[serde(with = "optional_address")]
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: "0.0.0.0:9090".into() }
+        Self { listen: Some(SocketAddr::from(([0, 0, 0, 0], 9090))) }
+    }
+}
+
+/// An address that may be left out as an empty string (which TOML and environment variables
+/// can say, unlike a missing value).
+mod optional_address {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(address: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&address.map(|a| a.to_string()).unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("{text:?} is not an address like 0.0.0.0:9090 (or empty to turn it off)"))
+        })
     }
 }
 
@@ -112,7 +210,7 @@ impl Default for AdminConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Delays before attempts 2, 3, ...; every distinct delay is a retry tier topic.
-    pub schedule: Vec<String>,
+    pub schedule: RetrySchedule,
     /// Each delay is stretched by up to this fraction (0 to 0.5), never shortened.
     pub jitter: f64,
     /// An endpoint whose deliveries keep being exhausted for this long is disabled.
@@ -122,17 +220,10 @@ pub struct RetryConfig {
 impl Default for RetryConfig {
     fn default() -> Self {
         Self {
-            schedule: crate::retry::DEFAULT_SCHEDULE.iter().map(|s| s.to_string()).collect(),
+            schedule: RetrySchedule::default(),
             jitter: 0.1,
             disable_after_ms: 5 * 24 * 60 * 60 * 1000,
         }
-    }
-}
-
-impl RetryConfig {
-    /// The parsed schedule (validated at load, so this only fails on an unvalidated config).
-    pub fn parsed(&self) -> Result<crate::retry::RetrySchedule, crate::retry::ScheduleError> {
-        crate::retry::RetrySchedule::parse(&self.schedule)
     }
 }
 
@@ -201,7 +292,7 @@ pub struct KafkaConfig {
     pub attempts_retention_ms: i64,
     pub dlq_retention_ms: i64,
     /// Producer compression for deliveries, attempts and the DLQ.
-    pub compression: String,
+    pub compression: Compression,
     /// Extra librdkafka properties applied to every client (for TLS/SASL, tuning).
     pub client: BTreeMap<String, String>,
 }
@@ -218,8 +309,32 @@ impl Default for KafkaConfig {
             deliveries_retention_ms: 7 * DAY_MS,
             attempts_retention_ms: 7 * DAY_MS,
             dlq_retention_ms: 30 * DAY_MS,
-            compression: "lz4".into(),
+            compression: Compression::Lz4,
             client: BTreeMap::new(),
+        }
+    }
+}
+
+/// A producer's compression codec (librdkafka's `compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// Its name in librdkafka's `compression.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
         }
     }
 }
@@ -291,7 +406,7 @@ pub struct SenderConfig {
     /// Allow endpoints on loopback addresses (only `hookline dev` turns this on).
     pub allow_loopback: bool,
     /// CIDR blocks the SSRF policy lets through (internal targets), e.g. `10.20.0.0/16`.
-    pub allowed_cidrs: Vec<String>,
+    pub allowed_cidrs: Vec<Cidr>,
     /// A PEM file of extra CA certificates trusted for endpoint TLS, besides the public
     /// (webpki) roots: for internal endpoints behind a private CA. Empty: none.
     pub ca_file: String,
@@ -373,15 +488,25 @@ impl Default for TracesConfig {
 pub struct LogConfig {
     /// `auto` (default: text with colours on a terminal, JSON otherwise), `json` (for
     /// machines) or `text` (colours only on a terminal).
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing `EnvFilter` directive, e.g. `info,hookline_sender=debug`.
     pub level: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "auto".into(), level: "info".into() }
+        Self { format: LogFormat::Auto, level: "info".into() }
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text with colours on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Text,
 }
 
 /// The keys that seal secrets at rest (endpoint signing secrets in the endpoints topic);
@@ -425,234 +550,43 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// The broken rules found so far, each with its field.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, field: &str, problem: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(ConfigError { field: field.into(), problem: problem() });
+        }
+    }
+
+    fn at_least(&mut self, min: u64, value: u64, field: &str) {
+        self.check(value >= min, field, || format!("is {value}; must be at least {min}"));
+    }
+
+    fn within<T: PartialOrd + std::fmt::Display>(&mut self, range: std::ops::RangeInclusive<T>, value: T, field: &str) {
+        let ok = range.contains(&value);
+        self.check(ok, field, || format!("is {value}; use {} to {}", range.start(), range.end()));
+    }
+}
+
 impl Config {
-    /// Every problem at once, so a user fixes the file in one go.
+    /// Every broken rule at once, so a user fixes the file in one go. Values are already
+    /// parsed (addresses, CIDRs, the retry schedule, enums): what is left are ranges and
+    /// rules across fields.
     pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
-        let mut errors = Vec::new();
-        let mut check = |ok: bool, field: &str, problem: String| {
-            if !ok {
-                errors.push(ConfigError { field: field.into(), problem });
-            }
-        };
-        let k = &self.kafka;
-        check(
-            !k.bootstrap_servers.trim().is_empty(),
-            "kafka.bootstrap_servers",
-            "must name at least one host:port".into(),
-        );
-        check(
-            is_topic_safe(&k.topic_prefix),
-            "kafka.topic_prefix",
-            format!(
-                "{:?} must be 1-100 chars of letters, digits, '.', '_' or '-'",
-                k.topic_prefix
-            ),
-        );
-        check(k.replication_factor >= 1, "kafka.replication_factor", "must be at least 1".into());
-        check(
-            k.min_insync_replicas >= 1 && i32::from(k.min_insync_replicas) <= i32::from(k.replication_factor),
-            "kafka.min_insync_replicas",
-            format!("must be between 1 and replication_factor ({})", k.replication_factor),
-        );
-        for (name, n) in [
-            ("events", k.partitions.events),
-            ("deliveries", k.partitions.deliveries),
-            ("attempts", k.partitions.attempts),
-            ("dlq", k.partitions.dlq),
-            ("retry", k.partitions.retry),
-        ] {
-            check(n >= 1, &format!("kafka.partitions.{name}"), format!("is {n}; must be at least 1"));
-        }
-        for (name, ms) in [
-            ("events_retention_ms", k.events_retention_ms),
-            ("deliveries_retention_ms", k.deliveries_retention_ms),
-            ("attempts_retention_ms", k.attempts_retention_ms),
-            ("dlq_retention_ms", k.dlq_retention_ms),
-        ] {
-            check(ms == -1 || ms >= 60_000, &format!("kafka.{name}"), format!("is {ms}; use -1 (forever) or at least 60000"));
-        }
-        check(
-            ["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()),
-            "kafka.compression",
-            format!("{:?} is not one of none, gzip, snappy, lz4, zstd", k.compression),
-        );
-        check(
-            (1..=MAX_PAYLOAD_BYTES_LIMIT).contains(&self.router.max_payload_bytes),
-            "router.max_payload_bytes",
-            format!("{} is not between 1 and {MAX_PAYLOAD_BYTES_LIMIT}", self.router.max_payload_bytes),
-        );
-        check(
-            self.router.max_in_flight_events >= 1,
-            "router.max_in_flight_events",
-            "must be at least 1".into(),
-        );
-        let s = &self.sender;
-        check(s.connect_timeout_ms >= 1, "sender.connect_timeout_ms", "must be at least 1".into());
-        check(
-            s.request_timeout_ms >= s.connect_timeout_ms,
-            "sender.request_timeout_ms",
-            format!("must be at least sender.connect_timeout_ms ({})", s.connect_timeout_ms),
-        );
-        check(s.max_in_flight >= 1, "sender.max_in_flight", "must be at least 1".into());
-        check(
-            (1..=s.max_in_flight.max(1)).contains(&s.max_in_flight_per_endpoint),
-            "sender.max_in_flight_per_endpoint",
-            format!("must be between 1 and sender.max_in_flight ({})", s.max_in_flight),
-        );
-        check(
-            s.max_queued_per_endpoint >= s.max_in_flight_per_endpoint,
-            "sender.max_queued_per_endpoint",
-            format!("must be at least sender.max_in_flight_per_endpoint ({})", s.max_in_flight_per_endpoint),
-        );
-        check(
-            (1..=10_000).contains(&s.attempt_batch_ms),
-            "sender.attempt_batch_ms",
-            format!("is {}; use 1 to 10000", s.attempt_batch_ms),
-        );
-        if let Err(e) = self.retry.parsed() {
-            check(false, "retry.schedule", e.to_string());
-        }
-        check(
-            (0.0..=0.5).contains(&self.retry.jitter),
-            "retry.jitter",
-            format!("is {}; use 0 to 0.5", self.retry.jitter),
-        );
-        check(self.retry.disable_after_ms >= 1_000, "retry.disable_after_ms", "must be at least 1000".into());
-        let b = &self.breaker;
-        check(b.failure_threshold >= 1, "breaker.failure_threshold", "must be at least 1".into());
-        check(
-            b.failure_rate > 0.0 && b.failure_rate <= 1.0,
-            "breaker.failure_rate",
-            format!("is {}; use a share above 0 and at most 1 (0.5: half the attempts)", b.failure_rate),
-        );
-        check(b.min_calls >= 1, "breaker.min_calls", "must be at least 1".into());
-        check(
-            (1_000..=3_600_000).contains(&b.window_ms),
-            "breaker.window_ms",
-            format!("is {}; use 1000 to 3600000", b.window_ms),
-        );
-        check(
-            b.initial_cooldown_ms >= 1 && b.max_cooldown_ms >= b.initial_cooldown_ms,
-            "breaker.max_cooldown_ms",
-            format!("must be at least breaker.initial_cooldown_ms ({}), which must be positive", b.initial_cooldown_ms),
-        );
-        check(
-            b.recovered_after_ms <= 86_400_000,
-            "breaker.recovered_after_ms",
-            format!("is {}; use 0 to 86400000", b.recovered_after_ms),
-        );
-        check(
-            (100..=3_600_000).contains(&s.failover_probe_ms),
-            "sender.failover_probe_ms",
-            format!("is {}; use 100 to 3600000", s.failover_probe_ms),
-        );
-        for (i, cidr) in s.allowed_cidrs.iter().enumerate() {
-            if let Err(e) = cidr.parse::<crate::address::Cidr>() {
-                check(false, &format!("sender.allowed_cidrs[{i}]"), e.to_string());
-            }
-        }
-        check(
-            self.admin.listen.is_empty() || self.admin.listen.parse::<std::net::SocketAddr>().is_ok(),
-            "admin.listen",
-            format!("{:?} is not an address like 0.0.0.0:9090 (or empty to turn it off)", self.admin.listen),
-        );
-        let a = &self.api;
-        check(
-            a.listen.parse::<std::net::SocketAddr>().is_ok(),
-            "api.listen",
-            format!("{:?} is not an address like 0.0.0.0:8080", a.listen),
-        );
-        for (i, t) in a.tokens.iter().enumerate() {
-            check(
-                t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
-                &format!("api.tokens[{i}].sha256"),
-                "must be 64 hex digits (hookline api token prints one)".into(),
-            );
-            check(
-                !t.scopes.is_empty() && t.scopes.iter().all(|s| ["admin", "read", "publish"].contains(&s.as_str())),
-                &format!("api.tokens[{i}].scopes"),
-                format!("{:?}: use one or more of admin, read, publish", t.scopes),
-            );
-        }
-        check(a.max_body_bytes >= 1024, "api.max_body_bytes", "must be at least 1024".into());
-        check(
-            a.portal_session_key.is_empty() || a.portal_session_key.len() >= 32,
-            "api.portal_session_key",
-            "must be at least 32 characters (or empty for a random key per process)".into(),
-        );
-        check(
-            a.public_url.is_empty() || a.public_url.starts_with("https://") || a.public_url.starts_with("http://"),
-            "api.public_url",
-            format!("{:?} is not an http(s) URL", a.public_url),
-        );
-        for (i, origin) in a.portal_frame_ancestors.iter().enumerate() {
-            // A CSP source: an origin, a scheme-wildcard host, or 'self'; never a quote or separator.
-            check(
-                origin == "'self'" || (!origin.is_empty() && !origin.contains([';', ',', ' ', '\'', '"'])),
-                &format!("api.portal_frame_ancestors[{i}]"),
-                format!("{origin:?} is not a CSP source such as https://app.example.com or 'self'"),
-            );
-        }
-        for (name, v) in [
-            ("idempotency_max_keys", a.idempotency_max_keys),
-            ("history_per_endpoint", a.history_per_endpoint),
-            ("history_events", a.history_events),
-            ("history_attempts", a.history_attempts),
-            ("dlq_kept", a.dlq_kept),
-        ] {
-            check(v >= 1, &format!("api.{name}"), "must be at least 1".into());
-        }
-        for (name, v) in [
-            ("idempotency_window_ms", a.idempotency_window_ms),
-            ("rotation_grace_ms", a.rotation_grace_ms),
-            ("history_lookback_ms", a.history_lookback_ms),
-        ] {
-            check(v >= 0, &format!("api.{name}"), "must not be negative".into());
-        }
-        let r = &self.replay;
-        check(r.max_rate_per_second >= 1, "replay.max_rate_per_second", "must be at least 1".into());
-        check(
-            (1..=r.max_rate_per_second.max(1)).contains(&r.default_rate_per_second),
-            "replay.default_rate_per_second",
-            format!("must be between 1 and replay.max_rate_per_second ({})", r.max_rate_per_second),
-        );
-        check(
-            (100..=60_000).contains(&r.progress_interval_ms),
-            "replay.progress_interval_ms",
-            "must be between 100 and 60000".into(),
-        );
-        check(r.keep_finished_ms >= 1_000, "replay.keep_finished_ms", "must be at least 1000".into());
-        let t = &self.traces;
-        check(
-            t.otlp_endpoint.is_empty() || t.otlp_endpoint.starts_with("http://"),
-            "traces.otlp_endpoint",
-            format!("{:?} must be an http:// URL (an OTLP/HTTP collector, e.g. http://otel-collector:4318/v1/traces) or empty", t.otlp_endpoint),
-        );
-        check(!t.service_name.trim().is_empty(), "traces.service_name", "must not be empty".into());
-        check(
-            ["auto", "json", "text"].contains(&self.log.format.as_str()),
-            "log.format",
-            format!("{:?} is not one of auto, json, text", self.log.format),
-        );
-        let sec = &self.secrets;
-        if sec.is_configured() {
-            let problem = if !crate::sealing::is_key_id(&sec.current_key) {
-                Some(format!("{:?} must name the key that seals: lowercase letters, digits, '_' or '-'", sec.current_key))
-            } else if sec.keys_file.is_empty() && !sec.keys.contains_key(&sec.current_key) {
-                Some(format!("{:?} is not one of secrets.keys (and no secrets.keys_file is set)", sec.current_key))
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                check(false, "secrets.current_key", problem);
-            }
-        }
-        for (id, key) in &sec.keys {
-            if let Err(e) = crate::sealing::parse_key(id, key) {
-                check(false, &format!("secrets.keys.{id}"), e.to_string());
-            }
-        }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        let mut p = Problems::default();
+        self.kafka.check(&mut p);
+        self.router.check(&mut p);
+        self.sender.check(&mut p);
+        self.retry.check(&mut p);
+        self.breaker.check(&mut p);
+        self.api.check(&mut p);
+        self.replay.check(&mut p);
+        self.traces.check(&mut p);
+        self.secrets.check(&mut p);
+        if p.0.is_empty() { Ok(()) } else { Err(p.0) }
     }
 
     pub fn topics(&self) -> Topics {
@@ -682,6 +616,164 @@ impl Config {
     }
 }
 
+impl KafkaConfig {
+    fn check(&self, p: &mut Problems) {
+        p.check(!self.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", || "must name at least one host:port".into());
+        p.check(is_topic_safe(&self.topic_prefix), "kafka.topic_prefix", || {
+            format!("{:?} must be 1-100 chars of letters, digits, '.', '_' or '-'", self.topic_prefix)
+        });
+        p.at_least(1, self.replication_factor.max(0) as u64, "kafka.replication_factor");
+        p.check(
+            self.min_insync_replicas >= 1 && i32::from(self.min_insync_replicas) <= i32::from(self.replication_factor),
+            "kafka.min_insync_replicas",
+            || format!("must be between 1 and replication_factor ({})", self.replication_factor),
+        );
+        let n = &self.partitions;
+        for (name, count) in [("events", n.events), ("deliveries", n.deliveries), ("attempts", n.attempts), ("dlq", n.dlq), ("retry", n.retry)] {
+            p.check(count >= 1, &format!("kafka.partitions.{name}"), || format!("is {count}; must be at least 1"));
+        }
+        for (name, ms) in [
+            ("events_retention_ms", self.events_retention_ms),
+            ("deliveries_retention_ms", self.deliveries_retention_ms),
+            ("attempts_retention_ms", self.attempts_retention_ms),
+            ("dlq_retention_ms", self.dlq_retention_ms),
+        ] {
+            p.check(ms == -1 || ms >= 60_000, &format!("kafka.{name}"), || format!("is {ms}; use -1 (forever) or at least 60000"));
+        }
+    }
+}
+
+impl RouterConfig {
+    fn check(&self, p: &mut Problems) {
+        p.within(1..=MAX_PAYLOAD_BYTES_LIMIT, self.max_payload_bytes, "router.max_payload_bytes");
+        p.at_least(1, self.max_in_flight_events as u64, "router.max_in_flight_events");
+    }
+}
+
+impl SenderConfig {
+    fn check(&self, p: &mut Problems) {
+        p.at_least(1, self.connect_timeout_ms, "sender.connect_timeout_ms");
+        p.check(self.request_timeout_ms >= self.connect_timeout_ms, "sender.request_timeout_ms", || {
+            format!("must be at least sender.connect_timeout_ms ({})", self.connect_timeout_ms)
+        });
+        p.at_least(1, self.max_in_flight as u64, "sender.max_in_flight");
+        p.check((1..=self.max_in_flight.max(1)).contains(&self.max_in_flight_per_endpoint), "sender.max_in_flight_per_endpoint", || {
+            format!("must be between 1 and sender.max_in_flight ({})", self.max_in_flight)
+        });
+        p.check(self.max_queued_per_endpoint >= self.max_in_flight_per_endpoint, "sender.max_queued_per_endpoint", || {
+            format!("must be at least sender.max_in_flight_per_endpoint ({})", self.max_in_flight_per_endpoint)
+        });
+        p.within(1..=10_000, self.attempt_batch_ms, "sender.attempt_batch_ms");
+        p.within(100..=3_600_000, self.failover_probe_ms, "sender.failover_probe_ms");
+    }
+}
+
+impl RetryConfig {
+    fn check(&self, p: &mut Problems) {
+        p.within(0.0..=0.5, self.jitter, "retry.jitter");
+        p.at_least(1_000, self.disable_after_ms.max(0) as u64, "retry.disable_after_ms");
+    }
+}
+
+impl BreakerConfig {
+    fn check(&self, p: &mut Problems) {
+        p.at_least(1, u64::from(self.failure_threshold), "breaker.failure_threshold");
+        p.check(self.failure_rate > 0.0 && self.failure_rate <= 1.0, "breaker.failure_rate", || {
+            format!("is {}; use a share above 0 and at most 1 (0.5: half the attempts)", self.failure_rate)
+        });
+        p.at_least(1, u64::from(self.min_calls), "breaker.min_calls");
+        p.within(1_000..=3_600_000, self.window_ms, "breaker.window_ms");
+        p.check(self.initial_cooldown_ms >= 1 && self.max_cooldown_ms >= self.initial_cooldown_ms, "breaker.max_cooldown_ms", || {
+            format!("must be at least breaker.initial_cooldown_ms ({}), which must be positive", self.initial_cooldown_ms)
+        });
+        p.within(0..=86_400_000, self.recovered_after_ms, "breaker.recovered_after_ms");
+    }
+}
+
+impl ApiConfig {
+    fn check(&self, p: &mut Problems) {
+        for (i, t) in self.tokens.iter().enumerate() {
+            p.check(!t.scopes.is_empty(), &format!("api.tokens[{i}].scopes"), || "use one or more of admin, read, publish".into());
+        }
+        p.at_least(1024, self.max_body_bytes as u64, "api.max_body_bytes");
+        p.check(self.portal_session_key.is_empty() || self.portal_session_key.len() >= 32, "api.portal_session_key", || {
+            "must be at least 32 characters (or empty for a random key per process)".into()
+        });
+        p.check(
+            self.public_url.is_empty() || self.public_url.starts_with("https://") || self.public_url.starts_with("http://"),
+            "api.public_url",
+            || format!("{:?} is not an http(s) URL", self.public_url),
+        );
+        for (i, origin) in self.portal_frame_ancestors.iter().enumerate() {
+            // A CSP source: an origin, a scheme-wildcard host, or 'self'; never a quote or separator.
+            p.check(
+                origin == "'self'" || (!origin.is_empty() && !origin.contains([';', ',', ' ', '\'', '"'])),
+                &format!("api.portal_frame_ancestors[{i}]"),
+                || format!("{origin:?} is not a CSP source such as https://app.example.com or 'self'"),
+            );
+        }
+        for (name, v) in [
+            ("idempotency_max_keys", self.idempotency_max_keys),
+            ("history_per_endpoint", self.history_per_endpoint),
+            ("history_events", self.history_events),
+            ("history_attempts", self.history_attempts),
+            ("dlq_kept", self.dlq_kept),
+        ] {
+            p.at_least(1, v as u64, &format!("api.{name}"));
+        }
+        for (name, v) in [
+            ("idempotency_window_ms", self.idempotency_window_ms),
+            ("rotation_grace_ms", self.rotation_grace_ms),
+            ("history_lookback_ms", self.history_lookback_ms),
+        ] {
+            p.check(v >= 0, &format!("api.{name}"), || "must not be negative".into());
+        }
+    }
+}
+
+impl ReplayConfig {
+    fn check(&self, p: &mut Problems) {
+        p.at_least(1, u64::from(self.max_rate_per_second), "replay.max_rate_per_second");
+        p.within(1..=self.max_rate_per_second.max(1), self.default_rate_per_second, "replay.default_rate_per_second");
+        p.within(100..=60_000, self.progress_interval_ms, "replay.progress_interval_ms");
+        p.at_least(1_000, self.keep_finished_ms.max(0) as u64, "replay.keep_finished_ms");
+    }
+}
+
+impl TracesConfig {
+    fn check(&self, p: &mut Problems) {
+        p.check(self.otlp_endpoint.is_empty() || self.otlp_endpoint.starts_with("http://"), "traces.otlp_endpoint", || {
+            format!(
+                "{:?} must be an http:// URL (an OTLP/HTTP collector, e.g. http://otel-collector:4318/v1/traces) or empty",
+                self.otlp_endpoint
+            )
+        });
+        p.check(!self.service_name.trim().is_empty(), "traces.service_name", || "must not be empty".into());
+    }
+}
+
+impl SecretsConfig {
+    fn check(&self, p: &mut Problems) {
+        if self.is_configured() {
+            let problem = if !crate::sealing::is_key_id(&self.current_key) {
+                Some(format!("{:?} must name the key that seals: lowercase letters, digits, '_' or '-'", self.current_key))
+            } else if self.keys_file.is_empty() && !self.keys.contains_key(&self.current_key) {
+                Some(format!("{:?} is not one of secrets.keys (and no secrets.keys_file is set)", self.current_key))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                p.check(false, "secrets.current_key", || problem);
+            }
+        }
+        for (id, key) in &self.keys {
+            if let Err(e) = crate::sealing::parse_key(id, key) {
+                p.check(false, &format!("secrets.keys.{id}"), || e.to_string());
+            }
+        }
+    }
+}
+
 /// What [`Config::redacted`] shows instead of a secret.
 pub const REDACTED: &str = "<redacted>";
 
@@ -697,7 +789,7 @@ impl Config {
     /// Every retry tier of the global schedule, with its topic.
     pub fn retry_tiers(&self) -> Vec<(crate::retry::Delay, String)> {
         let topics = self.topics();
-        self.retry.parsed().map(|s| s.tiers()).unwrap_or_default().into_iter().map(|d| (d, topics.retry(d))).collect()
+        self.retry.schedule.tiers().into_iter().map(|d| (d, topics.retry(d))).collect()
     }
 }
 
@@ -762,9 +854,10 @@ mod tests {
         c.kafka.topic_prefix = "bad prefix!".into();
         c.kafka.min_insync_replicas = 2;
         c.kafka.partitions.deliveries = 0;
-        c.kafka.compression = "brotli".into();
         c.sender.request_timeout_ms = 10;
-        c.log.format = "xml".into();
+        c.breaker.window_ms = 10;
+        c.api.tokens.push(TokenConfig { name: "ci".into(), sha256: TokenDigest([0xab; 32]), scopes: vec![] });
+        c.replay.progress_interval_ms = 5;
         let errors = c.validate().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
@@ -773,12 +866,57 @@ mod tests {
                 "kafka.topic_prefix",
                 "kafka.min_insync_replicas",
                 "kafka.partitions.deliveries",
-                "kafka.compression",
                 "sender.request_timeout_ms",
-                "log.format"
+                "breaker.window_ms",
+                "api.tokens[0].scopes",
+                "replay.progress_interval_ms",
             ]
         );
         assert!(errors[0].to_string().starts_with("kafka.topic_prefix: \"bad prefix!\""));
+        assert_eq!(errors[4].to_string(), "breaker.window_ms: is 10; use 1000 to 3600000");
+    }
+
+    /// A value with a syntax fails as it loads, naming what is wrong; it is never a string
+    /// parsed later where it is used.
+    #[test]
+    fn typed_values_are_parsed_as_they_load() {
+        let load = |json: &str| serde_json::from_str::<Config>(json).map_err(|e| e.to_string());
+        let c = load(
+            r#"{"retry": {"schedule": ["1s", "90s"]}, "sender": {"allowed_cidrs": ["10.20.0.0/16", "fd00::1"]},
+                "kafka": {"compression": "zstd"}, "log": {"format": "text"}, "admin": {"listen": ""},
+                "api": {"listen": "127.0.0.1:8081", "tokens": [{"name": "ci", "sha256": "abababababababababababababababababababababababababababababababab", "scopes": ["publish"]}]}}"#,
+        )
+        .expect("valid");
+        assert_eq!(c.retry.schedule.delays().iter().map(|d| d.to_string()).collect::<Vec<_>>(), ["1s", "90s"]);
+        assert_eq!(c.sender.allowed_cidrs.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["10.20.0.0/16", "fd00::1/128"]);
+        assert_eq!((c.kafka.compression, c.log.format), (Compression::Zstd, LogFormat::Text));
+        assert_eq!((c.admin.listen, c.api.listen), (None, "127.0.0.1:8081".parse().expect("address")));
+        assert_eq!(c.api.tokens[0].scopes, [Scope::Publish]);
+        for (json, says) in [
+            (r#"{"retry": {"schedule": ["5x"]}}"#, "\"5x\""),
+            (r#"{"sender": {"allowed_cidrs": ["10.0.0.0/33"]}}"#, "10.0.0.0/33"),
+            (r#"{"kafka": {"compression": "brotli"}}"#, "brotli"),
+            (r#"{"log": {"format": "xml"}}"#, "xml"),
+            (r#"{"admin": {"listen": "localhost"}}"#, "\"localhost\" is not an address"),
+            (r#"{"api": {"listen": "8080"}}"#, "invalid socket address"),
+            (r#"{"api": {"tokens": [{"name": "x", "sha256": "abababababababababababababababababababababababababababababababab", "scopes": ["root"]}]}}"#, "root"),
+            (r#"{"api": {"tokens": [{"name": "x", "sha256": "abc", "scopes": ["read"]}]}}"#, "must be 64 hex digits"),
+        ] {
+            let message = load(json).expect_err(json);
+            assert!(message.contains(says), "{json}: {message}");
+        }
+    }
+
+    /// What `hookline config` prints loads back as the same configuration.
+    #[test]
+    fn a_configuration_round_trips_through_its_text() {
+        let mut c = Config::default();
+        c.admin.listen = None;
+        c.sender.allowed_cidrs = vec!["10.20.0.0/16".parse().expect("cidr")];
+        c.retry.schedule = RetrySchedule::parse(&["1s", "1m"]).expect("schedule");
+        let text = serde_json::to_string(&c).expect("json");
+        assert_eq!(serde_json::from_str::<Config>(&text).expect("loads"), c);
+        assert_eq!(serde_json::from_str::<Config>(&serde_json::to_string(&Config::default()).expect("json")).expect("loads"), Config::default());
     }
 
     #[test]
@@ -798,7 +936,7 @@ mod tests {
         }
         c.traces.otlp_headers.insert("x-api-key".into(), "vendor-key".into());
         c.api.portal_session_key = "k".repeat(32);
-        c.api.tokens.push(TokenConfig { name: "ops".into(), sha256: "ab".repeat(32), scopes: vec!["admin".into()] });
+        c.api.tokens.push(TokenConfig { name: "ops".into(), sha256: TokenDigest([0xab; 32]), scopes: vec![Scope::Admin] });
         c.secrets.keys.insert("k1".into(), "c2VhbGluZyBrZXk=".into());
         c.secrets.current_key = "k1".into();
         let r = c.redacted();

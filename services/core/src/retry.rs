@@ -69,10 +69,25 @@ impl fmt::Display for Delay {
     }
 }
 
-/// Delays before attempts 2, 3, ...; `attempts()` is their number plus one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Delays before attempts 2, 3, ...; `attempts()` is their number plus one. In a
+/// configuration it is a list of delays (`["5s", "5m"]`), parsed when the file loads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
 pub struct RetrySchedule {
     delays: Vec<Delay>,
+}
+
+impl TryFrom<Vec<String>> for RetrySchedule {
+    type Error = ScheduleError;
+    fn try_from(delays: Vec<String>) -> Result<Self, Self::Error> {
+        Self::parse(&delays)
+    }
+}
+
+impl From<RetrySchedule> for Vec<String> {
+    fn from(schedule: RetrySchedule) -> Self {
+        schedule.delays.iter().map(Delay::to_string).collect()
+    }
 }
 
 impl Default for RetrySchedule {

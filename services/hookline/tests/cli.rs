@@ -21,8 +21,8 @@ fn config() -> Config {
     c.kafka.partitions.attempts = 1;
     c.kafka.partitions.dlq = 1;
     c.kafka.partitions.retry = 1;
-    c.retry.schedule = vec!["1s".into()];
-    c.admin.listen = String::new();
+    c.retry.schedule = hookline_core::retry::RetrySchedule::parse(&["1s"]).expect("schedule");
+    c.admin.listen = None;
     c
 }
 

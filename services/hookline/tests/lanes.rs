@@ -83,7 +83,7 @@ async fn per_key_order_holds_at_the_receiver_under_failures_and_sender_restarts(
     p.put_endpoint(ordered("keyed", &rx.url(), DeliveryOrdering::Key, 60_000, LaneBlocked::Skip)).await;
     // Several roles on one machine: no admin listener (they would share its port).
     let mut config = p.config.clone();
-    config.admin.listen = String::new();
+    config.admin.listen = None;
     let _router = Role::start("router", &config);
     let mut senders = [Role::start("sender", &config), Role::start("sender", &config)];
 

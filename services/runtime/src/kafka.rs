@@ -66,7 +66,7 @@ fn producer_lingering(cfg: &KafkaConfig, client_id: &str, linger_ms: u32) -> Kaf
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
-        .set("compression.type", &cfg.compression)
+        .set("compression.type", cfg.compression.as_str())
         .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")

@@ -1,6 +1,6 @@
 //! Loads the configuration: embedded defaults, then a TOML file, then `HOOKLINE_*`
 //! environment variables (`HOOKLINE_KAFKA__BOOTSTRAP_SERVERS=...`: sections are separated by
-//! a double underscore), then validates it once.
+//! a double underscore), parses it into typed values and validates it, once.
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -9,10 +9,25 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("cannot read the configuration: {0}")]
-    Load(Box<figment::Error>),
     #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ConfigError>),
+}
+
+/// What figment could not read or parse, by key, as validation names its problems.
+fn unreadable(error: figment::Error) -> SettingsError {
+    let problems = error.into_iter().map(|e| {
+        // Keys from the environment come in capitals; the configuration's keys are lowercase.
+        let field = if e.path.is_empty() { "--config".to_owned() } else { e.path.join(".").to_lowercase() };
+        let problem = match &e.metadata {
+            Some(meta) => match &meta.source {
+                Some(figment::Source::File(path)) => format!("{} (in {})", e.kind, path.display()),
+                _ => format!("{} (from {})", e.kind, meta.name),
+            },
+            None => e.kind.to_string(),
+        };
+        ConfigError { field, problem }
+    });
+    SettingsError::Invalid(problems.collect())
 }
 
 /// Reads defaults, then `file` if given, then the process environment.
@@ -34,7 +49,7 @@ pub fn load_from(file: Option<&Path>, env: Env) -> Result<Config, SettingsError>
         }
         figment = figment.merge(Toml::file(file));
     }
-    let config: Config = figment.merge(env).extract().map_err(|e| SettingsError::Load(Box::new(e)))?;
+    let config: Config = figment.merge(env).extract().map_err(unreadable)?;
     config.validate().map_err(SettingsError::Invalid)?;
     Ok(config)
 }
@@ -70,7 +85,17 @@ mod tests {
             jail.set_env("HOOKLINE_KAFKA__COMPRESSION", "brotli");
             let err = load(None).expect_err("invalid");
             let text = err.to_string();
-            assert!(text.contains("kafka.compression: \"brotli\""), "{text}");
+            // A value with a syntax fails as it loads, with its key and the value given.
+            assert!(text.contains("kafka.compression") && text.contains("brotli"), "{text}");
+            jail.set_env("HOOKLINE_KAFKA__COMPRESSION", "lz4");
+            jail.set_env("HOOKLINE_RETRY__SCHEDULE", "[\"5s\", \"soon\"]");
+            let text = load(None).expect_err("invalid schedule").to_string();
+            assert!(text.contains("retry.schedule") && text.contains("soon"), "{text}");
+            jail.set_env("HOOKLINE_RETRY__SCHEDULE", "[\"5s\"]");
+            jail.set_env("HOOKLINE_BREAKER__WINDOW_MS", "10");
+            let text = load(None).expect_err("out of range").to_string();
+            assert!(text.contains("breaker.window_ms: is 10; use 1000 to 3600000"), "{text}");
+            jail.set_env("HOOKLINE_BREAKER__WINDOW_MS", "10000");
             jail.set_env("HOOKLINE_KAFKA__COMPRESSION", "lz4");
             jail.set_env("HOOKLINE_SENDER__MAX_IN_FLIGHT", "lots");
             let text = load(None).expect_err("not a number").to_string();

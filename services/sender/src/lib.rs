@@ -34,7 +34,7 @@ use attempt::Attempter;
 use deliver::{Shared, DUE_HEADER};
 use endpoints::EndpointRuntimes;
 use futures::StreamExt;
-use hookline_core::address::{AddressPolicy, Cidr};
+use hookline_core::address::AddressPolicy;
 use hookline_core::config::Config;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
@@ -91,10 +91,9 @@ pub async fn run(
     run_with_resolver(cfg, registry, health, resolver, policy, shutdown).await
 }
 
-/// The SSRF policy the configuration asks for (validated at load, so entries parse).
+/// The SSRF policy the configuration asks for.
 pub fn address_policy(cfg: &Config) -> AddressPolicy {
-    let allow = cfg.sender.allowed_cidrs.iter().filter_map(|c| c.parse::<Cidr>().ok()).collect();
-    AddressPolicy::new(allow, cfg.sender.allow_loopback)
+    AddressPolicy::new(cfg.sender.allowed_cidrs.clone(), cfg.sender.allow_loopback)
 }
 
 /// Runs the sender with a chosen resolver (tests answer DNS themselves).
@@ -119,7 +118,7 @@ pub async fn run_with_resolver(
         },
     };
     let request_timeout = Duration::from_millis(cfg.sender.request_timeout_ms);
-    let schedule = cfg.retry.parsed().unwrap_or_default();
+    let schedule = cfg.retry.schedule.clone();
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<KafkaError>(1);
     // Attempts stop at the process shutdown; waiting work is left for the next owner.
     let work_shutdown = shutdown.child_token();

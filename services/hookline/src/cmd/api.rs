@@ -2,8 +2,8 @@
 
 use super::roles;
 use clap::Subcommand;
-use hookline_api::auth::{token_digest_hex, Auth};
-use hookline_core::config::Config;
+use hookline_api::auth::Auth;
+use hookline_core::config::{Config, Scope, TokenDigest};
 use hookline_runtime::health::Health;
 use hookline_runtime::shutdown;
 
@@ -20,8 +20,8 @@ pub enum ApiCommand {
         #[arg(long, default_value = "ops")]
         name: String,
         /// Scopes: admin, read, publish (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "admin")]
-        scopes: Vec<String>,
+        #[arg(long, value_delimiter = ',', default_value = "admin", value_parser = parse_scope)]
+        scopes: Vec<Scope>,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -32,7 +32,8 @@ pub async fn run(config: Config, args: ApiArgs) -> anyhow::Result<()> {
         Some(ApiCommand::Token { name, scopes }) => {
             let token = new_token();
             println!("token: {token}");
-            println!("config: [[api.tokens]]\nname = {name:?}\nsha256 = {:?}\nscopes = {scopes:?}", token_digest_hex(&token));
+            let scopes: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
+            println!("config: [[api.tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = {scopes:?}", TokenDigest::of(&token));
             Ok(())
         }
         Some(ApiCommand::Openapi) => {
@@ -41,6 +42,14 @@ pub async fn run(config: Config, args: ApiArgs) -> anyhow::Result<()> {
         }
         None => serve(config).await,
     }
+}
+
+/// A scope as the command line names it (`admin`, `read`, `publish`).
+fn parse_scope(name: &str) -> Result<Scope, String> {
+    [Scope::Admin, Scope::Read, Scope::Publish]
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| format!("{name:?} is not one of admin, read, publish"))
 }
 
 pub fn new_token() -> String {

@@ -354,7 +354,7 @@ mod tests {
         // --dev allows loopback only, never the metadata service.
         assert!(check(&dev(), &endpoint(&["--url", "http://169.254.169.254/"])).await.is_err());
         let mut c = Config::default();
-        c.sender.allowed_cidrs = vec!["10.20.0.0/16".into()];
+        c.sender.allowed_cidrs = vec!["10.20.0.0/16".parse().expect("cidr")];
         assert_eq!(check(&c, &endpoint(&["--url", "https://10.20.3.4/"])).await, Ok(()));
     }
 

@@ -54,10 +54,7 @@ pub async fn start_admin(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     admin::metrics_recorder();
-    if config.admin.listen.is_empty() {
-        return Ok(());
-    }
-    let listen = config.admin.listen.parse()?;
+    let Some(listen) = config.admin.listen else { return Ok(()) };
     admin::serve(listen, Arc::clone(health), Arc::clone(registry), shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!("admin listener on {listen}: {e}"))?;

@@ -2,8 +2,8 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use hookline_api::auth::{token_digest_hex, Auth};
-use hookline_core::config::{Config, TokenConfig};
+use hookline_api::auth::{Auth, Scope};
+use hookline_core::config::{Config, TokenConfig, TokenDigest};
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use http_body_util::BodyExt;
@@ -26,9 +26,9 @@ pub struct Reply {
 
 impl TestApi {
     pub fn new(mut config: Config, registry: Arc<EndpointRegistry>, shutdown: &Shutdown) -> Self {
-        config.api.tokens = [("admin", ADMIN), ("read", READ), ("publish", PUBLISH)]
+        config.api.tokens = [(Scope::Admin, ADMIN), (Scope::Read, READ), (Scope::Publish, PUBLISH)]
             .iter()
-            .map(|(scope, token)| TokenConfig { name: scope.to_string(), sha256: token_digest_hex(token), scopes: vec![scope.to_string()] })
+            .map(|&(scope, token)| TokenConfig { name: scope.name().into(), sha256: TokenDigest::of(token), scopes: vec![scope] })
             .collect();
         let auth = Auth::new(&config.api.tokens, hookline_api::portal::SessionKey::from_config(&config.api));
         let state = hookline_api::state(config, registry, auth, shutdown).expect("api state");

@@ -8,6 +8,7 @@ pub mod procs;
 
 use futures::StreamExt;
 use hookline_core::config::Config;
+use hookline_core::retry::RetrySchedule;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::health::Health;
@@ -132,7 +133,7 @@ impl Builder {
     }
 
     pub fn retry_schedule(mut self, delays: &[&str]) -> Self {
-        self.config.retry.schedule = delays.iter().map(|d| d.to_string()).collect();
+        self.config.retry.schedule = RetrySchedule::parse(delays).expect("a valid schedule");
         self
     }
 
@@ -281,11 +282,11 @@ impl TestPipeline {
         config.sender.request_timeout_ms = 5_000;
         config.sender.connect_timeout_ms = 2_000;
         // Seconds-scale schedules keep fault tests short; no jitter keeps timings exact.
-        config.retry.schedule = vec!["1s".into(), "1s".into()];
+        config.retry.schedule = RetrySchedule::parse(&["1s", "1s"]).expect("a valid schedule");
         config.retry.jitter = 0.0;
         config.kafka.partitions.retry = 2;
         // Role processes of parallel tests would fight over one admin port.
-        config.admin.listen = String::new();
+        config.admin.listen = None;
         Builder { config, roles: true }
     }
 
