@@ -12,18 +12,13 @@ use hookline_core::ops::{EndpointEnabled, OpsEvent};
 use hookline_core::signing::{ed25519_secret_from_seed, secret_from_bytes};
 use hookline_proto::v1;
 use hookline_proto::Message as _;
-use hookline_runtime::kafka;
+use hookline_core::endpoint_rules::{FieldProblem, WritePolicy};
 use hookline_runtime::registry::{self, EndpointError};
+use hookline_runtime::{endpoint_check, kafka};
 use hookline_runtime::time::now_ms;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Headers an endpoint may not set: Hookline sets them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
-    "webhook-id", "webhook-timestamp", "webhook-signature",
-];
 type AppStateRef = State<Arc<AppState>>;
 
 fn new_secret(signing: Signing) -> String {
@@ -43,78 +38,23 @@ fn ensure_mask_key(endpoint: &mut v1::Endpoint) {
     }
 }
 
-/// Maps the registry's endpoint rules onto field errors.
+/// A record the registry refuses, as a 422.
 fn endpoint_problem(error: EndpointError) -> Problem {
-    let text = error.to_string();
-    let (field, problem) = text.split_once(": ").unwrap_or(("body", text.as_str()));
-    Problem::field(field, problem)
+    match error {
+        EndpointError::Rule(rule) => Problem::invalid(vec![FieldProblem::from(rule).into()]),
+        other => Problem::field("body", other.to_string()),
+    }
 }
 
-/// Every rule an endpoint must pass here, beyond the registry's own: https unless allowed,
-/// no reserved headers, and no address the SSRF policy refuses (checked again at send time,
-/// since DNS can change).
+/// Every rule an endpoint must pass before it is written (`core::endpoint_rules`): the
+/// registry's own, then https unless allowed, no reserved headers, and no address the SSRF
+/// policy refuses (checked again at send time, since DNS can change).
 async fn check_endpoint(state: &AppState, endpoint: &v1::Endpoint) -> Result<(), Problem> {
-    registry::validate(endpoint).map_err(endpoint_problem)?;
-    let mut errors = Vec::new();
-    check_url(state, "url", &endpoint.url, &mut errors).await?;
-    if !endpoint.failover_url.is_empty() {
-        check_url(state, "failover_url", &endpoint.failover_url, &mut errors).await?;
-        if endpoint.failover_url == endpoint.url {
-            errors.push(FieldError { field: "failover_url".into(), problem: "is the same as url".into() });
-        }
-    }
-    if endpoint.failover_after > 1000 {
-        errors.push(FieldError { field: "failover_after".into(), problem: "must be at most 1000 (0: the default, 3)".into() });
-    }
-    for name in endpoint.headers.keys() {
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
-            errors.push(FieldError { field: format!("headers.{name}"), problem: "is set by Hookline".into() });
-        } else if http::HeaderName::try_from(name.as_str()).is_err() {
-            errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header name".into() });
-        }
-    }
-    for (name, value) in &endpoint.headers {
-        if http::HeaderValue::try_from(value.as_str()).is_err() {
-            errors.push(FieldError { field: format!("headers.{name}"), problem: "is not a valid header value".into() });
-        }
-    }
-    // The token URL is fetched by the sender like a delivery: the same rules as `url`.
-    if let Some(v1::endpoint_auth::Kind::Oauth2(o)) = endpoint.auth.as_ref().and_then(|a| a.kind.as_ref()) {
-        check_url(state, "auth.oauth2.token_url", &o.token_url, &mut errors).await?;
-    }
-    if errors.is_empty() { Ok(()) } else { Err(Problem::invalid(errors)) }
-}
-
-/// The rules of an endpoint URL (`field`: `url` or `failover_url`): https unless allowed,
-/// and not only addresses the SSRF policy refuses.
-async fn check_url(state: &AppState, field: &str, url: &str, errors: &mut Vec<FieldError>) -> Result<(), Problem> {
-    let uri: http::Uri = url.parse().map_err(|_| Problem::field(field, "is not a URL"))?;
-    if uri.scheme_str() != Some("https") && uri.scheme_str() != Some("http") {
-        return Err(Problem::field(field, "must be an absolute http(s) URL"));
-    }
-    if state.config.api.require_https && uri.scheme_str() != Some("https") {
-        errors.push(FieldError { field: field.into(), problem: "must be https".into() });
-    }
-    if let Some(host) = uri.host() {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        // `[fe80::1%25eth0]`: the zone id does not change which address it is.
-        let literal = host.split('%').next().unwrap_or(host);
-        let addresses: Vec<IpAddr> = match literal.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            // A name that does not resolve now may later; the sender checks at send time.
-            Err(_) => tokio::net::lookup_host((host, 0)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
-        };
-        let refused: Vec<String> =
-            addresses.iter().filter_map(|ip| state.policy.check(*ip).err()).map(|b| b.to_string()).collect();
-        if !addresses.is_empty() && refused.len() == addresses.len() {
-            errors.push(FieldError {
-                field: field.into(),
-                problem: format!("points at a refused address ({})", refused.join("; ")),
-            });
-        }
-    }
-    Ok(())
+    let policy = WritePolicy { require_https: state.config.api.require_https, addresses: &state.policy };
+    endpoint_check::check(endpoint, &policy)
+        .await
+        .map(|_| ())
+        .map_err(|problems| Problem::invalid(problems.into_iter().map(FieldError::from).collect()))
 }
 
 /// Serialises the read-modify-write of one endpoint within this replica, so that a change

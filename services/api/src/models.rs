@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
-// The endpoint rules (registry::validate) as schema constraints, so that clients and
+// The endpoint rules (core::endpoint_rules) as schema constraints, so that clients and
 // generated tests know them up front. `schema_with` replaces the whole field schema, doc
 // comment included, hence the descriptions here.
 fn string_list(pattern: &str) -> ArrayBuilder {

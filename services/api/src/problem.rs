@@ -17,6 +17,12 @@ pub struct FieldError {
     pub problem: String,
 }
 
+impl From<hookline_core::endpoint_rules::FieldProblem> for FieldError {
+    fn from(p: hookline_core::endpoint_rules::FieldProblem) -> Self {
+        Self { field: p.field, problem: p.problem }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.

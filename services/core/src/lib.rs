@@ -28,6 +28,7 @@ pub mod config;
 pub mod consume;
 pub mod contracts;
 pub mod endpoint_auth;
+pub mod endpoint_rules;
 pub mod event;
 pub mod failover;
 pub mod framing;

@@ -181,3 +181,53 @@ async fn a_halting_lane_disables_its_endpoint_with_the_event_to_resume_from() {
     assert!(dead.iter().filter(|d| d.reason() == DeadLetterReason::EndpointDisabled).count() >= 2, "the rest of the lane waits in the DLQ, in order");
     p.stop().await;
 }
+
+/// What `docs/delivery.md` tells an operator to do after a halt: fix the receiver, enable the
+/// endpoint, replay its dead letters. The replay goes through the lane: the head first, then
+/// the rest in their order, each after the one before it succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_halted_lane_resumes_in_order_from_a_dead_letter_replay() {
+    use axum::http::{Method, StatusCode};
+    use common::api::{ADMIN, READ};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let p = TestPipeline::builder().retry_schedule(&["200ms", "200ms"]).start().await;
+    let api = p.api(false);
+    let _worker = p.replay_worker();
+    let fixed = std::sync::Arc::new(AtomicBool::new(false));
+    let f = std::sync::Arc::clone(&fixed);
+    // Event 1 fails until the receiver is fixed; every later request of the lane counts.
+    let rx = FaultyReceiver::start(move |id, _| {
+        if id.ends_with("_0001") && !f.load(Ordering::Acquire) { Reply::Status(500) } else { Reply::Status(200) }
+    })
+    .await;
+    p.put_endpoint(ordered("resumable", &rx.url(), DeliveryOrdering::Endpoint, 0, LaneBlocked::Halt)).await;
+    let from = hookline_runtime::time::now_ms();
+    const EVENTS: usize = 6;
+    publish_keyed(&p, &["r".to_owned()], EVENTS).await;
+    let registry = std::sync::Arc::clone(&p.registry);
+    eventually("the endpoint halts (disabled)", WAIT, || registry.get("resumable").is_some_and(|e| e.endpoint.disabled)).await;
+    let dead = p.dead_letters(EVENTS - 1).await;
+    assert_eq!(dead.len(), EVENTS - 1, "the head and the lane after it are dead letters");
+
+    fixed.store(true, Ordering::Release);
+    let enabled = api.call(Method::PATCH, "/v1/endpoints/resumable", Some(ADMIN), Some(json!({"enabled": true}))).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.json);
+    eventually("the endpoint enabled", WAIT, || registry.get("resumable").is_some_and(|e| !e.endpoint.disabled)).await;
+    let created = api
+        .call(Method::POST, "/v1/replays", Some(ADMIN), Some(json!({"source": "dlq", "endpoint_id": "resumable", "from": from, "rate_per_second": 1000})))
+        .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.json);
+    let job = created.json["id"].as_str().expect("id").to_owned();
+    common::eventually_async("the replay completes", WAIT, || async {
+        api.call(Method::GET, &format!("/v1/replays/{job}"), Some(READ), None).await.json["state"] == "completed"
+    })
+    .await;
+
+    eventually("the whole lane delivered", WAIT, || first_successes(&rx).0.get("r").is_some_and(|s| s.len() == EVENTS)).await;
+    let (firsts, breaches) = first_successes(&rx);
+    assert_eq!(firsts["r"], (0..EVENTS).collect::<Vec<_>>(), "the replayed lane came in order, its head first");
+    assert!(breaches.is_empty(), "order breaches: {breaches:?}");
+    p.stop().await;
+}

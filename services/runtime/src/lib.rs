@@ -20,6 +20,7 @@ pub mod admin;
 pub mod catalog;
 pub mod compacted;
 pub mod consume;
+pub mod endpoint_check;
 pub mod health;
 pub mod intake;
 pub mod kafka;

@@ -11,13 +11,14 @@
 
 use dashmap::DashMap;
 use hookline_core::config::{KafkaConfig, SecretsConfig};
+use hookline_core::client_cert::{self, ClientIdentity};
 use hookline_core::contracts::filter::{EvalError, EventView, Filter, FilterOutcome};
-use hookline_core::contracts::transform::{EventMeta, MaskKey, Transform, TransformConfig, TransformError};
-use hookline_core::client_cert::{self, CertError, ClientIdentity};
-use hookline_core::endpoint_auth::{self, AuthError};
+use hookline_core::contracts::transform::{EventMeta, MaskKey, Transform, TransformError};
+pub use hookline_core::endpoint_rules::{contract, validate, RuleError};
+use hookline_core::endpoint_rules::rules;
+use hookline_core::matching::{EventKey, Subscription, SubscriptionIndex};
 use hookline_core::sealing::{self, KeyError, KeyRing, SealError};
-use hookline_core::matching::{EventKey, EventTypePattern, PatternError, Subscription, SubscriptionIndex};
-use hookline_core::signing::{SecretError, SigningKey};
+use hookline_core::signing::SigningKey;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use parking_lot::RwLock;
@@ -26,49 +27,20 @@ use std::sync::Arc;
 
 use crate::shutdown::Shutdown;
 
-/// A broken rule of an endpoint definition, naming the field.
+/// Why the registry refuses an endpoints-topic record: a broken rule of the definition
+/// (`core::endpoint_rules`), or a record it cannot read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
-    #[error("id: must be 1-128 chars of letters, digits, '_' or '-'")]
-    BadId,
-    #[error("url: {0}")]
-    BadUrl(String),
-    #[error("event_types: must name at least one pattern")]
-    NoEventTypes,
-    #[error("event_types[{0}]: {1}")]
-    BadPattern(usize, PatternError),
-    #[error("secrets: at least one signing secret is required")]
-    NoSecrets,
-    #[error("secrets[{0}]: {1}")]
-    BadSecret(usize, SecretError),
-    #[error("retry_schedule{0}")]
-    BadSchedule(hookline_core::retry::ScheduleError),
-    #[error("permanent_statuses[{0}]: {1} is not an HTTP status between 100 and 599 (2xx cannot be permanent)")]
-    BadStatus(usize, u32),
-    #[error("lane_max_block_ms: {0} is not between 0 and 2592000000 (30 days)")]
-    BadLaneBlock(i64),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
     #[error("record value is not a hookline.v1.Endpoint: {0}")]
     Undecodable(String),
     #[error("record key {key:?} differs from the endpoint id {id:?}")]
     KeyMismatch { key: String, id: String },
     #[error("secrets[{0}]: {1}")]
     Sealed(usize, SealError),
-    #[error("{0}")]
-    BadAuth(AuthError),
-    #[error("headers.{0}: cannot be set next to `auth`, which sets Authorization; remove the header or the auth")]
-    AuthorizationHeader(String),
-    #[error("{0}")]
-    BadCertificate(CertError),
     #[error("{0}: {1}")]
     SealedField(&'static str, SealError),
-    #[error("{0}")]
-    BadFilter(hookline_core::contracts::filter::FilterError),
-    #[error("{0}")]
-    BadTransform(String),
-    #[error("version: {0}")]
-    BadVersion(hookline_core::contracts::version::VersionError),
-    #[error("mask_key: the transformation masks with a keyed hash and the endpoint has no mask key")]
-    NoMaskKey,
 }
 
 impl EndpointError {
@@ -268,16 +240,16 @@ impl EndpointEntry {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let key = SigningKey::from_secret(&s.key).map_err(|e| EndpointError::BadSecret(i, e))?;
+                let key = SigningKey::from_secret(&s.key).map_err(|e| RuleError::BadSecret(i, e))?;
                 Ok(TimedKey { key, not_before_ms: s.not_before_ms, expires_at_ms: s.expires_at_ms })
             })
-            .collect::<Result<Vec<_>, EndpointError>>()?;
+            .collect::<Result<Vec<_>, RuleError>>()?;
         let client_identity = endpoint
             .client_certificate
             .as_ref()
             .map(|c| client_cert::parse(&c.certificate_pem, &c.private_key_pem).map(Arc::new))
             .transpose()
-            .map_err(EndpointError::BadCertificate)?;
+            .map_err(RuleError::BadCertificate)?;
         let contract = contract(&endpoint)?;
         let transform = contract.transform.map(|t| (t, (!endpoint.mask_key.is_empty()).then(|| MaskKey::new(endpoint.mask_key.as_bytes()))));
         Ok((Self { endpoint, keys, client_identity, filter: contract.filter, transform }, subscription))
@@ -322,75 +294,6 @@ impl EndpointEntry {
     }
 }
 
-/// Checks every rule of an endpoint definition and returns its subscription.
-/// The longest an ordered lane may be blocked before its head is skipped or it halts.
-const MAX_LANE_BLOCK_MS: i64 = 30 * 86_400_000;
-
-pub fn validate(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> {
-    let subscription = rules(endpoint)?;
-    contract(endpoint)?;
-    Ok(subscription)
-}
-
-/// Every rule but the contract's (compiled by [`contract`]).
-fn rules(endpoint: &v1::Endpoint) -> Result<Subscription, EndpointError> {
-    let id_ok = (1..=128).contains(&endpoint.id.len())
-        && endpoint.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !id_ok {
-        return Err(EndpointError::BadId);
-    }
-    let uri: http::Uri = endpoint
-        .url
-        .parse()
-        .map_err(|e| EndpointError::BadUrl(format!("{:?} is not a URL: {e}", endpoint.url)))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(EndpointError::BadUrl(format!("{:?} must be an absolute http(s) URL", endpoint.url))),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(EndpointError::BadUrl(format!("{:?} has no host", endpoint.url)));
-    }
-    if endpoint.event_types.is_empty() {
-        return Err(EndpointError::NoEventTypes);
-    }
-    let patterns = endpoint
-        .event_types
-        .iter()
-        .enumerate()
-        .map(|(i, p)| EventTypePattern::parse(p).map_err(|e| EndpointError::BadPattern(i, e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if endpoint.secrets.is_empty() {
-        return Err(EndpointError::NoSecrets);
-    }
-    hookline_core::retry::RetrySchedule::parse(&endpoint.retry_schedule).map_err(EndpointError::BadSchedule)?;
-    if !(0..=MAX_LANE_BLOCK_MS).contains(&endpoint.lane_max_block_ms) {
-        return Err(EndpointError::BadLaneBlock(endpoint.lane_max_block_ms));
-    }
-    for (i, &status) in endpoint.permanent_statuses.iter().enumerate() {
-        if !(100..600).contains(&status) || (200..300).contains(&status) {
-            return Err(EndpointError::BadStatus(i, status));
-        }
-    }
-    for (i, s) in endpoint.secrets.iter().enumerate() {
-        SigningKey::from_secret(&s.key).map_err(|e| EndpointError::BadSecret(i, e))?;
-    }
-    if let Some(auth) = &endpoint.auth {
-        endpoint_auth::validate(auth).map_err(EndpointError::BadAuth)?;
-        if let Some(name) = endpoint.headers.keys().find(|h| h.eq_ignore_ascii_case("authorization")) {
-            return Err(EndpointError::AuthorizationHeader(name.clone()));
-        }
-    }
-    if let Some(c) = &endpoint.client_certificate {
-        client_cert::parse(&c.certificate_pem, &c.private_key_pem).map_err(EndpointError::BadCertificate)?;
-    }
-    Ok(Subscription {
-        endpoint_id: endpoint.id.clone(),
-        tenant: endpoint.tenant.clone(),
-        patterns,
-        filter_attributes: endpoint.filter_attributes.clone().into_iter().collect(),
-    })
-}
-
 /// Whether an endpoint's contract takes an event its subscription matched.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
@@ -401,35 +304,6 @@ pub enum Admission {
     Filtered,
     /// Its content filter failed on this event (a missing field, a wrong type): no match.
     FilterFailed(EvalError),
-}
-
-/// An endpoint's event contract, compiled: its content filter and payload transformation.
-pub struct Contract {
-    pub filter: Option<Filter>,
-    pub transform: Option<Transform>,
-}
-
-/// Compiles the endpoint's filter and transformation, and checks its version pin.
-pub fn contract(endpoint: &v1::Endpoint) -> Result<Contract, EndpointError> {
-    let filter = (!endpoint.filter.trim().is_empty())
-        .then(|| Filter::compile(&endpoint.filter))
-        .transpose()
-        .map_err(EndpointError::BadFilter)?;
-    let transform = if endpoint.transform.trim().is_empty() {
-        None
-    } else {
-        let config: TransformConfig =
-            serde_json::from_str(&endpoint.transform).map_err(|e| EndpointError::BadTransform(format!("transform: {e}")))?;
-        let t = Transform::compile(&config).map_err(|e| EndpointError::BadTransform(e.to_string()))?;
-        if t.needs_key() && endpoint.mask_key.is_empty() {
-            return Err(EndpointError::NoMaskKey);
-        }
-        (!t.is_identity()).then_some(t)
-    };
-    if endpoint.version != 0 {
-        hookline_core::contracts::version::check_pin(endpoint.version).map_err(EndpointError::BadVersion)?;
-    }
-    Ok(Contract { filter, transform })
 }
 
 /// What applying one endpoints-topic record did.
@@ -678,13 +552,9 @@ mod tests {
         let ep = endpoint("ep1", &["order.*"]);
         assert!(matches!(r.apply(b"other", Some(&ep.encode_to_vec())), Err(EndpointError::KeyMismatch { .. })));
         let bad = endpoint("ep1", &["order..x"]);
-        assert!(matches!(r.apply(b"ep1", Some(&bad.encode_to_vec())), Err(EndpointError::BadPattern(0, _))));
-        let mut bad_url = endpoint("ep1", &["a"]);
-        bad_url.url = "ftp://example.com".into();
-        assert!(matches!(validate(&bad_url), Err(EndpointError::BadUrl(_))));
-        let mut no_secret = endpoint("ep1", &["a"]);
-        no_secret.secrets.clear();
-        assert_eq!(validate(&no_secret).map(|_| ()), Err(EndpointError::NoSecrets));
+        let refused = r.apply(b"ep1", Some(&bad.encode_to_vec())).expect_err("bad pattern");
+        assert!(matches!(refused, EndpointError::Rule(RuleError::BadPattern(0, _))), "{refused:?}");
+        assert!(refused.to_string().starts_with("event_types[0]: "), "{refused}");
         assert!(r.is_empty());
     }
 
@@ -724,7 +594,7 @@ mod tests {
              the file named by secrets.keys_file) — see docs/operations.md#secrets-at-rest"
         );
         // A bad record that no key would fix is not a missing key.
-        assert_eq!(EndpointError::NoSecrets.missing_key(), None);
+        assert_eq!(EndpointError::Rule(RuleError::NoSecrets).missing_key(), None);
     }
 
     #[test]
@@ -804,23 +674,6 @@ mod tests {
             assert!(matches!(refused, EndpointError::SealedField(_, SealError::DoesNotOpen { .. })), "{refused:?}");
             assert_eq!(refused.missing_key(), Some("k1"));
         }
-    }
-
-    #[test]
-    fn an_authorization_header_next_to_auth_is_refused() {
-        let mut ep = with_auth("ep1", v1::endpoint_auth::Kind::Bearer(v1::BearerAuth { token: "t".into() }));
-        assert!(validate(&ep).is_ok());
-        ep.headers.insert("Authorization".into(), "Bearer other".into());
-        let error = validate(&ep).map(|_| ()).expect_err("two Authorization sources");
-        assert!(error.to_string().starts_with("headers.Authorization: cannot be set next to `auth`"), "{error}");
-        let bad = with_auth("ep1", v1::endpoint_auth::Kind::Basic(v1::BasicAuth { username: "a:b".into(), password: "p".into() }));
-        assert_eq!(validate(&bad).map(|_| ()), Err(EndpointError::BadAuth(AuthError::ColonInUsername)));
-        let mut mismatch = endpoint("ep1", &["a"]);
-        mismatch.client_certificate = Some(v1::ClientCertificate {
-            certificate_pem: include_str!("../../core/src/testdata/client-a.pem").into(),
-            private_key_pem: include_str!("../../core/src/testdata/client-b.key").into(),
-        });
-        assert_eq!(validate(&mismatch).map(|_| ()), Err(EndpointError::BadCertificate(CertError::KeyMismatch)));
     }
 
     #[test]

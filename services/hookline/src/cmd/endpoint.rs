@@ -4,11 +4,12 @@
 use anyhow::Context as _;
 use clap::Subcommand;
 use hookline_core::config::Config;
+use hookline_core::endpoint_rules::WritePolicy;
 use hookline_core::signing::secret_from_bytes;
 use hookline_proto::v1;
 use hookline_runtime::registry::{self, EndpointRegistry, SecretKeys};
 use hookline_runtime::shutdown::Shutdown;
-use hookline_runtime::{kafka, time::now_ms};
+use hookline_runtime::{endpoint_check, kafka, time::now_ms};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -156,62 +157,13 @@ pub fn to_json(endpoint: &v1::Endpoint, with_secrets: bool) -> serde_json::Value
     value
 }
 
-/// Headers an endpoint may not set: Hookline sets them. The same list as the API's
-/// (`services/api/src/endpoints.rs`), kept here until the endpoint rules have one home.
-const RESERVED_HEADERS: &[&str] = &[
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
-    "webhook-id", "webhook-timestamp", "webhook-signature",
-];
-
-/// The rules the API applies to an endpoint it is given (`check_endpoint` in
-/// `services/api/src/endpoints.rs`): the registry's own (`registry::validate`), https unless
-/// `api.require_https` is off, no reserved or malformed headers, and a URL that does not
-/// point only at addresses the sender's SSRF policy refuses (`hookline_sender::address_policy`;
-/// a name that does not resolve now passes, as in the API: the sender checks at send time).
-/// Every problem at once, each naming its field.
+/// The rules the API applies to an endpoint it is given (`core::endpoint_rules`, through
+/// `hookline_runtime::endpoint_check`, as the API calls it), with `api.require_https` and the
+/// sender's SSRF policy from this configuration. Every problem at once, each naming its field.
 pub async fn check(config: &Config, endpoint: &v1::Endpoint) -> Result<(), Vec<String>> {
-    if let Err(e) = registry::validate(endpoint) {
-        return Err(vec![e.to_string()]);
-    }
-    let mut errors = Vec::new();
-    let urls = std::iter::once(("url", endpoint.url.as_str()))
-        .chain((!endpoint.failover_url.is_empty()).then_some(("failover_url", endpoint.failover_url.as_str())));
-    let policy = hookline_sender::address_policy(config);
-    for (field, url) in urls {
-        let Ok(uri) = url.parse::<http::Uri>() else {
-            errors.push(format!("{field}: {url:?} is not a URL"));
-            continue;
-        };
-        if config.api.require_https && uri.scheme_str() != Some("https") {
-            errors.push(format!("{field}: {url:?} must be https (--dev allows http)"));
-        }
-        let Some(host) = uri.host() else { continue };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let literal = host.split('%').next().unwrap_or(host);
-        let addresses: Vec<std::net::IpAddr> = match literal.parse() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((host, 0)).await.map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default(),
-        };
-        let refused: Vec<String> = addresses.iter().filter_map(|ip| policy.check(*ip).err()).map(|b| b.to_string()).collect();
-        if !addresses.is_empty() && refused.len() == addresses.len() {
-            errors.push(format!(
-                "{field}: {url:?} points at a refused address ({}); allow it with sender.allowed_cidrs, or --dev for loopback",
-                refused.join("; ")
-            ));
-        }
-    }
-    // By name, so the same endpoint always gets the same message.
-    for (name, value) in endpoint.headers.iter().collect::<std::collections::BTreeMap<_, _>>() {
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            errors.push(format!("headers.{name}: is set by Hookline"));
-        } else if http::HeaderName::try_from(name.as_str()).is_err() {
-            errors.push(format!("headers.{name}: is not a valid header name"));
-        }
-        if http::HeaderValue::try_from(value.as_str()).is_err() {
-            errors.push(format!("headers.{name}: is not a valid header value"));
-        }
-    }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    let addresses = hookline_sender::address_policy(config);
+    let policy = WritePolicy { require_https: config.api.require_https, addresses: &addresses };
+    endpoint_check::check(endpoint, &policy).await.map(|_| ()).map_err(|p| p.iter().map(ToString::to_string).collect())
 }
 
 /// `endpoint` as the replacement of `existing`: what the command line sets comes from
@@ -251,7 +203,8 @@ pub async fn run(mut config: Config, command: EndpointCommand) -> anyhow::Result
             let mut endpoint = new_endpoint(args);
             // Before Kafka is asked anything: a bad endpoint fails at once.
             if let Err(problems) = check(&config, &endpoint).await {
-                anyhow::bail!("invalid endpoint:\n  - {}", problems.join("\n  - "));
+                let hint = if config.api.require_https { "\n(--dev allows http and loopback addresses)" } else { "" };
+                anyhow::bail!("invalid endpoint:\n  - {}{hint}", problems.join("\n  - "));
             }
             // A chosen id may be taken; a new random one is not.
             if chosen_id {
@@ -331,7 +284,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(check(&c, &endpoint(&["--url", "https://93.184.215.14/hooks"])).await, Ok(()));
         let e = check(&c, &endpoint(&["--url", "http://93.184.215.14/hooks"])).await.expect_err("http");
-        assert_eq!(e, [r#"url: "http://93.184.215.14/hooks" must be https (--dev allows http)"#]);
+        assert_eq!(e, ["url: must be https"]);
         for url in ["https://127.0.0.1:9000/", "https://10.1.2.3/", "https://169.254.169.254/latest", "https://[::1]/"] {
             let e = check(&c, &endpoint(&["--url", url])).await.expect_err(url);
             assert!(e.len() == 1 && e[0].contains("points at a refused address"), "{url}: {e:?}");
