@@ -100,6 +100,6 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    metrics::gauge!("hookline_registry_endpoints").set(s.registry.len() as f64);
+    metric_catalog::REGISTRY_ENDPOINTS.get().set(s.registry.len() as f64);
     ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
 }

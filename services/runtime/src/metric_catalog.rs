@@ -1,6 +1,6 @@
 //! Every metric Hookline exports, declared once: its name, kind, help text, unit, labels
 //! (with the values they can take when they are an enum's spelling) and, for a histogram,
-//! its buckets. Call sites record through these declarations:
+//! its buckets. Call sites record through these declarations, never a literal name:
 //! `metric_catalog::SENDER_ATTEMPTS.with([outcome]).increment(1)`. The kind and the number
 //! of labels are in the type ([`Counter`]`<1>`), so a call with the wrong ones does not
 //! compile; a label value the catalog does not declare fails a debug assertion, so tests

@@ -268,3 +268,28 @@ fn the_dashboard_alerts_and_docs_name_only_catalog_metrics() {
         assert!(queried.contains(series), "{series} not found in helm/hookline: scan broken?");
     }
 }
+
+#[test]
+fn metrics_are_recorded_only_through_the_catalog() {
+    let root = repo().join("services");
+    let this = Path::new("runtime/src/metric_catalog.rs");
+    let mut offenders = Vec::new();
+    for path in files(&root, &[".rs"]) {
+        let relative = path.strip_prefix(&root).unwrap_or(&path);
+        if relative.starts_with(this) || relative.starts_with("runtime/src/metric_catalog") {
+            continue;
+        }
+        let text = read(&path);
+        for mac in ["counter!(", "gauge!(", "histogram!("] {
+            if text.contains(mac) {
+                offenders.push(format!("{}: {mac}", relative.display()));
+            }
+        }
+        for word in hookline_words(&text) {
+            if spec(word).is_some() && text.contains(&format!("\"{word}")) {
+                offenders.push(format!("{}: \"{word}\"", relative.display()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "record through metric_catalog, not a macro or a literal name:\n{}", offenders.join("\n"));
+}
