@@ -111,7 +111,7 @@ async fn produce(state: &AppState, events: &[v1::Event]) -> Result<(), Problem> 
         acks.push(kafka::acked(ack));
     }
     try_join_all(acks).await.map_err(|err| Problem::unavailable(format!("events topic: {err}")))?;
-    metrics::counter!("hookline_api_events_ingested_total").increment(events.len() as u64);
+    hookline_runtime::metric_catalog::API_EVENTS_INGESTED.get().increment(events.len() as u64);
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use hookline_proto::v1::{self, ReplaySource, ReplayState};
 use hookline_proto::Message as _;
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka;
+use hookline_runtime::metric_catalog;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
@@ -88,9 +89,9 @@ pub async fn run(config: Config, registry: Arc<EndpointRegistry>, health: Arc<He
             continue;
         };
         let id = job.request.id.clone();
-        metrics::gauge!("hookline_replay_jobs_running").set(1.0);
+        metric_catalog::REPLAY_JOBS_RUNNING.get().set(1.0);
         let ended = execute(&ctx, job).await;
-        metrics::gauge!("hookline_replay_jobs_running").set(0.0);
+        metric_catalog::REPLAY_JOBS_RUNNING.get().set(0.0);
         match ended {
             Ok(Ended::Done) => failures = 0,
             Ok(Ended::Interrupted) => return Ok(()),
@@ -305,7 +306,7 @@ async fn execute(ctx: &Ctx, job: Job) -> anyhow::Result<Ended> {
                 "unreplayable"
             }
         };
-        metrics::counter!("hookline_replay_records_total", "outcome" => outcome).increment(1);
+        metric_catalog::REPLAY_RECORDS.with([outcome]).increment(1);
         if let Some(p) = status.partitions.iter_mut().find(|p| p.partition == partition) {
             p.next_offset = offset + 1;
         }

@@ -8,6 +8,7 @@ use hookline_core::matching::EventKey;
 use hookline_proto::v1::{self, DeadLetterReason};
 use hookline_proto::Message as _;
 use hookline_runtime::kafka::OwnedRecord;
+use hookline_runtime::metric_catalog;
 use hookline_runtime::registry::{Admission, EndpointRegistry};
 
 /// Where one events-topic record goes.
@@ -79,12 +80,12 @@ fn admit(registry: &EndpointRegistry, event: &v1::Event, version: Option<u32>, e
             Admission::OtherVersion => "version",
             Admission::Filtered => "filter",
             Admission::FilterFailed(error) => {
-                metrics::counter!("hookline_router_filter_errors_total", "kind" => error.kind.as_str()).increment(1);
+                metric_catalog::ROUTER_FILTER_ERRORS.with([error.kind.as_str()]).increment(1);
                 tracing::debug!(endpoint_id = %id, event_id = %event.id, %error, "content filter failed on this event: no match");
                 "filter_error"
             }
         };
-        metrics::counter!("hookline_router_not_admitted_total", "reason" => reason).increment(1);
+        metric_catalog::ROUTER_NOT_ADMITTED.with([reason]).increment(1);
         false
     });
 }

@@ -17,6 +17,7 @@ use hookline_runtime::consume::Role;
 use hookline_runtime::intake::{stop_on, Intake, Next};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, OwnedRecord};
+use hookline_runtime::metric_catalog;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
@@ -139,8 +140,8 @@ async fn route(
                 span = Some(s);
             }
             let result = if endpoints.is_empty() { "unmatched" } else { "routed" };
-            metrics::counter!("hookline_router_events_total", "result" => result).increment(1);
-            metrics::counter!("hookline_router_deliveries_total").increment(endpoints.len() as u64);
+            metric_catalog::ROUTER_EVENTS.with([result]).increment(1);
+            metric_catalog::ROUTER_DELIVERIES.get().increment(endpoints.len() as u64);
             let encoded = &record.value.as_deref().unwrap_or_default()[frame_len..];
             for endpoint_id in endpoints {
                 let value = delivery_record(encoded, &endpoint_id, now_ms());
@@ -148,8 +149,8 @@ async fn route(
             }
         }
         Routed::Dead(dead) => {
-            metrics::counter!("hookline_router_events_total", "result" => "dead_lettered").increment(1);
-            metrics::counter!("hookline_router_dead_letters_total", "reason" => dead.reason().label()).increment(1);
+            metric_catalog::ROUTER_EVENTS.with(["dead_lettered"]).increment(1);
+            metric_catalog::ROUTER_DEAD_LETTERS.with([dead.reason().label()]).increment(1);
             tracing::warn!(
                 partition = record.partition, offset = record.offset, reason = dead.reason().label(), detail = %dead.detail,
                 "event dead-lettered"

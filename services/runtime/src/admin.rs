@@ -2,6 +2,7 @@
 //! (ready: registry loaded, partitions assigned) and `/metrics` (Prometheus text).
 
 use crate::health::Health;
+use crate::metric_catalog::{self, Kind};
 use crate::registry::EndpointRegistry;
 use crate::shutdown::Shutdown;
 use crate::time::now_ms;
@@ -10,39 +11,35 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Buckets of the histograms that say how late webhooks are, in seconds: 50 ms to 1 h
-/// (the default buckets stop at 30 s, where a webhook's lateness starts to matter).
-pub const LATENESS_BUCKETS: &[f64] =
-    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+/// The Prometheus recorder, each histogram with the buckets the catalog gives it.
+pub(crate) fn prometheus_recorder() -> PrometheusRecorder {
+    let mut builder = PrometheusBuilder::new();
+    for spec in metric_catalog::ALL.iter().filter(|s| s.kind == Kind::Histogram) {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(spec.name.to_owned()), spec.buckets)
+            .expect("the catalog's histograms have buckets (tested)");
+    }
+    builder.build_recorder()
+}
 
-/// The histograms measured in [`LATENESS_BUCKETS`] (the sender's `lateness` module).
-pub const LATENESS_HISTOGRAMS: &[&str] =
-    &["hookline_delivery_latency_seconds", "hookline_sender_first_attempt_delay_seconds"];
-
-/// Installs the process-wide Prometheus recorder (once; later calls reuse it).
+/// Installs the process-wide Prometheus recorder (once; later calls reuse it) and
+/// describes every metric of the catalog to it (`# HELP`, `# TYPE`).
 pub fn metrics_recorder() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let mut builder = PrometheusBuilder::new()
-                .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
-                .expect("static buckets are valid");
-            for name in LATENESS_HISTOGRAMS {
-                builder = builder
-                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), LATENESS_BUCKETS)
-                    .expect("static buckets are valid");
-            }
-            let recorder = builder.build_recorder();
+            let recorder = prometheus_recorder();
             let handle = recorder.handle();
             // A second recorder (several test pipelines in one process) is refused; fine.
             let _ = metrics::set_global_recorder(recorder);
+            metric_catalog::describe_all();
             // Histogram samples pile up until drained. A scrape drains them, but a process
             // nobody scrapes (a laptop, a misconfigured ServiceMonitor) would grow without
             // bound: the 30-minute soak saw ~6.5 MB/min. Drain every 5 s regardless, as the
@@ -103,6 +100,6 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    metrics::gauge!("hookline_registry_endpoints").set(s.registry.len() as f64);
+    metric_catalog::REGISTRY_ENDPOINTS.get().set(s.registry.len() as f64);
     ([("content-type", "text/plain; version=0.0.4")], s.metrics.render())
 }

@@ -124,7 +124,7 @@ impl Catalog {
             Ok(_) => Checked::Valid,
             Err(violation) => {
                 let mode = if entry.validation == SchemaValidation::Enforce { "enforce" } else { "warn" };
-                metrics::counter!("hookline_schema_violations_total", "validation" => mode).increment(1);
+                crate::metric_catalog::SCHEMA_VIOLATIONS.with([mode]).increment(1);
                 Checked::Invalid(entry.validation, violations_of(&violation))
             }
         }

@@ -12,6 +12,7 @@
 
 use crate::health::Health;
 use crate::kafka::{self, GroupConsumer};
+use crate::metric_catalog;
 use crate::offsets::OffsetTracker;
 use crate::time::now_ms;
 use hookline_core::config::KafkaConfig;
@@ -129,19 +130,19 @@ impl Role {
     }
 
     fn count_error(self, kind: ConsumeErrorKind) {
-        let kind = kind.label();
-        match self {
-            Self::Router => metrics::counter!("hookline_router_consume_errors_total", "kind" => kind).increment(1),
-            Self::Sender => metrics::counter!("hookline_sender_consume_errors_total", "kind" => kind).increment(1),
-        }
+        let errors = match self {
+            Self::Router => &metric_catalog::ROUTER_CONSUME_ERRORS,
+            Self::Sender => &metric_catalog::SENDER_CONSUME_ERRORS,
+        };
+        errors.with([kind.label()]).increment(1);
     }
 
     fn count_dead_letter(self, reason: v1::DeadLetterReason) {
-        let reason = reason.label();
-        match self {
-            Self::Router => metrics::counter!("hookline_router_dead_letters_total", "reason" => reason).increment(1),
-            Self::Sender => metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason).increment(1),
-        }
+        let dead_letters = match self {
+            Self::Router => &metric_catalog::ROUTER_DEAD_LETTERS,
+            Self::Sender => &metric_catalog::SENDER_DEAD_LETTERS,
+        };
+        dead_letters.with([reason.label()]).increment(1);
     }
 }
 

@@ -312,12 +312,7 @@ fn partition_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
 }
 
 fn lag_gauge(group: &str, topic: &str, partition: i32) -> metrics::Gauge {
-    metrics::gauge!(
-        "hookline_consumer_lag",
-        "group" => group.to_owned(),
-        "topic" => topic.to_owned(),
-        "partition" => partition.to_string()
-    )
+    crate::metric_catalog::CONSUMER_LAG.with([group.to_owned(), topic.to_owned(), partition.to_string()])
 }
 
 impl ConsumerContext for GroupContext {

@@ -49,7 +49,7 @@ impl OffsetTracker {
             p.inherited.remove(&offset)
         });
         if inherited {
-            metrics::counter!("hookline_offsets_inherited_skips_total").increment(1);
+            crate::metric_catalog::OFFSETS_INHERITED_SKIPS.get().increment(1);
             self.complete(topic, partition, offset);
         }
         !inherited

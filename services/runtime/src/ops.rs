@@ -42,8 +42,7 @@ pub async fn publish(
     let event_type = ops.event_type();
     match result {
         Ok(id) => {
-            metrics::counter!("hookline_ops_events_published_total", "type" => event_type)
-                .increment(1);
+            crate::metric_catalog::OPS_EVENTS_PUBLISHED.with([event_type]).increment(1);
             tracing::info!(event_type, event_id = %id, "operational event published");
             Ok(())
         }

@@ -130,7 +130,7 @@ async fn produce(
     acks: &mut Acks,
 ) {
     for (key, batch) in batches {
-        metrics::counter!("hookline_sender_attempt_records_total").increment(1);
+        hookline_runtime::metric_catalog::SENDER_ATTEMPT_RECORDS.get().increment(1);
         match kafka::enqueue(producer, topic, &key, &batch.encode_to_vec(), None).await {
             Ok(ack) => acks.push(Box::pin(kafka::acked(ack))),
             Err(error) => tracing::warn!(%error, attempts = batch.attempts.len(), "attempt records not written"),

@@ -17,6 +17,7 @@ use hookline_core::verdict::{self, AfterAttempt, AfterDeferral, Admit, Gate};
 use hookline_proto::v1::{self, DeadLetterReason, Outcome};
 use hookline_proto::Message as _;
 use hookline_runtime::kafka::{self, OwnedRecord};
+use hookline_runtime::metric_catalog;
 use hookline_runtime::offsets::OffsetTracker;
 use hookline_runtime::registry::{self, EndpointEntry, EndpointRegistry};
 use hookline_runtime::shutdown::Shutdown;
@@ -119,7 +120,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     // What the router produced (a first attempt, not a replay) and this sender already
     // delivered is a copy routed again after a router restart.
     if delivery.attempt <= 1 && delivery.replay_id.is_empty() && shared.recent.lock().contains(pair) {
-        metrics::counter!("hookline_sender_duplicates_suppressed_total").increment(1);
+        metric_catalog::SENDER_DUPLICATES_SUPPRESSED.get().increment(1);
         tracing::debug!(endpoint_id = %delivery.endpoint_id, offset = record.offset, "copy of a delivered event not sent again");
         return Ok(Done::Finished);
     }
@@ -173,7 +174,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     let transformed = match entry.transformed(event) {
         Ok(t) => t,
         Err(error) => {
-            metrics::counter!("hookline_sender_transform_errors_total").increment(1);
+            metric_catalog::SENDER_TRANSFORM_ERRORS.get().increment(1);
             tracing::warn!(event_id = %event.id, endpoint_id = %delivery.endpoint_id, %error, "payload transformation failed: dead-lettered");
             return dead_letter(shared, record, Some(delivery), DeadLetterReason::TransformError, error.to_string(), None).await;
         }
@@ -201,9 +202,8 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         }
         span.end();
     }
-    metrics::counter!("hookline_sender_attempts_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("hookline_sender_attempt_duration_seconds", "outcome" => outcome)
-        .record(report.latency.as_secs_f64());
+    metric_catalog::SENDER_ATTEMPTS.with([outcome]).increment(1);
+    metric_catalog::SENDER_ATTEMPT_DURATION.with([outcome]).record(report.latency.as_secs_f64());
     let down = verdict::breaker_failure(report.class, report.status);
     let (transition, switch) = rt.record_routed(via.target, !down, probe, Instant::now());
     log_transition(&entry, transition);
@@ -272,7 +272,7 @@ async fn defer(
     };
     let mut attempt = attempt_record(&delivery, &report);
     attempt.outcome = Outcome::Deferred as i32;
-    metrics::counter!("hookline_sender_attempts_total", "outcome" => "deferred").increment(1);
+    metric_catalog::SENDER_ATTEMPTS.with(["deferred"]).increment(1);
     let after = verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error);
     if let AfterDeferral::Forward { tier, .. } = after {
         attempt.next_attempt_at_ms = due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>());
@@ -309,7 +309,7 @@ async fn lane_failure(
         crate::ordered::AfterFailure::Again(delivery, wait) => Ok(Done::Again(Box::new(delivery), wait)),
         crate::ordered::AfterFailure::Blocked { delivery, detail, halt } => {
             let action = if halt { "halt" } else { "skip" };
-            metrics::counter!("hookline_sender_lanes_blocked_total", "action" => action).increment(1);
+            metric_catalog::SENDER_LANES_BLOCKED.with([action]).increment(1);
             tracing::warn!(endpoint_id = %delivery.endpoint_id, offset = record.offset, action, %detail, "ordered lane blocked");
             if halt {
                 disable(shared, entry, &detail, |_| true).await;
@@ -366,7 +366,7 @@ async fn forward(
         headers = headers.insert(Header { key: "traceparent", value: Some(tp) });
     }
     let topic = shared.topics.retry(tier);
-    metrics::counter!("hookline_sender_retries_total", "tier" => tier.to_string()).increment(1);
+    metric_catalog::SENDER_RETRIES.with([tier.to_string()]).increment(1);
     let ack = kafka::enqueue(&shared.producer, &topic, &delivery.endpoint_id, &delivery.encode_to_vec(), Some(headers)).await?;
     kafka::acked(ack).await
 }
@@ -389,7 +389,7 @@ fn log_transition(entry: &EndpointEntry, transition: Option<Transition>) {
         Some(Transition::Closed) => "closed",
         None => return,
     };
-    metrics::counter!("hookline_sender_breaker_transitions_total", "to" => to).increment(1);
+    metric_catalog::SENDER_BREAKER_TRANSITIONS.with([to]).increment(1);
     match transition {
         Some(Transition::Opened { cooldown }) => {
             tracing::warn!(endpoint_id = %id, cooldown_ms = cooldown.as_millis() as u64, "circuit breaker opened")
@@ -455,7 +455,7 @@ async fn dead_letter(
         }),
         dead_at_ms: now_ms(),
     };
-    metrics::counter!("hookline_sender_dead_letters_total", "reason" => reason.label()).increment(1);
+    metric_catalog::SENDER_DEAD_LETTERS.with([reason.label()]).increment(1);
     let ack = kafka::enqueue(&shared.producer, &shared.topics.dlq, &key, &dead.encode_to_vec(), None).await?;
     kafka::acked(ack).await?;
     if let Some(d) = &dead.delivery {

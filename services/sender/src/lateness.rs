@@ -7,10 +7,11 @@
 //!   router (`created_at_ms`; the event's time when a record has none) to its first
 //!   attempt: how long deliveries wait for a sender, whatever the endpoint answers.
 //!
-//! Replays are left out: their events are old by design. The recorder gives these two
-//! names their own buckets, 50 ms to 1 h ([`hookline_runtime::admin::LATENESS_BUCKETS`]).
+//! Replays are left out: their events are old by design. The catalog gives these two
+//! their own buckets, 50 ms to 1 h ([`metric_catalog::LATENESS_BUCKETS`]).
 
 use hookline_proto::v1;
+use hookline_runtime::metric_catalog;
 
 /// Seconds from `from_ms` to `now_ms`; `None` when `from_ms` is unknown (0 or less). A
 /// `from_ms` in the future (a producer's clock ahead of ours) counts as no delay.
@@ -43,7 +44,7 @@ pub fn record_first_attempt(delivery: &v1::Delivery, now_ms: i64) {
         return;
     }
     if let Some(s) = seconds_since(waiting_since_ms(delivery), now_ms) {
-        metrics::histogram!("hookline_sender_first_attempt_delay_seconds").record(s);
+        metric_catalog::SENDER_FIRST_ATTEMPT_DELAY.get().record(s);
     }
 }
 
@@ -54,7 +55,7 @@ pub fn record_delivered(delivery: &v1::Delivery, now_ms: i64) {
     }
     let occurred = delivery.event.as_ref().map_or(0, |e| e.occurred_at_ms);
     if let Some(s) = seconds_since(occurred, now_ms) {
-        metrics::histogram!("hookline_delivery_latency_seconds", "attempt" => attempt_label(delivery.attempt)).record(s);
+        metric_catalog::DELIVERY_LATENCY.with([attempt_label(delivery.attempt)]).record(s);
     }
 }
 

@@ -42,6 +42,7 @@ use hookline_runtime::consume::Role;
 use hookline_runtime::intake::{Intake, Next};
 use hookline_runtime::health::Health;
 use hookline_runtime::kafka::{self, GroupConsumer, OwnedRecord};
+use hookline_runtime::metric_catalog;
 use hookline_runtime::registry::EndpointRegistry;
 use hookline_runtime::shutdown::Shutdown;
 use hookline_runtime::time::now_ms;
@@ -177,10 +178,10 @@ pub async fn run_with_resolver(
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
-            metrics::gauge!("hookline_sender_deliveries_in_progress").set(intake.in_flight() as f64);
-            metrics::gauge!("hookline_sender_breakers_open").set(shared.endpoints.open_breakers() as f64);
-            metrics::gauge!("hookline_sender_tier_partitions_held").set(held.heads.len() as f64);
-            metrics::gauge!("hookline_sender_endpoint_workers").set(workers.alive() as f64);
+            metric_catalog::SENDER_DELIVERIES_IN_PROGRESS.get().set(intake.in_flight() as f64);
+            metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64);
+            metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64);
+            metric_catalog::SENDER_ENDPOINT_WORKERS.get().set(workers.alive() as f64);
         }
         let side = async {
             tokio::select! {

@@ -62,8 +62,7 @@ pub(crate) async fn after_attempt(
             Switch::ToFailover => Target::Failover,
             Switch::BackToPrimary => Target::Primary,
         };
-        metrics::counter!("hookline_sender_failover_switches_total", "to" => to.label())
-            .increment(1);
+        hookline_runtime::metric_catalog::SENDER_FAILOVER_SWITCHES.with([to.label()]).increment(1);
         tracing::warn!(endpoint_id = %entry.endpoint.id, to = to.label(), "deliveries switched URL");
     }
     if ops::is_operational(event_type) {
