@@ -5,66 +5,15 @@
 mod common;
 
 use common::faulty::{FaultyReceiver, Reply};
+use common::lanes::{first_successes, key_and_index, ordered, publish_keyed};
 use common::procs::Role;
-use common::{endpoint, event, eventually, secret, TestPipeline};
-use hookline_proto::v1::{self, DeadLetterReason, DeliveryOrdering, LaneBlocked};
-use hookline_proto::Message as _;
+use common::{event, eventually, secret, TestPipeline};
+use hookline_proto::v1::{DeadLetterReason, DeliveryOrdering, LaneBlocked};
 use std::collections::HashMap;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn ordered(id: &str, url: &str, ordering: DeliveryOrdering, max_block_ms: i64, blocked: LaneBlocked) -> v1::Endpoint {
-    v1::Endpoint {
-        ordering: ordering as i32,
-        lane_max_block_ms: max_block_ms,
-        on_lane_blocked: blocked as i32,
-        ..endpoint(id, url, &["order.*"], "", &secret(5))
-    }
-}
-
-/// Event `i` of key `k`: id `evt_<k>_<i>`, ordering key `k`.
-fn keyed(key: &str, i: usize) -> v1::Event {
-    v1::Event { ordering_key: key.into(), ..event(&format!("evt_{key}_{i:04}"), "order.created", "", "{}") }
-}
-
-/// Publishes `per_key` events for each key, interleaved, each keyed by its ordering key.
-async fn publish_keyed(p: &TestPipeline, keys: &[String], per_key: usize) {
-    for i in 0..per_key {
-        for k in keys {
-            let e = keyed(k, i);
-            p.publish_raw(&e.ordering_key, &e.encode_to_vec()).await;
-        }
-    }
-}
-
-/// (key, index) of a webhook id `evt_<key>_<index>`.
-fn key_and_index(id: &str) -> (String, usize) {
-    let (rest, index) = id.rsplit_once('_').expect("evt_<key>_<i>");
-    (rest.trim_start_matches("evt_").to_owned(), index.parse().expect("index"))
-}
-
-/// Per key, the order in which events were first answered 2xx, and every request made
-/// for an event after a later event of its key had already succeeded (an order breach).
-fn first_successes(rx: &FaultyReceiver) -> (HashMap<String, Vec<usize>>, Vec<String>) {
-    let mut firsts: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut breaches = Vec::new();
-    for hit in rx.hits() {
-        let (key, i) = key_and_index(&hit.webhook_id);
-        let seen = firsts.entry(key.clone()).or_default();
-        let ok = matches!(hit.reply, Reply::Status(200..=299));
-        if seen.contains(&i) {
-            continue; // a repeat of a delivered event (at-least-once): receivers dedupe on webhook-id
-        }
-        if seen.last().is_some_and(|&last| last > i) {
-            breaches.push(format!("{} requested after {key}#{} succeeded", hit.webhook_id, seen.last().unwrap_or(&0)));
-        }
-        if ok {
-            seen.push(i);
-        }
-    }
-    (firsts, breaches)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_key_order_holds_at_the_receiver_under_failures_and_sender_restarts() {

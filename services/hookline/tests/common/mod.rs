@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod faulty;
+pub mod lanes;
 pub mod procs;
 
 use futures::StreamExt;
