@@ -350,6 +350,8 @@ pub async fn ensure(cfg: &Config) -> Result<Vec<(String, TopicStatus)>, TopicsEr
             }
         }
     }
+    let created: Vec<String> = specs.iter().filter(|s| !existing.iter().any(|e| e.name == s.name)).map(|s| s.name.clone()).collect();
+    wait_listed(&metadata, &acls, &created).await?;
     let observed = observe(&admin, &metadata, &acls, &existing).await?;
     let mut compared: BTreeMap<&str, TopicCheck> = BTreeMap::new();
     for (spec, observed) in existing.iter().zip(&observed) {
@@ -437,6 +439,27 @@ async fn observe(
 /// Partitions and fewest replicas of each of `names`, or the error Kafka gave for it. The
 /// metadata of every topic lists those this principal may Describe; the others are asked
 /// for by name, to tell a missing topic from a hidden one.
+/// How long [`ensure`] waits for the topics it created to be listed in the metadata.
+const LISTED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until every topic of `names` is listed in the brokers' metadata, or
+/// [`LISTED_TIMEOUT`] passes (then the role's preflight names what is still missing). A
+/// created topic is listed a little after CreateTopics answers: seconds on a broker that
+/// holds thousands of topics, where `hookline dev` otherwise stopped at once on "missing
+/// topics" it had just created.
+async fn wait_listed(metadata: &Arc<MetadataClient>, acls: &Acls, names: &[String]) -> Result<(), TopicsError> {
+    let deadline = Instant::now() + LISTED_TIMEOUT;
+    let mut waiting = names.to_vec();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        let shapes = shapes(metadata, acls, &waiting).await?;
+        waiting.retain(|name| shapes.get(name).is_none_or(Result::is_err));
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn shapes(
     metadata: &Arc<MetadataClient>,
     acls: &Acls,
