@@ -272,9 +272,18 @@ def cluster_section(report, work):
         partitions = meta["deliveries_partitions"] if role == "sender" else None
         stable = sorted(p for p, who in owners.items() if len(who) == 1)
         moved = sorted(p for p, who in owners.items() if len(who) != 1)
+        # How the topic's partitions were spread over the processes once each move settled
+        # (just before the next move, or at the window's end): a balanced group gives each
+        # process its share of the real work.
+        by_process = assignments(work, role, topic)
+        settle = [m["t_ms"] - 1 for m in moves[1:]] + [w_hi]
+        spread = [{"t_s": round((t - t0) / 1000, 2),
+                   "owned": {name: len(owned_at(events, t)) for name, events in sorted(by_process.items()) if owned_at(events, t)}}
+                  for t in settle]
         rb = {
             "role": role,
             "window_s": [round((w_lo - t0) / 1000, 2), round((w_hi - t0) / 1000, 2)],
+            "spread": spread,
             "owners_in_window": {str(p): sorted(who) for p, who in sorted(owners.items())},
             "not_reassigned_partitions": stable,
             "reassigned_partitions": moved,
@@ -338,6 +347,8 @@ def cluster_section(report, work):
                      + "; of a reassigned one: "
                      + (fmt_pause(rb["longest_pause_reassigned"], threshold, t0) if rb["endpoints_on_reassigned"] else "n/a"))
         lines.append(line)
+        lines.append(f"  {topic.rsplit('.', 1)[-1]} partitions per {rb['role']}: " + "; ".join(
+            f"+{sp['t_s']} s " + " ".join(f"{n} {c}" for n, c in sp["owned"].items()) for sp in rb["spread"]))
     if mapping_ok is False:
         lines.append(f"  WARNING: deliveries partitions with records {delivered_parts} differ from the endpoints' computed partitions")
     noisy = ", ".join(f"{n} {v['error_lines']}/{v['warn_lines']}" for n, v in logs.items() if v["error_lines"] or v["warn_lines"])

@@ -114,25 +114,41 @@ impl Unreadable {
     }
 }
 
-/// The roles that consume in a group; each has its own metric names.
+/// The consumers of the roles that consume in a group; each role has its own metric names.
+///
+/// The sender has two consumers in its one group: one reads the deliveries topic, the other
+/// the retry tiers. The group's assignor then balances each set over the senders on its own;
+/// with one consumer for both, cooperative-sticky balanced only the total partition count,
+/// and three senders could split the deliveries partitions 10/1/1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Router,
     Sender,
+    SenderRetries,
 }
 
 impl Role {
+    /// The consumer's name: its health entry, its client id, its log lines.
     pub fn name(self) -> &'static str {
         match self {
             Self::Router => "router",
             Self::Sender => "sender",
+            Self::SenderRetries => "sender-retries",
+        }
+    }
+
+    /// The group it joins (the prefix comes on top).
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::Router => "router",
+            Self::Sender | Self::SenderRetries => "sender",
         }
     }
 
     fn count_error(self, kind: ConsumeErrorKind) {
         let errors = match self {
             Self::Router => &metric_catalog::ROUTER_CONSUME_ERRORS,
-            Self::Sender => &metric_catalog::SENDER_CONSUME_ERRORS,
+            Self::Sender | Self::SenderRetries => &metric_catalog::SENDER_CONSUME_ERRORS,
         };
         errors.with([kind.label()]).increment(1);
     }
@@ -140,7 +156,7 @@ impl Role {
     fn count_dead_letter(self, reason: v1::DeadLetterReason) {
         let dead_letters = match self {
             Self::Router => &metric_catalog::ROUTER_DEAD_LETTERS,
-            Self::Sender => &metric_catalog::SENDER_DEAD_LETTERS,
+            Self::Sender | Self::SenderRetries => &metric_catalog::SENDER_DEAD_LETTERS,
         };
         dead_letters.with([reason.label()]).increment(1);
     }

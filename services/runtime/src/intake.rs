@@ -65,7 +65,7 @@ impl Intake {
     ) -> Result<Self, KafkaError> {
         let topics = cfg.topics();
         let name = role.name();
-        let group = topics.group(name);
+        let group = topics.group(role.group());
         let consumer = Arc::new(kafka::group_consumer(&cfg.kafka, &group, &format!("hookline-{name}"))?);
         let tracker = Arc::new(OffsetTracker::new(Arc::clone(&consumer)));
         // Weak: the tracker holds the consumer, whose context holds this.

@@ -43,7 +43,6 @@ pub struct Shared {
     /// Where attempt records go (batched).
     pub attempts: AttemptLog,
     pub topics: Topics,
-    pub tracker: Arc<OffsetTracker>,
     pub endpoints: EndpointRuntimes,
     pub jitter: f64,
     pub disable_after_ms: i64,
@@ -69,13 +68,13 @@ enum Done {
     Again(Box<v1::Delivery>, Duration),
 }
 
-/// Delivers one record of ordered `lane` (or of none) to its end; `false` when it was
-/// abandoned (shutdown, or its partition is no longer ours): its offset stays for the next
-/// owner.
-pub async fn deliver(shared: &Shared, record: &OwnedRecord, lane: Option<String>) -> bool {
+/// Delivers one record of ordered `lane` (or of none) to its end, and marks it finished in
+/// `tracker` (its consumer's offsets); `false` when it was abandoned (shutdown, or its
+/// partition is no longer ours): its offset stays for the next owner.
+pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRecord, lane: Option<String>) -> bool {
     // An ordered lane goes on only while its partition is ours: a record of a revoked
     // partition is left to the new owner, which delivers the lane in order.
-    if lane.is_some() && !shared.tracker.owns(&record.topic, record.partition) {
+    if lane.is_some() && !tracker.owns(&record.topic, record.partition) {
         return false;
     }
     let mut result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
@@ -88,7 +87,7 @@ pub async fn deliver(shared: &Shared, record: &OwnedRecord, lane: Option<String>
         result = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => Ok(Done::Abandoned),
-            _ = tokio::time::sleep(wait) => match shared.tracker.owns(&record.topic, record.partition) {
+            _ = tokio::time::sleep(wait) => match tracker.owns(&record.topic, record.partition) {
                 true => handle(shared, record, *delivery).await,
                 false => Ok(Done::Abandoned),
             },
@@ -99,7 +98,7 @@ pub async fn deliver(shared: &Shared, record: &OwnedRecord, lane: Option<String>
             if let Some(lane) = lane {
                 shared.sequences.ended(&String::from_utf8_lossy(&record.key), &lane, record.offset);
             }
-            shared.tracker.complete(&record.topic, record.partition, record.offset);
+            tracker.complete(&record.topic, record.partition, record.offset);
             true
         }
         Ok(Done::Abandoned | Done::Again(..)) => false,

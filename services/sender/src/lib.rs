@@ -13,8 +13,8 @@
 //! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries
 //!   (an ordered lane's one at a time).
 //! - [`ordered`]: ordered endpoints' lanes: retries in place, blocked heads, sequences.
-//! - this file: wiring, and the intake loop that holds a retry-tier partition until its
-//!   head record is due.
+//! - this file: wiring, and the two intake loops (the deliveries topic; the retry tiers,
+//!   whose partitions are held until their head record is due).
 //!
 //! A record's offset is released only after it succeeded, or its next tier record or dead
 //! letter is acknowledged by Kafka, so a crash at any point re-sends (never drops) it.
@@ -50,6 +50,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -71,14 +72,6 @@ pub enum SenderError {
 const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 /// How often the sender's gauges are set.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
-
-/// The sender's own events between two records.
-enum Side {
-    /// A hand-off failed: stop, so the record is read again.
-    Fatal(KafkaError),
-    /// A held tier partition's head is due.
-    Due((String, i32)),
-}
 
 /// Runs the sender until `shutdown`, resolving hosts with the system resolver.
 pub async fn run(
@@ -108,7 +101,10 @@ pub async fn run_with_resolver(
 ) -> Result<(), SenderError> {
     let topics = cfg.topics();
     let producer = kafka::producer(&cfg.kafka, "hookline-sender")?;
-    let mut intake = Intake::new(Role::Sender, &cfg, cfg.sender.max_in_flight, producer.clone(), health, shutdown.clone())?;
+    // Both consumers stop on the process shutdown, and on a hand-off failure in either.
+    let stop = shutdown.child_token();
+    let intake = |role| Intake::new(role, &cfg, cfg.sender.max_in_flight, producer.clone(), Arc::clone(&health), stop.clone());
+    let (mut fresh, mut retries) = (intake(Role::Sender)?, intake(Role::SenderRetries)?);
     let settings = client::ClientSettings {
         connect_timeout: Duration::from_millis(cfg.sender.connect_timeout_ms),
         pool_max_idle_per_host: cfg.sender.pool_max_idle_per_host,
@@ -134,7 +130,6 @@ pub async fn run_with_resolver(
         ),
         producer,
         topics: topics.clone(),
-        tracker: Arc::clone(intake.tracker()),
         endpoints: EndpointRuntimes::new(
             cfg.sender.max_in_flight_per_endpoint,
             cfg.sender.max_queued_per_endpoint,
@@ -157,46 +152,97 @@ pub async fn run_with_resolver(
         _ = registry.wait_ready() => {}
     }
     let tier_topics: HashSet<String> = cfg.retry_tiers().into_iter().map(|(_, t)| t).collect();
-    let mut subscription: Vec<&str> = vec![&topics.deliveries];
-    subscription.extend(tier_topics.iter().map(String::as_str));
-    intake.subscribe(&subscription)?;
+    fresh.subscribe(&[&topics.deliveries])?;
+    retries.subscribe(&tier_topics.iter().map(String::as_str).collect::<Vec<_>>())?;
 
-    let mut held = HeldPartitions::default();
+    let gauges = Gauges::default();
+    let result = {
+        let loops = async {
+            let (a, b) = tokio::join!(
+                consume(&mut fresh, &shared, &registry, &stop, None, &gauges),
+                consume(&mut retries, &shared, &registry, &stop, Some(&tier_topics), &gauges),
+            );
+            a.and(b)
+        };
+        tokio::select! {
+            result = loops => result,
+            Some(error) = fatal_rx.recv() => Err(error),
+        }
+    };
+    stop.cancel();
+
+    // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
+    // flight finish and are handed on; then store what finished and commit.
+    shared.shutdown.cancel();
+    tokio::join!(fresh.drain(request_timeout + DRAIN_MARGIN), retries.drain(request_timeout + DRAIN_MARGIN));
+    shared.attempts.close().await;
+    tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
+    result.map_err(SenderError::HandOff)
+}
+
+/// The sender's gauges, summed over its two consumers: `[deliveries, retry tiers]`.
+#[derive(Default)]
+struct Gauges {
+    in_progress: [AtomicUsize; 2],
+    workers: [AtomicUsize; 2],
+}
+
+impl Gauges {
+    fn set(&self, at: usize, in_progress: usize, workers: usize) {
+        self.in_progress[at].store(in_progress, Ordering::Relaxed);
+        self.workers[at].store(workers, Ordering::Relaxed);
+        let sum = |v: &[AtomicUsize; 2]| v.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() as f64;
+        metric_catalog::SENDER_DELIVERIES_IN_PROGRESS.get().set(sum(&self.in_progress));
+        metric_catalog::SENDER_ENDPOINT_WORKERS.get().set(sum(&self.workers));
+    }
+}
+
+/// One consumer's loop, until `stop` or a consume error that could not be handed on: each
+/// record goes to its endpoint's worker. With `tiers`, a tier record that is not due yet
+/// holds its partition until it is.
+async fn consume(
+    intake: &mut Intake,
+    shared: &Arc<Shared>,
+    registry: &Arc<EndpointRegistry>,
+    stop: &Shutdown,
+    tiers: Option<&HashSet<String>>,
+    gauges: &Gauges,
+) -> Result<(), KafkaError> {
     let handler: workers::Handler = {
-        let shared = Arc::clone(&shared);
+        let (shared, tracker) = (Arc::clone(shared), Arc::clone(intake.tracker()));
         Arc::new(move |record, lane| {
-            let shared = Arc::clone(&shared);
-            Box::pin(async move { deliver::deliver(&shared, &record, lane).await })
+            let (shared, tracker) = (Arc::clone(&shared), Arc::clone(&tracker));
+            Box::pin(async move { deliver::deliver(&shared, &tracker, &record, lane).await })
         })
     };
     let lane_of: workers::LaneOf = {
-        let registry = Arc::clone(&registry);
+        let registry = Arc::clone(registry);
         Arc::new(move |record| ordered::lane_of(&registry, record))
     };
     let mut workers = workers::Workers::new(handler, lane_of, workers::IDLE_EXIT);
-    let mut last_gauges = tokio::time::Instant::now();
+    let mut held = HeldPartitions::default();
+    let mut last_gauges = tokio::time::Instant::now() - GAUGES_EVERY;
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
-            metric_catalog::SENDER_DELIVERIES_IN_PROGRESS.get().set(intake.in_flight() as f64);
-            metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64);
-            metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64);
-            metric_catalog::SENDER_ENDPOINT_WORKERS.get().set(workers.alive() as f64);
+            gauges.set(usize::from(tiers.is_some()), intake.in_flight(), workers.alive());
+            if tiers.is_some() {
+                metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64);
+            }
         }
-        let side = async {
-            tokio::select! {
-                Some(error) = fatal_rx.recv() => Side::Fatal(error),
-                Some(due) = held.wakeups.next(), if !held.wakeups.is_empty() => Side::Due(due.into_inner()),
-                else => std::future::pending().await,
+        let due = async {
+            match held.wakeups.is_empty() {
+                true => std::future::pending().await,
+                false => held.wakeups.next().await,
             }
         };
-        let (record, permit) = match intake.next(side).await {
+        let (record, permit) = match intake.next(due).await {
             Ok(Next::Record(record, permit)) => (record, permit),
-            Ok(Next::Side(Side::Due(tp))) => {
-                held.release(intake.consumer(), tp);
+            Ok(Next::Side(Some(due))) => {
+                held.release(intake.consumer(), due.into_inner());
                 continue;
             }
-            Ok(Next::Side(Side::Fatal(error))) | Err(error) => break Err(SenderError::HandOff(error)),
+            Ok(Next::Side(None)) => continue,
             Ok(Next::Revoked(revoked)) => {
                 for tp in revoked {
                     held.forget(&tp);
@@ -204,11 +250,12 @@ pub async fn run_with_resolver(
                 continue;
             }
             Ok(Next::Stop) => break Ok(()),
+            Err(error) => break Err(error),
         };
         if held.is_stray(&record) {
             continue;
         }
-        if tier_topics.contains(&record.topic) {
+        if tiers.is_some_and(|t| t.contains(&record.topic)) {
             let wait = due_at(&record) - now_ms();
             if wait > 0 && held.hold(intake.consumer(), &record, Duration::from_millis(wait as u64)) {
                 continue;
@@ -219,13 +266,8 @@ pub async fn run_with_resolver(
         }
         workers.dispatch(record, permit);
     };
-
-    // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
-    // flight finish and are handed on; then store what finished and commit.
-    shared.shutdown.cancel();
-    intake.drain(request_timeout + DRAIN_MARGIN).await;
-    shared.attempts.close().await;
-    tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
+    // The other consumer stops too.
+    stop.cancel();
     result
 }
 
