@@ -73,8 +73,13 @@ impl Values {
 
 impl Label {
     /// Whether `value` is one this label declares (any, when bounded by the deployment).
+    /// Checked on every recording in debug builds: a listed set is searched in place.
     pub fn admits(&self, value: &str) -> bool {
-        self.values.listed().is_none_or(|values| values.contains(&value))
+        match self.values {
+            Values::OneOf(values) => values.contains(&value),
+            Values::Spelled(list) => list().contains(&value),
+            Values::BoundedBy(_) => true,
+        }
     }
 }
 
