@@ -847,7 +847,14 @@ broker.session.timeout.ms=9000
 broker.heartbeat.interval.ms=2000
 controller.quorum.fetch.timeout.ms=2000
 controller.quorum.election.timeout.ms=1000
-replica.lag.time.max.ms=30000" >"$CONF_DIR/server.properties"
+replica.lag.time.max.ms=30000
+
+# Groups on KIP-848's consumer protocol (kafka.client.\"group.protocol\" = \"consumer\"): the
+# session and heartbeat that Hookline's clients set themselves under the classic protocol.
+group.consumer.min.session.timeout.ms=10000
+group.consumer.session.timeout.ms=30000
+group.consumer.min.heartbeat.interval.ms=250
+group.consumer.heartbeat.interval.ms=250" >"$CONF_DIR/server.properties"
 }
 
 cluster_format_if_needed() {

@@ -89,25 +89,30 @@ pub fn group_consumer(cfg: &KafkaConfig, group: &str, client_id: &str) -> KafkaR
         .set("auto.offset.reset", "earliest")
         // Transactions: records of aborted transactions are never delivered.
         .set("isolation.level", "read_committed")
-        // Incremental rebalancing: a member joining or leaving moves only the partitions
-        // that change owner; the others keep delivering through the rebalance.
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        // Above the brokers' failover time (`broker.session.timeout.ms`, 9 s, plus the
-        // election): while a dead broker is being fenced, its group coordinator may not
-        // answer, and a shorter session makes every member give up, rejoin and rebalance
-        // for a second pause. The price: a member that is SIGKILLed holds its partitions
-        // this long before they move (docs/operations.md, "A broker dies").
-        .set("session.timeout.ms", "30000")
-        // A member learns that a rebalance began from its next heartbeat, and a cooperative
-        // rebalance has two rounds, each waiting for every member. librdkafka pauses the
-        // fetchers of every assigned partition while it serves a round, and in the cluster
-        // runs the partitions that kept their owner delivered nothing from the first round
-        // to the end of the second: with 1 s heartbeats the rounds took 1.87 s, with
-        // 250 ms 1.04 s (docs/performance.md).
-        .set("heartbeat.interval.ms", "250")
         .set("enable.partition.eof", "false")
         // Consumer lag per partition comes from librdkafka's statistics (GroupContext::stats).
         .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
+    // KIP-848's consumer group protocol (`kafka.client."group.protocol" = "consumer"`, Kafka
+    // 4.0 and later) assigns on the broker, which also owns the session and heartbeat
+    // (`group.consumer.*` broker and group configs); librdkafka refuses the three below with it.
+    if cfg.client.get("group.protocol").is_none_or(|p| p == "classic") {
+        // Incremental rebalancing: a member joining or leaving moves only the partitions
+        // that change owner; the others keep delivering through the rebalance.
+        c.set("partition.assignment.strategy", "cooperative-sticky")
+            // Above the brokers' failover time (`broker.session.timeout.ms`, 9 s, plus the
+            // election): while a dead broker is being fenced, its group coordinator may not
+            // answer, and a shorter session makes every member give up, rejoin and rebalance
+            // for a second pause. The price: a member that is SIGKILLed holds its partitions
+            // this long before they move (docs/operations.md, "A broker dies").
+            .set("session.timeout.ms", "30000")
+            // A member learns that a rebalance began from its next heartbeat, and a
+            // cooperative rebalance has two rounds, each waiting for every member. librdkafka
+            // pauses the fetchers of every assigned partition while it serves a round, and in
+            // the cluster runs the partitions that kept their owner delivered nothing from the
+            // first round to the end of the second: with 1 s heartbeats the rounds took
+            // 1.87 s, with 250 ms 1.04 s (docs/performance.md).
+            .set("heartbeat.interval.ms", "250");
+    }
     with_overrides(c, cfg).create_with_context(GroupContext::new(group, client_id))
 }
 
