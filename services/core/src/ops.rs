@@ -379,7 +379,8 @@ mod tests {
             let settle = 2_000;
             let mut h = HealthEpisode::default();
             let mut recorded = 0i64;
-            let mut now = 0i64;
+            // Times are after the epoch: 0 is "no period" in the endpoint record.
+            let mut now = 1_000i64;
             let mut open: Option<i64> = None;
             let mut last_closed: Option<i64> = None;
             for (s, advance) in signals {
