@@ -226,8 +226,10 @@ async fn consume(
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
             gauges.set(usize::from(tiers.is_some()), intake.in_flight(), workers.alive());
-            if tiers.is_some() {
-                metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64);
+            match tiers {
+                // The breakers are the process's, whichever consumer's records met them.
+                None => metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64),
+                Some(_) => metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64),
             }
         }
         let due = async {

@@ -293,3 +293,43 @@ fn metrics_are_recorded_only_through_the_catalog() {
     }
     assert!(offenders.is_empty(), "record through metric_catalog, not a macro or a literal name:\n{}", offenders.join("\n"));
 }
+
+#[test]
+fn every_declared_metric_is_recorded_somewhere() {
+    // Each `pub static NAME: Kind<..> =` of the catalog must be named by some code
+    // outside it: a declared metric nobody records is a dashboard panel that stays
+    // empty (the sender's breakers gauge was once dropped in a refactor this way).
+    let catalog = read(&repo().join("services/runtime/src/metric_catalog.rs"));
+    let statics: Vec<&str> = catalog
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("pub static "))
+        .filter_map(|rest| rest.split(':').next())
+        .map(str::trim)
+        .filter(|name| *name != "ALL")
+        .collect();
+    assert_eq!(statics.len(), ALL.len(), "one static per metric");
+    let root = repo().join("services");
+    let code: Vec<String> = files(&root, &[".rs"])
+        .into_iter()
+        .filter(|p| {
+            let relative = p.strip_prefix(&root).unwrap_or(p);
+            !relative.starts_with("runtime/src/metric_catalog.rs") && !relative.starts_with("runtime/src/metric_catalog")
+        })
+        .map(|p| read(&p))
+        .collect();
+    let unused: Vec<&str> = statics
+        .into_iter()
+        .filter(|name| {
+            // Named as a whole word (`NAME.with(..)`, `&metric_catalog::NAME`).
+            let whole = |text: &str| {
+                text.match_indices(name).any(|(at, _)| {
+                    let before = text[..at].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+                    let after = text[at + name.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+                    before && after
+                })
+            };
+            !code.iter().any(|text| whole(text))
+        })
+        .collect();
+    assert!(unused.is_empty(), "declared in metric_catalog but recorded nowhere: {unused:?}");
+}
