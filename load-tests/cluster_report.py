@@ -277,9 +277,10 @@ def cluster_section(report, work):
         # process its share of the real work.
         by_process = assignments(work, role, topic)
         settle = [m["t_ms"] - 1 for m in moves[1:]] + [w_hi]
-        spread = [{"t_s": round((t - t0) / 1000, 2),
-                   "owned": {name: len(owned_at(events, t)) for name, events in sorted(by_process.items()) if owned_at(events, t)}}
-                  for t in settle]
+        spread = []
+        for t in settle:
+            owned = {name: len(owned_at(events, t)) for name, events in sorted(by_process.items())}
+            spread.append({"t_s": round((t - t0) / 1000, 2), "owned": {name: n for name, n in owned.items() if n}})
         rb = {
             "role": role,
             "window_s": [round((w_lo - t0) / 1000, 2), round((w_hi - t0) / 1000, 2)],

@@ -436,9 +436,6 @@ async fn observe(
     Ok(observed)
 }
 
-/// Partitions and fewest replicas of each of `names`, or the error Kafka gave for it. The
-/// metadata of every topic lists those this principal may Describe; the others are asked
-/// for by name, to tell a missing topic from a hidden one.
 /// How long [`ensure`] waits for the topics it created to be listed in the metadata.
 const LISTED_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -460,6 +457,9 @@ async fn wait_listed(metadata: &Arc<MetadataClient>, acls: &Acls, names: &[Strin
     Ok(())
 }
 
+/// Partitions and fewest replicas of each of `names`, or the error Kafka gave for it. The
+/// metadata of every topic lists those this principal may Describe; the others are asked
+/// for by name, to tell a missing topic from a hidden one.
 async fn shapes(
     metadata: &Arc<MetadataClient>,
     acls: &Acls,

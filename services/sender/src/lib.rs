@@ -159,8 +159,8 @@ pub async fn run_with_resolver(
     let result = {
         let loops = async {
             let (a, b) = tokio::join!(
-                consume(&mut fresh, &shared, &registry, &stop, None, &gauges),
-                consume(&mut retries, &shared, &registry, &stop, Some(&tier_topics), &gauges),
+                consume(&mut fresh, &shared, &stop, Reads::Deliveries, &gauges),
+                consume(&mut retries, &shared, &stop, Reads::Tiers, &gauges),
             );
             a.and(b)
         };
@@ -178,6 +178,15 @@ pub async fn run_with_resolver(
     shared.attempts.close().await;
     tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result.map_err(SenderError::HandOff)
+}
+
+/// Which of the sender's two consumers a loop runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The deliveries topic: first attempts.
+    Deliveries,
+    /// The retry tiers: a record not yet due holds its partition until it is.
+    Tiers,
 }
 
 /// The sender's gauges, summed over its two consumers: `[deliveries, retry tiers]`.
@@ -198,14 +207,13 @@ impl Gauges {
 }
 
 /// One consumer's loop, until `stop` or a consume error that could not be handed on: each
-/// record goes to its endpoint's worker. With `tiers`, a tier record that is not due yet
-/// holds its partition until it is.
+/// record goes to its endpoint's worker; a tier record that is not due yet holds its
+/// partition until it is.
 async fn consume(
     intake: &mut Intake,
     shared: &Arc<Shared>,
-    registry: &Arc<EndpointRegistry>,
     stop: &Shutdown,
-    tiers: Option<&HashSet<String>>,
+    reads: Reads,
     gauges: &Gauges,
 ) -> Result<(), KafkaError> {
     let handler: workers::Handler = {
@@ -216,7 +224,7 @@ async fn consume(
         })
     };
     let lane_of: workers::LaneOf = {
-        let registry = Arc::clone(registry);
+        let registry = Arc::clone(&shared.registry);
         Arc::new(move |record| ordered::lane_of(&registry, record))
     };
     let mut workers = workers::Workers::new(handler, lane_of, workers::IDLE_EXIT);
@@ -225,11 +233,11 @@ async fn consume(
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
-            gauges.set(usize::from(tiers.is_some()), intake.in_flight(), workers.alive());
-            match tiers {
+            gauges.set(usize::from(reads == Reads::Tiers), intake.in_flight(), workers.alive());
+            match reads {
                 // The breakers are the process's, whichever consumer's records met them.
-                None => metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64),
-                Some(_) => metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64),
+                Reads::Deliveries => metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64),
+                Reads::Tiers => metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64),
             }
         }
         let due = async {
@@ -257,7 +265,7 @@ async fn consume(
         if held.is_stray(&record) {
             continue;
         }
-        if tiers.is_some_and(|t| t.contains(&record.topic)) {
+        if reads == Reads::Tiers {
             let wait = due_at(&record) - now_ms();
             if wait > 0 && held.hold(intake.consumer(), &record, Duration::from_millis(wait as u64)) {
                 continue;

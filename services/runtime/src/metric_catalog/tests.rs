@@ -269,17 +269,24 @@ fn the_dashboard_alerts_and_docs_name_only_catalog_metrics() {
     }
 }
 
+/// Every Rust source file of the services but the catalog's own (and its tests), with its
+/// path under `services/`.
+fn code_outside_the_catalog() -> Vec<(PathBuf, String)> {
+    let root = repo().join("services");
+    files(&root, &[".rs"])
+        .into_iter()
+        .map(|path| (path.strip_prefix(&root).unwrap_or(&path).to_path_buf(), path))
+        .filter(|(relative, _)| {
+            !relative.starts_with("runtime/src/metric_catalog.rs") && !relative.starts_with("runtime/src/metric_catalog")
+        })
+        .map(|(relative, path)| (relative, read(&path)))
+        .collect()
+}
+
 #[test]
 fn metrics_are_recorded_only_through_the_catalog() {
-    let root = repo().join("services");
-    let this = Path::new("runtime/src/metric_catalog.rs");
     let mut offenders = Vec::new();
-    for path in files(&root, &[".rs"]) {
-        let relative = path.strip_prefix(&root).unwrap_or(&path);
-        if relative.starts_with(this) || relative.starts_with("runtime/src/metric_catalog") {
-            continue;
-        }
-        let text = read(&path);
+    for (relative, text) in code_outside_the_catalog() {
         for mac in ["counter!(", "gauge!(", "histogram!("] {
             if text.contains(mac) {
                 offenders.push(format!("{}: {mac}", relative.display()));
@@ -308,15 +315,7 @@ fn every_declared_metric_is_recorded_somewhere() {
         .filter(|name| *name != "ALL")
         .collect();
     assert_eq!(statics.len(), ALL.len(), "one static per metric");
-    let root = repo().join("services");
-    let code: Vec<String> = files(&root, &[".rs"])
-        .into_iter()
-        .filter(|p| {
-            let relative = p.strip_prefix(&root).unwrap_or(p);
-            !relative.starts_with("runtime/src/metric_catalog.rs") && !relative.starts_with("runtime/src/metric_catalog")
-        })
-        .map(|p| read(&p))
-        .collect();
+    let code: Vec<String> = code_outside_the_catalog().into_iter().map(|(_, text)| text).collect();
     let unused: Vec<&str> = statics
         .into_iter()
         .filter(|name| {
