@@ -597,6 +597,7 @@ k = scfg["kafka"]
 pre = k["topic_prefix"]
 want_topics = {f"{pre}.events": k["partitions"]["events"], f"{pre}.endpoints": 1, f"{pre}.deliveries": k["partitions"]["deliveries"],
                f"{pre}.attempts": k["partitions"]["attempts"], f"{pre}.dlq": k["partitions"]["dlq"], f"{pre}.replays": 1,
+               f"{pre}.parked": k["partitions"]["deliveries"],
                f"{pre}.event-types": 1}
 for d in scfg["retry"]["schedule"]:
     want_topics[f"{pre}.retry.{tier_name(d)}"] = k["partitions"]["retry"]

@@ -413,6 +413,10 @@ pub struct SenderConfig {
     /// While an endpoint's deliveries go to its failover URL, one delivery per this many ms
     /// goes to the primary instead, to see whether it is back.
     pub failover_probe_ms: u64,
+    /// An ordered lane whose head has failed for this long moves, head first, to the parked
+    /// topic, so it holds neither its partition's commit nor the sender's window (0: only
+    /// when the lane holds `max_queued_per_endpoint` deliveries).
+    pub lane_park_after_ms: u64,
 }
 
 impl Default for SenderConfig {
@@ -430,6 +434,7 @@ impl Default for SenderConfig {
             allowed_cidrs: Vec::new(),
             ca_file: String::new(),
             failover_probe_ms: 30_000,
+            lane_park_after_ms: 30_000,
         }
     }
 }
@@ -807,6 +812,9 @@ pub struct Topics {
     pub deliveries: String,
     pub attempts: String,
     pub dlq: String,
+    /// Ordered lanes' deliveries moved out of the way while their lane is blocked: one
+    /// partition per deliveries partition, read by the sender that owns that partition.
+    pub parked: String,
     /// Replay jobs: compacted, one partition; key `<id>` holds the request (written by the
     /// API), key `<id>/status` its progress (written by the replay worker).
     pub replays: String,
@@ -823,6 +831,7 @@ impl Topics {
             deliveries: format!("{prefix}.deliveries"),
             attempts: format!("{prefix}.attempts"),
             dlq: format!("{prefix}.dlq"),
+            parked: format!("{prefix}.parked"),
             replays: format!("{prefix}.replays"),
             event_types: format!("{prefix}.event-types"),
         }

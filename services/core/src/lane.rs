@@ -61,6 +61,57 @@ pub fn after_head_failure(
     }
 }
 
+/// When a lane's head that has been failing (or waiting) since `since_ms` moves to the
+/// parked topic, with the lane behind it, rather than waiting in place and holding its
+/// partition's commit and the sender's window. `None` for `park_after_ms` 0 (never on time).
+pub fn park_due(since_ms: i64, park_after_ms: i64) -> Option<i64> {
+    (park_after_ms > 0 && since_ms > 0).then(|| since_ms.saturating_add(park_after_ms))
+}
+
+/// Which lanes are parked, per deliveries partition: how many of each lane's deliveries wait
+/// on the parked topic (produced there and not yet ended). A lane is parked while any does,
+/// and then its new deliveries are parked too, behind them; it unparks when the last ends.
+/// A lane is (endpoint id, lane).
+#[derive(Debug, Default)]
+pub struct ParkedLanes {
+    waiting: std::collections::HashMap<(i32, String, String), u64>,
+}
+
+impl ParkedLanes {
+    pub fn is_parked(&self, partition: i32, endpoint_id: &str, lane: &str) -> bool {
+        self.waiting.contains_key(&(partition, endpoint_id.to_owned(), lane.to_owned()))
+    }
+
+    /// One more delivery of the lane waits on the parked topic.
+    pub fn parked(&mut self, partition: i32, endpoint_id: &str, lane: &str) {
+        *self.waiting.entry((partition, endpoint_id.to_owned(), lane.to_owned())).or_default() += 1;
+    }
+
+    /// A parked delivery of the lane ended (delivered, skipped, or finished before); `true`
+    /// when that was the lane's last and it is no longer parked. An end the counts do not
+    /// know (its partition was reassigned meanwhile) changes nothing.
+    pub fn ended(&mut self, partition: i32, endpoint_id: &str, lane: &str) -> bool {
+        let key = (partition, endpoint_id.to_owned(), lane.to_owned());
+        let Some(n) = self.waiting.get_mut(&key) else { return false };
+        *n -= 1;
+        if *n == 0 {
+            self.waiting.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// The partition went to another sender: its lanes are the new owner's to count.
+    pub fn forget(&mut self, partition: i32) {
+        self.waiting.retain(|(p, _, _), _| *p != partition);
+    }
+
+    /// Parked lanes over all partitions (a gauge).
+    pub fn lanes(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +168,57 @@ mod tests {
                     prop_assert!(elapsed + wait.as_millis() as i64 <= limit);
                 }
                 HeadStep::Blocked(why) => prop_assert!(why.starts_with("ordered lane blocked")),
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_parks_once_it_failed_for_the_limit() {
+        assert_eq!(park_due(1_000, 30_000), Some(31_000));
+        assert_eq!(park_due(1_000, 0), None, "0: never on time");
+        assert_eq!(park_due(0, 30_000), None, "no time to count from");
+        assert_eq!(park_due(i64::MAX - 5, 30_000), Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_lane_stays_parked_until_its_last_parked_delivery_ends() {
+        let mut parked = ParkedLanes::default();
+        parked.parked(3, "ep", "k1");
+        parked.parked(3, "ep", "k1");
+        parked.parked(4, "ep", "k1");
+        assert!(parked.is_parked(3, "ep", "k1"));
+        assert!(!parked.is_parked(3, "ep", "k2"), "another lane of the endpoint is not");
+        assert!(!parked.is_parked(3, "other", "k1"), "the same lane name of another endpoint is not");
+        assert!(!parked.ended(3, "ep", "k1"));
+        assert!(parked.is_parked(3, "ep", "k1"), "one still waits");
+        assert!(parked.ended(3, "ep", "k1"), "the last one unparks the lane");
+        assert!(!parked.is_parked(3, "ep", "k1"));
+        assert!(!parked.ended(3, "ep", "k1"), "an end it does not know changes nothing");
+        assert_eq!(parked.lanes(), 1);
+        parked.forget(4);
+        assert_eq!(parked.lanes(), 0);
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving of parks and ends (ends only of parked deliveries), a
+        /// lane is parked exactly while more of its deliveries were parked than ended.
+        #[test]
+        fn parked_while_more_parked_than_ended(steps in proptest::collection::vec((0..3usize, proptest::bool::ANY), 0..200)) {
+            let lanes = ["a", "b", "c"];
+            let mut parked = ParkedLanes::default();
+            let mut count = [0u64; 3];
+            for (lane, park) in steps {
+                if park {
+                    parked.parked(0, "ep", lanes[lane]);
+                    count[lane] += 1;
+                } else if count[lane] > 0 {
+                    let unparked = parked.ended(0, "ep", lanes[lane]);
+                    count[lane] -= 1;
+                    proptest::prop_assert_eq!(unparked, count[lane] == 0);
+                }
+                for (i, l) in lanes.iter().enumerate() {
+                    proptest::prop_assert_eq!(parked.is_parked(0, "ep", l), count[i] > 0);
+                }
             }
         }
     }

@@ -180,3 +180,72 @@ async fn a_halted_lane_resumes_in_order_from_a_dead_letter_replay() {
     assert!(breaches.is_empty(), "order breaches: {breaches:?}");
     p.stop().await;
 }
+
+/// A lane blocked for long, with more deliveries than the sender's window: without parking,
+/// its waiting deliveries would take the whole window and stop every endpoint of the
+/// sender. Parked, the neighbour keeps going; the lane survives a sender restart while
+/// parked (the new sender counts the parked lane before it reads the partition, so the
+/// lane's new deliveries queue behind the parked ones) and, once its receiver is back,
+/// arrives whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_lane_parks_so_the_sender_goes_on_and_it_resumes_in_order_after_a_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A window of 40 records; an endpoint holds at most 10.
+    let p = TestPipeline::builder()
+        .without_roles()
+        .deliveries_partitions(1)
+        .retry_schedule(&["3s"; 20])
+        .sender_window(40)
+        .endpoint_queue(4, 10)
+        .lane_park_after_ms(1_000)
+        .start()
+        .await;
+    let fixed = std::sync::Arc::new(AtomicBool::new(false));
+    let f = std::sync::Arc::clone(&fixed);
+    let lane_rx = FaultyReceiver::start(move |_, _| if f.load(Ordering::Acquire) { Reply::Status(200) } else { Reply::Status(503) }).await;
+    let neighbour = FaultyReceiver::start(|_, _| Reply::Status(200)).await;
+    p.put_endpoint(ordered("parking", &lane_rx.url(), DeliveryOrdering::Endpoint, 600_000, LaneBlocked::Skip)).await;
+    p.add_endpoint("neighbour", &neighbour.url(), &["other.*"], "", &secret(6)).await;
+    let mut config = p.config.clone();
+    config.admin.listen = None;
+    let _router = Role::start("router", &config);
+    let mut sender = Role::start("sender", &config);
+
+    const FIRST: usize = 100;
+    const ALL: usize = 150;
+    let publish_lane = |from: usize, to: usize| {
+        let p = &p;
+        async move {
+            for i in from..to {
+                let e = common::lanes::keyed("p", i);
+                p.publish_raw(&e.ordering_key, &hookline_proto::Message::encode_to_vec(&e)).await;
+            }
+        }
+    };
+    // Five first: the head fails for a second and parks, the four behind it follow.
+    let parked = p.config.topics().parked;
+    publish_lane(0, 5).await;
+    eventually("the lane's head and the four behind it parked", WAIT, || p.record_count(&parked, 1) == 5).await;
+    // The rest of the lane goes behind them, and the neighbour is not held up.
+    publish_lane(5, FIRST).await;
+    for i in 0..100 {
+        p.publish(&[event(&format!("evt_n_{i:03}"), "other.created", "", "{}")]).await;
+    }
+    eventually("the neighbour gets every event while the lane is blocked", WAIT, || neighbour.successes().len() == 100).await;
+    eventually("the whole lane is parked", WAIT, || p.record_count(&parked, 1) == FIRST as i64).await;
+    assert!(lane_rx.successes().is_empty(), "nothing of the lane was delivered yet");
+
+    sender.terminate();
+    sender = Role::start("sender", &config);
+    publish_lane(FIRST, ALL).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    fixed.store(true, Ordering::Release);
+
+    eventually("the whole lane delivered", WAIT * 2, || first_successes(&lane_rx).0.get("p").is_some_and(|s| s.len() == ALL)).await;
+    let (firsts, breaches) = first_successes(&lane_rx);
+    assert!(breaches.is_empty(), "order breaches: {breaches:?}");
+    assert_eq!(firsts["p"], (0..ALL).collect::<Vec<_>>(), "the lane came whole and in order");
+    assert_eq!(p.dead_letter_count(), 0, "nothing was skipped");
+    drop(sender);
+    p.stop().await;
+}

@@ -135,6 +135,7 @@ async fn topics_check_names_each_difference_and_its_fix() {
             ),
             format!("{p}.attempts: ok (1 partition, replication factor 1)"),
             format!("{p}.dlq: ok (1 partition, replication factor 1)"),
+            format!("{p}.parked: ok (3 partitions, replication factor 1)"),
             format!("{p}.replays: ok (1 partition, replication factor 1)"),
             format!("{p}.event-types: ok (1 partition, replication factor 1)"),
             format!("{p}.retry.1s: ok (1 partition, replication factor 1)"),
@@ -181,13 +182,13 @@ async fn hookline_topics_check_exits_non_zero_until_every_topic_is_right() {
     let stdout = text(&missing.stdout);
     assert!(stdout.contains(&format!("{p}.events: missing\n")), "{stdout}");
     assert!(stdout.contains("to fix:\n  hookline topics create"), "{stdout}");
-    assert!(text(&missing.stderr).contains("9 of 9 topics differ from the configuration"), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("10 of 10 topics differ from the configuration"), "{}", text(&missing.stderr));
 
     let create = hookline(&c, &["topics", "create"], minute);
     assert!(create.status.success(), "{}", text(&create.stderr));
     let good = hookline(&c, &["topics", "check"], minute);
     assert!(good.status.success(), "{}{}", text(&good.stdout), text(&good.stderr));
-    assert_eq!(text(&good.stdout).lines().filter(|l| l.contains(": ok (")).count(), 9, "{}", text(&good.stdout));
+    assert_eq!(text(&good.stdout).lines().filter(|l| l.contains(": ok (")).count(), 10, "{}", text(&good.stdout));
 
     let replays = format!("{p}.replays");
     let alter = AlterConfig::new(ResourceSpecifier::Topic(&replays)).set("cleanup.policy", "compact,delete");

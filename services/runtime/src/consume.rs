@@ -119,12 +119,15 @@ impl Unreadable {
 /// The sender has two consumers in its one group: one reads the deliveries topic, the other
 /// the retry tiers. The group's assignor then balances each set over the senders on its own;
 /// with one consumer for both, cooperative-sticky balanced only the total partition count,
-/// and three senders could split the deliveries partitions 10/1/1.
+/// and three senders could split the deliveries partitions 10/1/1. A third reads the parked
+/// topic's partitions of the deliveries partitions it owns, by assignment (its group only
+/// keeps the positions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Router,
     Sender,
     SenderRetries,
+    SenderParked,
 }
 
 impl Role {
@@ -134,6 +137,7 @@ impl Role {
             Self::Router => "router",
             Self::Sender => "sender",
             Self::SenderRetries => "sender-retries",
+            Self::SenderParked => "sender-parked",
         }
     }
 
@@ -142,13 +146,14 @@ impl Role {
         match self {
             Self::Router => "router",
             Self::Sender | Self::SenderRetries => "sender",
+            Self::SenderParked => "sender-parked",
         }
     }
 
     fn count_error(self, kind: ConsumeErrorKind) {
         let errors = match self {
             Self::Router => &metric_catalog::ROUTER_CONSUME_ERRORS,
-            Self::Sender | Self::SenderRetries => &metric_catalog::SENDER_CONSUME_ERRORS,
+            Self::Sender | Self::SenderRetries | Self::SenderParked => &metric_catalog::SENDER_CONSUME_ERRORS,
         };
         errors.with([kind.label()]).increment(1);
     }
@@ -156,7 +161,7 @@ impl Role {
     fn count_dead_letter(self, reason: v1::DeadLetterReason) {
         let dead_letters = match self {
             Self::Router => &metric_catalog::ROUTER_DEAD_LETTERS,
-            Self::Sender | Self::SenderRetries => &metric_catalog::SENDER_DEAD_LETTERS,
+            Self::Sender | Self::SenderRetries | Self::SenderParked => &metric_catalog::SENDER_DEAD_LETTERS,
         };
         dead_letters.with([reason.label()]).increment(1);
     }

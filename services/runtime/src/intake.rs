@@ -109,6 +109,18 @@ impl Intake {
         Ok(())
     }
 
+    /// Reads `topics` by assignment instead of a subscription: [`Self::by_hand`] assigns
+    /// and revokes their partitions (the group only keeps the positions).
+    pub fn read_by_assignment(&mut self, topics: &[&str]) {
+        self.errors.subscribed(topics);
+        tracing::info!(role = self.role.name(), ?topics, "reading by assignment");
+    }
+
+    /// A handle that assigns and revokes partitions of this consumer from another thread.
+    pub fn by_hand(&self) -> ByHand {
+        ByHand { consumer: Arc::clone(&self.consumer), tracker: Arc::clone(&self.tracker) }
+    }
+
     /// Waits for the next record with a free window slot, the role's `side` event, a
     /// revocation, or shutdown. A consume error is handled here (counted, unreadable
     /// records dead-lettered and skipped); it is returned only when its dead letter cannot
@@ -160,6 +172,44 @@ impl Intake {
     /// The end: waits up to `timeout` for the work in flight, then commits what finished.
     pub async fn drain(&self, timeout: Duration) {
         self.tracker.drain_and_commit(&self.window, self.window_size, timeout).await;
+    }
+}
+
+/// Assigns and revokes partitions of a consumer that reads by assignment.
+#[derive(Clone)]
+pub struct ByHand {
+    consumer: Arc<GroupConsumer>,
+    tracker: Arc<OffsetTracker>,
+}
+
+impl ByHand {
+    pub fn consumer(&self) -> &Arc<GroupConsumer> {
+        &self.consumer
+    }
+
+    /// Starts reading `parts`, each at its committed position (the start when none).
+    pub fn assign(&self, parts: &[(String, i32)]) -> Result<(), KafkaError> {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (topic, partition) in parts {
+            tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Stored)?;
+        }
+        self.consumer.incremental_assign(&tpl)?;
+        tracing::info!(partitions = ?parts, "assigned by hand");
+        Ok(())
+    }
+
+    /// Stops reading `parts` as a revocation does: their work in flight is waited for (a
+    /// while), where each stands is committed, and their bookkeeping is dropped.
+    pub fn revoke(&self, parts: &[(String, i32)]) {
+        self.tracker.hand_over(parts);
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (topic, partition) in parts {
+            tpl.add_partition(topic, *partition);
+        }
+        if let Err(error) = self.consumer.incremental_unassign(&tpl) {
+            tracing::warn!(%error, partitions = ?parts, "unassign failed");
+        }
+        self.tracker.forget(parts);
     }
 }
 

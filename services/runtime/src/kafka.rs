@@ -217,6 +217,9 @@ impl ClientContext for QuietContext {
     }
 }
 
+type HandOver = Box<dyn Fn(&[(String, i32)]) + Send + Sync>;
+type OnMoved = Box<dyn Fn(Moved, &[(String, i32)]) + Send + Sync>;
+
 /// Logs rebalances and failed commits, and remembers revoked partitions so the consuming
 /// loop can drop their in-flight bookkeeping.
 pub struct GroupContext {
@@ -226,7 +229,9 @@ pub struct GroupContext {
     lagging: Mutex<BTreeSet<(String, i32)>>,
     quiet: QuietContext,
     /// Called with partitions about to be revoked, before they go ([`Self::on_revoke`]).
-    hand_over: std::sync::OnceLock<Box<dyn Fn(&[(String, i32)]) + Send + Sync>>,
+    hand_over: std::sync::OnceLock<HandOver>,
+    /// The role's own part of each move ([`Self::on_moved`]).
+    moved: std::sync::OnceLock<OnMoved>,
     revoked: Mutex<Vec<(String, i32)>>,
     assigned: std::sync::atomic::AtomicUsize,
     /// Per newly assigned partition: offsets its previous owner finished beyond the committed
@@ -242,6 +247,7 @@ impl GroupContext {
             lagging: Mutex::default(),
             quiet: QuietContext::new(client_id),
             hand_over: std::sync::OnceLock::new(),
+            moved: std::sync::OnceLock::new(),
             revoked: Mutex::new(Vec::new()),
             assigned: Default::default(),
             inherited: Mutex::default(),
@@ -266,6 +272,13 @@ impl GroupContext {
     /// the role finishes and commits their work there, so the next owner does not redo it.
     pub fn on_revoke(&self, hand_over: impl Fn(&[(String, i32)]) + Send + Sync + 'static) {
         let _ = self.hand_over.set(Box::new(hand_over));
+    }
+
+    /// Sets the role's own work when partitions move (once; later calls are ignored): run on
+    /// the consumer's poll, after the hand-over of revoked partitions and after assigned
+    /// ones' inherited work is read, so before any record of an assigned partition is read.
+    pub fn on_moved(&self, moved: impl Fn(Moved, &[(String, i32)]) + Send + Sync + 'static) {
+        let _ = self.moved.set(Box::new(moved));
     }
 
     /// Partitions revoked since the last call.
@@ -342,6 +355,9 @@ impl ConsumerContext for GroupContext {
                 if let Some(hand_over) = self.hand_over.get() {
                     hand_over(&parts);
                 }
+                if let Some(moved) = self.moved.get() {
+                    moved(Moved::Revoked, &parts);
+                }
                 let n = parts.len();
                 self.revoked.lock().extend(parts);
                 let _ = self.assigned.fetch_update(Relaxed, Relaxed, |a| Some(a.saturating_sub(n)));
@@ -356,14 +372,33 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    /// Reads, for the partitions just assigned, what their previous owner finished beyond
-    /// the committed offset (the commit metadata), so that work is not done twice.
+    /// Reads what the assigned partitions' previous owner finished beyond the committed
+    /// offset, then runs the role's own part ([`Self::on_moved`]).
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else { return };
         if tpl.count() == 0 {
             return;
         }
-        let committed = match consumer.committed_offsets((*tpl).clone(), std::time::Duration::from_secs(5)) {
+        self.inherit(consumer, tpl);
+        if let Some(moved) = self.moved.get() {
+            let parts: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            moved(Moved::Assigned, &parts);
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::warn!(client = %self.client_id, %error, "offset commit failed"),
+        }
+    }
+}
+
+impl GroupContext {
+    /// Reads, for the partitions just assigned, what their previous owner finished beyond
+    /// the committed offset (the commit metadata), so that work is not done twice.
+    fn inherit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let committed = match consumer.committed_offsets(tpl.clone(), std::time::Duration::from_secs(5)) {
             Ok(c) => c,
             Err(error) => {
                 tracing::warn!(client = %self.client_id, %error, "committed offsets not read; finished work may be redone");
@@ -380,13 +415,13 @@ impl ConsumerContext for GroupContext {
             }
         }
     }
+}
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => tracing::warn!(client = %self.client_id, %error, "offset commit failed"),
-        }
-    }
+/// Which way partitions moved ([`GroupContext::on_moved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    Revoked,
+    Assigned,
 }
 
 /// Stores `next` (the offset after the last finished record) for the next auto-commit, with
@@ -457,8 +492,23 @@ pub async fn enqueue<C: ClientContext + 'static>(
     value: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> KafkaResult<DeliveryFuture> {
+    enqueue_to(producer, topic, None, key, value, headers).await
+}
+
+/// [`enqueue`] to a chosen partition (`None`: the partitioner's, by key).
+pub async fn enqueue_to<C: ClientContext + 'static>(
+    producer: &rdkafka::producer::FutureProducer<C>,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    value: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> KafkaResult<DeliveryFuture> {
     loop {
         let mut record = FutureRecord::to(topic).key(key).payload(value);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         if let Some(h) = headers.clone() {
             record = record.headers(h);
         }

@@ -338,6 +338,12 @@ pub static SENDER_LANES_BLOCKED: Counter<1> = counter(
     &[Label { name: "action", values: Values::OneOf(&["skip", "halt"]) }],
 );
 
+pub static SENDER_DELIVERIES_PARKED: Counter<0> = counter(
+    "hookline_sender_deliveries_parked_total",
+    "Deliveries of ordered lanes moved to the parked topic (a blocked or overfull lane).",
+    &[],
+);
+
 pub static SENDER_DUPLICATES_SUPPRESSED: Counter<0> = counter(
     "hookline_sender_duplicates_suppressed_total",
     "Copies of an already delivered first attempt (routed again after a restart) not sent again.",
@@ -364,6 +370,9 @@ pub static SENDER_TIER_PARTITIONS_HELD: Gauge<0> =
 
 pub static SENDER_ENDPOINT_WORKERS: Gauge<0> =
     gauge("hookline_sender_endpoint_workers", "Per-endpoint delivery workers alive.", &[]);
+
+pub static SENDER_LANES_PARKED: Gauge<0> =
+    gauge("hookline_sender_lanes_parked", "Ordered lanes parked now (deliveries waiting on the parked topic), on this sender's partitions.", &[]);
 
 pub static CONSUMER_LAG: Gauge<3> = gauge(
     "hookline_consumer_lag",
@@ -435,6 +444,7 @@ pub static ALL: &[&Spec] = &[
     &SENDER_BREAKER_TRANSITIONS.spec,
     &SENDER_FAILOVER_SWITCHES.spec,
     &SENDER_LANES_BLOCKED.spec,
+    &SENDER_DELIVERIES_PARKED.spec,
     &SENDER_DUPLICATES_SUPPRESSED.spec,
     &SENDER_TRANSFORM_ERRORS.spec,
     &SENDER_ATTEMPT_RECORDS.spec,
@@ -442,6 +452,7 @@ pub static ALL: &[&Spec] = &[
     &SENDER_BREAKERS_OPEN.spec,
     &SENDER_TIER_PARTITIONS_HELD.spec,
     &SENDER_ENDPOINT_WORKERS.spec,
+    &SENDER_LANES_PARKED.spec,
     &CONSUMER_LAG.spec,
     &REGISTRY_ENDPOINTS.spec,
     &OFFSETS_INHERITED_SKIPS.spec,

@@ -185,15 +185,18 @@ impl OffsetTracker {
         self.consumer.assignment().is_ok_and(|tpl| tpl.find_partition(topic, partition).is_some())
     }
 
+    /// Drops the bookkeeping of `parts` (revoked by hand).
+    pub fn forget(&self, parts: &[(String, i32)]) {
+        let mut partitions = self.partitions.lock();
+        for tp in parts {
+            partitions.remove(tp);
+        }
+    }
+
     /// Drops the bookkeeping of partitions revoked since the last call, and returns them.
     pub fn forget_revoked(&self) -> Vec<(String, i32)> {
         let revoked = self.consumer.context().take_revoked();
-        if !revoked.is_empty() {
-            let mut partitions = self.partitions.lock();
-            for tp in &revoked {
-                partitions.remove(tp);
-            }
-        }
+        self.forget(&revoked);
         revoked
     }
 

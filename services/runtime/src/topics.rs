@@ -89,6 +89,9 @@ pub fn specs(cfg: &Config) -> Vec<TopicSpec> {
         spec(t.deliveries, k.partitions.deliveries, wrapping(k.deliveries_retention_ms)),
         spec(t.attempts, k.partitions.attempts, common(k.attempts_retention_ms)),
         spec(t.dlq, k.partitions.dlq, wrapping(k.dlq_retention_ms)),
+        // One partition per deliveries partition: the sender that owns deliveries partition
+        // p parks a lane on parked partition p, and reads it back.
+        spec(t.parked, k.partitions.deliveries, wrapping(k.deliveries_retention_ms)),
         spec(t.replays, 1, compacted.clone()),
         spec(t.event_types, 1, compacted),
     ];
@@ -508,12 +511,14 @@ mod tests {
         let endpoints = specs.iter().find(|s| s.name == "hookline.endpoints").expect("endpoints topic");
         assert_eq!(endpoints.partitions, 1);
         assert!(endpoints.configs.contains(&("cleanup.policy", "compact".to_owned())));
+        let parked = specs.iter().find(|s| s.name == "hookline.parked").expect("parked topic");
+        assert_eq!(parked.partitions, cfg.kafka.partitions.deliveries, "one parked partition per deliveries partition");
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [
                 "hookline.events", "hookline.endpoints", "hookline.deliveries", "hookline.attempts", "hookline.dlq",
-                "hookline.replays", "hookline.event-types", "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
+                "hookline.parked", "hookline.replays", "hookline.event-types", "hookline.retry.5s", "hookline.retry.5m", "hookline.retry.30m", "hookline.retry.2h",
                 "hookline.retry.5h", "hookline.retry.10h",
             ]
         );

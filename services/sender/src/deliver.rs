@@ -6,6 +6,7 @@
 use crate::attempt::{AttemptReport, Attempter};
 use crate::attempt_log::AttemptLog;
 use crate::endpoints::{EndpointRuntime, EndpointRuntimes, Place};
+use crate::workers::Ended;
 use hookline_core::breaker::{Admission, Transition};
 use hookline_core::config::Topics;
 use hookline_core::failover::{Choice, Target};
@@ -56,6 +57,8 @@ pub struct Shared {
     pub recent: parking_lot::Mutex<RecentDeliveries>,
     /// The last sequence of each ordered lane (the `webhook-sequence-previous` header).
     pub sequences: crate::ordered::Sequences,
+    /// Ordered lanes moved to the parked topic.
+    pub parking: crate::parked::Parking,
 }
 
 /// How a record ended.
@@ -66,47 +69,87 @@ enum Done {
     Abandoned,
     /// An ordered lane's head: attempt it again after this long, holding the lane.
     Again(Box<v1::Delivery>, Duration),
+    /// An ordered lane's head moved to the parked topic (acknowledged).
+    Parked,
 }
 
 /// Delivers one record of ordered `lane` (or of none) to its end, and marks it finished in
-/// `tracker` (its consumer's offsets); `false` when it was abandoned (shutdown, or its
-/// partition is no longer ours): its offset stays for the next owner.
-pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRecord, lane: Option<String>) -> bool {
+/// `tracker` (its consumer's offsets). [`Ended::Abandoned`] when it was abandoned (shutdown,
+/// or its partition is no longer ours): its offset stays for the next owner;
+/// [`Ended::Parked`] when a lane's head failed for `sender.lane_park_after_ms` and moved to
+/// the parked topic.
+pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRecord, lane: Option<String>) -> Ended {
     // An ordered lane goes on only while its partition is ours: a record of a revoked
     // partition is left to the new owner, which delivers the lane in order.
     if lane.is_some() && !tracker.owns(&record.topic, record.partition) {
-        return false;
+        return Ended::Abandoned;
     }
     let mut result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
+        // A parked head comes back with its next attempt's time: it keeps its schedule.
+        Ok(delivery) if delivery.event.is_some() && shared.parking.is_parked_record(record) && delivery.next_attempt_at_ms > now_ms() => {
+            let wait = Duration::from_millis((delivery.next_attempt_at_ms - now_ms()).max(0) as u64);
+            Ok(Done::Again(Box::new(delivery), wait))
+        }
         Ok(delivery) if delivery.event.is_some() => handle(shared, record, delivery).await,
         Ok(_) => undecodable(shared, record, "delivery has no event".into()).await,
         Err(error) => undecodable(shared, record, format!("not a hookline.v1.Delivery: {error}")).await,
     };
-    // An ordered lane's head is retried in place, for as long as its partition is ours.
+    // An ordered lane's head is retried in place, for as long as its partition is ours, or
+    // until it has failed for long enough to park. Never a head read back from the parked
+    // topic, nor one whose later deliveries were already parked (the endpoint held too many):
+    // parked behind them, it would come after them; they come back behind it instead.
     while let Ok(Done::Again(delivery, wait)) = result {
+        let since = if delivery.first_attempt_at_ms > 0 { delivery.first_attempt_at_ms } else { record.timestamp_ms };
+        let parkable = |lane: &&str| !shared.parking.is_parked_record(record) && !shared.parking.lane_is_parked(record, lane);
+        let now = now_ms();
+        // It parks at its due time if that comes before its next attempt.
+        let park = lane
+            .as_deref()
+            .filter(parkable)
+            .and_then(|lane| hookline_core::lane::park_due(since, shared.parking.park_after_ms).map(|due| (lane, (due - now).max(0))))
+            .filter(|(_, in_ms)| *in_ms < wait.as_millis() as i64);
+        let nap = park.map_or(wait, |(_, in_ms)| Duration::from_millis(in_ms as u64));
         result = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => Ok(Done::Abandoned),
-            _ = tokio::time::sleep(wait) => match tracker.owns(&record.topic, record.partition) {
-                true => handle(shared, record, *delivery).await,
-                false => Ok(Done::Abandoned),
+            _ = tokio::time::sleep(nap) => match (tracker.owns(&record.topic, record.partition), park) {
+                (false, _) => Ok(Done::Abandoned),
+                (true, Some((lane, _))) => park_head(shared, record, lane, &delivery).await,
+                (true, None) => handle(shared, record, *delivery).await,
             },
         };
     }
     match result {
         Ok(Done::Finished) => {
             if let Some(lane) = lane {
-                shared.sequences.ended(&String::from_utf8_lossy(&record.key), &lane, record.offset);
+                shared.sequences.ended(&String::from_utf8_lossy(&record.key), &lane, crate::parked::sequence(record));
             }
             tracker.complete(&record.topic, record.partition, record.offset);
-            true
+            if shared.parking.is_parked_record(record) {
+                shared.parking.ended(record);
+            }
+            Ended::Done
         }
-        Ok(Done::Abandoned | Done::Again(..)) => false,
+        Ok(Done::Parked) => Ended::Parked,
+        Ok(Done::Abandoned | Done::Again(..)) => Ended::Abandoned,
         Err(error) => {
             hookline_runtime::intake::stop_on(&shared.fatal, error, record);
-            false
+            Ended::Abandoned
         }
     }
+}
+
+/// Moves a lane's head, with its attempts so far, to the parked topic; its own offset is
+/// released once that is acknowledged.
+async fn park_head(shared: &Shared, record: &OwnedRecord, lane: &str, delivery: &v1::Delivery) -> Result<Done, KafkaError> {
+    let ack = shared.parking.enqueue(record, lane, Some(delivery)).await?;
+    kafka::acked(ack).await?;
+    tracing::warn!(
+        endpoint_id = %delivery.endpoint_id, lane, offset = record.offset, attempt = delivery.attempt,
+        "ordered lane parked: its head keeps failing; the lane waits on the parked topic"
+    );
+    shared.parking.moved(record);
+    Ok(Done::Parked)
 }
 
 async fn undecodable(shared: &Shared, record: &OwnedRecord, detail: String) -> Result<Done, KafkaError> {
@@ -184,7 +227,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     let url = rt.url(&entry, via.target);
     // An ordered lane's delivery says where it stands in the lane.
     let sequence = match hookline_core::lane::lane_of(entry.endpoint.ordering(), &entry.endpoint.id, event) {
-        Some(lane) => shared.sequences.headers(&entry.endpoint.id, &lane, record.offset),
+        Some(lane) => shared.sequences.headers(&entry.endpoint.id, &lane, crate::parked::sequence(record)),
         None => Vec::new(),
     };
     crate::lateness::record_first_attempt(&delivery, now_ms());

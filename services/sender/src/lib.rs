@@ -13,8 +13,9 @@
 //! - [`workers`]: long-lived per-endpoint workers that run their endpoint's deliveries
 //!   (an ordered lane's one at a time).
 //! - [`ordered`]: ordered endpoints' lanes: retries in place, blocked heads, sequences.
-//! - this file: wiring, and the two intake loops (the deliveries topic; the retry tiers,
-//!   whose partitions are held until their head record is due).
+//! - [`parked`]: lanes that cannot move, parked on the parked topic and read back.
+//! - this file: wiring, and the three intake loops (the deliveries topic; the retry tiers,
+//!   whose partitions are held until their head record is due; the parked topic).
 //!
 //! A record's offset is released only after it succeeded, or its next tier record or dead
 //! letter is acknowledged by Kafka, so a crash at any point re-sends (never drops) it.
@@ -28,6 +29,7 @@ pub mod endpoints;
 pub mod lateness;
 pub mod ordered;
 mod ops;
+pub mod parked;
 pub mod workers;
 
 use attempt::Attempter;
@@ -104,7 +106,7 @@ pub async fn run_with_resolver(
     // Both consumers stop on the process shutdown, and on a hand-off failure in either.
     let stop = shutdown.child_token();
     let intake = |role| Intake::new(role, &cfg, cfg.sender.max_in_flight, producer.clone(), Arc::clone(&health), stop.clone());
-    let (mut fresh, mut retries) = (intake(Role::Sender)?, intake(Role::SenderRetries)?);
+    let (mut fresh, mut retries, mut parked) = (intake(Role::Sender)?, intake(Role::SenderRetries)?, intake(Role::SenderParked)?);
     let settings = client::ClientSettings {
         connect_timeout: Duration::from_millis(cfg.sender.connect_timeout_ms),
         pool_max_idle_per_host: cfg.sender.pool_max_idle_per_host,
@@ -128,7 +130,7 @@ pub async fn run_with_resolver(
             topics.attempts.clone(),
             Duration::from_millis(cfg.sender.attempt_batch_ms),
         ),
-        producer,
+        producer: producer.clone(),
         topics: topics.clone(),
         endpoints: EndpointRuntimes::new(
             cfg.sender.max_in_flight_per_endpoint,
@@ -145,7 +147,24 @@ pub async fn run_with_resolver(
         shutdown: work_shutdown,
         recent: parking_lot::Mutex::new(hookline_core::recent::RecentDeliveries::new(cfg.sender.recent_deliveries)),
         sequences: ordered::Sequences::default(),
+        parking: parked::Parking::new(
+            topics.parked.clone(),
+            producer,
+            cfg.sender.lane_park_after_ms,
+            Arc::clone(fresh.tracker()),
+            Arc::clone(parked.tracker()),
+        ),
     });
+    // A deliveries partition's parked partition moves with it (weak: the consumer's context
+    // must not keep what holds the consumer alive).
+    {
+        let (weak, by_hand, kafka_cfg) = (Arc::downgrade(&shared), parked.by_hand(), cfg.kafka.clone());
+        fresh.consumer().context().on_moved(move |moved, parts| {
+            if let Some(shared) = weak.upgrade() {
+                shared.parking.moved_partitions(&by_hand, &kafka_cfg, moved, parts);
+            }
+        });
+    }
 
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -154,15 +173,28 @@ pub async fn run_with_resolver(
     let tier_topics: HashSet<String> = cfg.retry_tiers().into_iter().map(|(_, t)| t).collect();
     fresh.subscribe(&[&topics.deliveries])?;
     retries.subscribe(&tier_topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    parked.read_by_assignment(&[&topics.parked]);
 
+    // The deliveries topic and the parked topic share their workers: a parked lane's records
+    // come back to its endpoint's worker and queue in its lane.
+    let first_attempts = parking_lot::Mutex::new(
+        workers::Workers::new(handler(&shared, None), lane_of(&shared), workers::IDLE_EXIT)
+            .with_spill(Arc::new(parked::Spiller(Arc::clone(&shared))), cfg.sender.max_queued_per_endpoint),
+    );
+    let later_attempts = parking_lot::Mutex::new(workers::Workers::new(
+        handler(&shared, Some(Arc::clone(retries.tracker()))),
+        lane_of(&shared),
+        workers::IDLE_EXIT,
+    ));
     let gauges = Gauges::default();
     let result = {
         let loops = async {
-            let (a, b) = tokio::join!(
-                consume(&mut fresh, &shared, &stop, Reads::Deliveries, &gauges),
-                consume(&mut retries, &shared, &stop, Reads::Tiers, &gauges),
+            let (a, b, c) = tokio::join!(
+                consume(&mut fresh, &shared, &stop, Reads::Deliveries, &gauges, &first_attempts),
+                consume(&mut retries, &shared, &stop, Reads::Tiers, &gauges, &later_attempts),
+                consume(&mut parked, &shared, &stop, Reads::Parked, &gauges, &first_attempts),
             );
-            a.and(b)
+            a.and(b).and(c)
         };
         tokio::select! {
             result = loops => result,
@@ -174,33 +206,61 @@ pub async fn run_with_resolver(
     // Stop taking work: waiting deliveries give up (their offsets stay), attempts in
     // flight finish and are handed on; then store what finished and commit.
     shared.shutdown.cancel();
-    tokio::join!(fresh.drain(request_timeout + DRAIN_MARGIN), retries.drain(request_timeout + DRAIN_MARGIN));
+    tokio::join!(
+        fresh.drain(request_timeout + DRAIN_MARGIN),
+        retries.drain(request_timeout + DRAIN_MARGIN),
+        parked.drain(request_timeout + DRAIN_MARGIN),
+    );
     shared.attempts.close().await;
     tracing::info!(open_breakers = shared.endpoints.open_breakers(), "sender stopped");
     result.map_err(SenderError::HandOff)
 }
 
-/// Which of the sender's two consumers a loop runs.
+/// Which of the sender's three consumers a loop runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reads {
     /// The deliveries topic: first attempts.
     Deliveries,
     /// The retry tiers: a record not yet due holds its partition until it is.
     Tiers,
+    /// The parked topic: parked lanes' deliveries, through the deliveries topic's workers.
+    Parked,
 }
 
-/// The sender's gauges, summed over its two consumers: `[deliveries, retry tiers]`.
+/// What a worker does with a record: deliver it, finishing it in `tracker` (the retry
+/// tiers'), or (`None`) in the deliveries or parked topic's, as it came from.
+fn handler(shared: &Arc<Shared>, tracker: Option<Arc<hookline_runtime::offsets::OffsetTracker>>) -> workers::Handler {
+    let shared = Arc::clone(shared);
+    Arc::new(move |record, lane| {
+        let (shared, tracker) = (Arc::clone(&shared), tracker.clone());
+        Box::pin(async move {
+            let tracker = tracker.as_ref().unwrap_or_else(|| shared.parking.tracker(&record));
+            deliver::deliver(&shared, tracker, &record, lane).await
+        })
+    })
+}
+
+/// A record's ordered lane: its endpoint's (a parked record carries it).
+fn lane_of(shared: &Arc<Shared>) -> workers::LaneOf {
+    let shared = Arc::clone(shared);
+    Arc::new(move |record| match shared.parking.is_parked_record(record) {
+        true => parked::Parking::lane_of(record),
+        false => ordered::lane_of(&shared.registry, record),
+    })
+}
+
+/// The sender's gauges, summed over its consumers: `[deliveries, retry tiers, parked]`.
 #[derive(Default)]
 struct Gauges {
-    in_progress: [AtomicUsize; 2],
-    workers: [AtomicUsize; 2],
+    in_progress: [AtomicUsize; 3],
+    workers: [AtomicUsize; 3],
 }
 
 impl Gauges {
     fn set(&self, at: usize, in_progress: usize, workers: usize) {
         self.in_progress[at].store(in_progress, Ordering::Relaxed);
         self.workers[at].store(workers, Ordering::Relaxed);
-        let sum = |v: &[AtomicUsize; 2]| v.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() as f64;
+        let sum = |v: &[AtomicUsize; 3]| v.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() as f64;
         metric_catalog::SENDER_DELIVERIES_IN_PROGRESS.get().set(sum(&self.in_progress));
         metric_catalog::SENDER_ENDPOINT_WORKERS.get().set(sum(&self.workers));
     }
@@ -215,29 +275,28 @@ async fn consume(
     stop: &Shutdown,
     reads: Reads,
     gauges: &Gauges,
+    workers: &parking_lot::Mutex<workers::Workers>,
 ) -> Result<(), KafkaError> {
-    let handler: workers::Handler = {
-        let (shared, tracker) = (Arc::clone(shared), Arc::clone(intake.tracker()));
-        Arc::new(move |record, lane| {
-            let (shared, tracker) = (Arc::clone(&shared), Arc::clone(&tracker));
-            Box::pin(async move { deliver::deliver(&shared, &tracker, &record, lane).await })
-        })
-    };
-    let lane_of: workers::LaneOf = {
-        let registry = Arc::clone(&shared.registry);
-        Arc::new(move |record| ordered::lane_of(&registry, record))
-    };
-    let mut workers = workers::Workers::new(handler, lane_of, workers::IDLE_EXIT);
     let mut held = HeldPartitions::default();
     let mut last_gauges = tokio::time::Instant::now() - GAUGES_EVERY;
     let result = loop {
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = tokio::time::Instant::now();
-            gauges.set(usize::from(reads == Reads::Tiers), intake.in_flight(), workers.alive());
             match reads {
                 // The breakers are the process's, whichever consumer's records met them.
-                Reads::Deliveries => metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64),
-                Reads::Tiers => metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64),
+                Reads::Deliveries => {
+                    gauges.set(0, intake.in_flight(), workers.lock().alive());
+                    metric_catalog::SENDER_BREAKERS_OPEN.get().set(shared.endpoints.open_breakers() as f64);
+                }
+                Reads::Tiers => {
+                    gauges.set(1, intake.in_flight(), workers.lock().alive());
+                    metric_catalog::SENDER_TIER_PARTITIONS_HELD.get().set(held.heads.len() as f64);
+                }
+                // Its workers are the deliveries topic's, counted there.
+                Reads::Parked => {
+                    gauges.set(2, intake.in_flight(), 0);
+                    metric_catalog::SENDER_LANES_PARKED.get().set(shared.parking.parked_lanes() as f64);
+                }
             }
         }
         let due = async {
@@ -272,9 +331,13 @@ async fn consume(
             }
         }
         if !intake.take(&record) {
-            continue; // finished by the partition's previous owner, past its commit
+            // Finished by the partition's previous owner, past its commit.
+            if reads == Reads::Parked {
+                shared.parking.ended(&record);
+            }
+            continue;
         }
-        workers.dispatch(record, permit);
+        workers.lock().dispatch(record, permit);
     };
     // The other consumer stops too.
     stop.cancel();

@@ -8,6 +8,12 @@
 //! offset order: the next starts when the one before it has ended. Records of no lane run
 //! concurrently.
 //!
+//! A lane that cannot move is parked ([`Spill`], the sender's [`crate::parked`]): when its
+//! head ends as [`Ended::Parked`] (moved to the parked topic), the records waiting behind it
+//! follow it there, in order; so does every later record of a parked lane, and any record
+//! of a lane once the endpoint holds `limit` lane records. Parked records come back through
+//! the same worker (read from the parked topic) and queue in their lane.
+//!
 //! A worker that has had nothing to do for [`IDLE_EXIT`] ends; the next record of its
 //! endpoint starts a new one. The window permit travels with the record and is released when
 //! its delivery has ended, so the window still bounds the work held in memory.
@@ -28,21 +34,43 @@ pub const IDLE_EXIT: Duration = Duration::from_secs(30);
 
 type Job = (OwnedRecord, OwnedSemaphorePermit);
 
-/// What a worker does with one record (the sender: [`crate::deliver::deliver`]): `true` when
-/// the record ended here, `false` when it was abandoned (shutdown, or its partition went to
-/// another member), in which case its lane's waiting records are abandoned too, so that the
-/// lane resumes in order at its new owner.
+/// How a record's handling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Delivered, handed on or dead-lettered: its lane goes on.
+    Done,
+    /// Abandoned (shutdown, or its partition went to another member): so are the records
+    /// waiting behind it in its lane, so that the lane resumes in order at its new owner.
+    Abandoned,
+    /// Moved to the parked topic: the records waiting behind it in its lane follow it.
+    Parked,
+}
+
+/// What a worker does with one record (the sender: [`crate::deliver::deliver`]).
 /// It gets the record's lane as [`LaneOf`] found it, so the lane is worked out once.
-pub type Handler = Arc<dyn Fn(OwnedRecord, Option<String>) -> BoxFuture<'static, bool> + Send + Sync>;
+pub type Handler = Arc<dyn Fn(OwnedRecord, Option<String>) -> BoxFuture<'static, Ended> + Send + Sync>;
 
 /// The ordered lane of a record, if it has one (the sender: its endpoint's ordering).
 pub type LaneOf = Arc<dyn Fn(&OwnedRecord) -> Option<String> + Send + Sync>;
+
+/// Where a worker parks lanes.
+pub trait Spill: Send + Sync {
+    /// Whether the record was read back from the parked topic (it is never parked again).
+    fn is_parked_record(&self, record: &OwnedRecord) -> bool;
+    /// Whether the record's lane is parked (its records go behind the parked ones).
+    fn lane_is_parked(&self, record: &OwnedRecord, lane: &str) -> bool;
+    /// Parks the record: enqueues it behind its lane's parked records (records are enqueued
+    /// in call order), then yields what waits for its acknowledgement and releases its own
+    /// offset: [`Ended::Parked`], or [`Ended::Abandoned`] when it could not be parked.
+    fn park(&self, record: OwnedRecord, lane: String) -> BoxFuture<'static, BoxFuture<'static, Ended>>;
+}
 
 /// The workers, owned by the intake loop.
 pub struct Workers {
     handler: Handler,
     lane_of: LaneOf,
     idle_exit: Duration,
+    spill: Option<(Arc<dyn Spill>, usize)>,
     by_endpoint: HashMap<Vec<u8>, Worker>,
 }
 
@@ -53,7 +81,14 @@ struct Worker {
 
 impl Workers {
     pub fn new(handler: Handler, lane_of: LaneOf, idle_exit: Duration) -> Self {
-        Self { handler, lane_of, idle_exit, by_endpoint: HashMap::new() }
+        Self { handler, lane_of, idle_exit, spill: None, by_endpoint: HashMap::new() }
+    }
+
+    /// Parks lanes through `spill`; an endpoint's worker holds at most `limit` lane records
+    /// (running or waiting) before the next ones are parked.
+    pub fn with_spill(mut self, spill: Arc<dyn Spill>, limit: usize) -> Self {
+        self.spill = Some((spill, limit.max(1)));
+        self
     }
 
     /// Hands `record` to its endpoint's worker, starting one if there is none (or it ended).
@@ -72,7 +107,14 @@ impl Workers {
                 }
             }
             let (jobs, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(run(Arc::clone(&self.handler), Arc::clone(&self.lane_of), self.idle_exit, rx));
+            let worker = Run {
+                handler: Arc::clone(&self.handler),
+                lane_of: Arc::clone(&self.lane_of),
+                spill: self.spill.clone(),
+                lanes: Lanes::default(),
+                running: FuturesUnordered::new(),
+            };
+            let task = tokio::spawn(worker.run(self.idle_exit, rx));
             self.by_endpoint.insert(job.0.key.clone(), Worker { jobs, task });
         }
     }
@@ -82,49 +124,82 @@ impl Workers {
         self.by_endpoint.retain(|_, w| !w.task.is_finished());
         self.by_endpoint.len()
     }
-
 }
 
 /// One endpoint's worker: takes its records in offset order and runs their deliveries
 /// concurrently (the endpoint's own limits, breaker and rate apply inside each delivery),
 /// except that a lane's records wait for the one before them.
-async fn run(handler: Handler, lane_of: LaneOf, idle_exit: Duration, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut running = FuturesUnordered::new();
-    let mut lanes = Lanes::default();
-    loop {
-        tokio::select! {
-            job = jobs.recv() => match job {
-                Some(job) => {
-                    let lane = lane_of(&job.0);
-                    if let Some(job) = lanes.admit(lane.as_deref(), job) {
-                        running.push(delivery(&handler, job, lane));
+struct Run {
+    handler: Handler,
+    lane_of: LaneOf,
+    spill: Option<(Arc<dyn Spill>, usize)>,
+    lanes: Lanes,
+    running: FuturesUnordered<BoxFuture<'static, (Option<String>, Ended)>>,
+}
+
+impl Run {
+    async fn run(mut self, idle_exit: Duration, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        loop {
+            tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => self.accept(job).await,
+                    None => break,
+                },
+                Some((lane, ended)) = self.running.next(), if !self.running.is_empty() => self.after(lane, ended).await,
+                () = tokio::time::sleep(idle_exit), if self.running.is_empty() => {
+                    // Refuse new records first (the intake then starts another worker), then
+                    // take any that came meanwhile. Nothing is running, so no lane is busy.
+                    jobs.close();
+                    while let Ok(job) = jobs.try_recv() {
+                        self.accept(job).await;
                     }
-                }
-                None => break,
-            },
-            Some((lane, ended)) = running.next(), if !running.is_empty() => {
-                if let Some((lane, job)) = lane.and_then(|lane| lanes.next(lane, ended)) {
-                    running.push(delivery(&handler, job, Some(lane)));
+                    break;
                 }
             }
-            () = tokio::time::sleep(idle_exit), if running.is_empty() => {
-                // Refuse new records first (the intake then starts another worker), then
-                // take any that came meanwhile. Nothing is running, so no lane is busy.
-                jobs.close();
-                while let Ok(job) = jobs.try_recv() {
-                    let lane = lane_of(&job.0);
-                    if let Some(job) = lanes.admit(lane.as_deref(), job) {
-                        running.push(delivery(&handler, job, lane));
-                    }
-                }
-                break;
-            }
+        }
+        while let Some((lane, ended)) = self.running.next().await {
+            self.after(lane, ended).await;
         }
     }
-    while let Some((lane, ended)) = running.next().await {
-        if let Some((lane, job)) = lane.and_then(|lane| lanes.next(lane, ended)) {
-            running.push(delivery(&handler, job, Some(lane)));
+
+    /// Starts a record, queues it in its busy lane, or parks it.
+    async fn accept(&mut self, job: Job) {
+        let lane = (self.lane_of)(&job.0);
+        if let (Some(lane), Some((spill, limit))) = (&lane, &self.spill) {
+            let live = !spill.is_parked_record(&job.0);
+            if live && (spill.lane_is_parked(&job.0, lane) || self.lanes.held >= *limit) {
+                let spill = Arc::clone(spill);
+                self.park(&spill, job, lane.clone()).await;
+                return;
+            }
         }
+        if let Some(job) = self.lanes.admit(lane.as_deref(), job) {
+            self.running.push(delivery(&self.handler, job, lane));
+        }
+    }
+
+    /// A record's handling ended: its lane's next starts, or they all follow it.
+    async fn after(&mut self, lane: Option<String>, ended: Ended) {
+        let Some(lane) = lane else { return };
+        match self.lanes.next(&lane, ended) {
+            Next::Start(job) => self.running.push(delivery(&self.handler, job, Some(lane))),
+            Next::Park(waiting) => {
+                let spill = Arc::clone(&self.spill.as_ref().expect("only a spill parks").0);
+                for job in waiting {
+                    self.park(&spill, job, lane.clone()).await;
+                }
+            }
+            Next::Idle => {}
+        }
+    }
+
+    async fn park(&mut self, spill: &Arc<dyn Spill>, (record, permit): Job, lane: String) {
+        let acked = spill.park(record, lane).await;
+        self.running.push(Box::pin(async move {
+            let _ = acked.await;
+            drop(permit);
+            (None, Ended::Done)
+        }));
     }
 }
 
@@ -132,12 +207,21 @@ async fn run(handler: Handler, lane_of: LaneOf, idle_exit: Duration, mut jobs: m
 #[derive(Default)]
 struct Lanes {
     waiting: HashMap<String, VecDeque<Job>>,
+    /// Lane records held: running heads and those waiting.
+    held: usize,
+}
+
+enum Next {
+    Start(Job),
+    Park(VecDeque<Job>),
+    Idle,
 }
 
 impl Lanes {
     /// The job to start now, or `None` when its lane is busy (it then waits its turn).
     fn admit(&mut self, lane: Option<&str>, job: Job) -> Option<Job> {
         let Some(lane) = lane else { return Some(job) };
+        self.held += 1;
         match self.waiting.get_mut(lane) {
             Some(queue) => {
                 queue.push_back(job);
@@ -150,33 +234,36 @@ impl Lanes {
         }
     }
 
-    /// The lane's next job once its running one is over; the lane is free when none waits.
-    /// When it was abandoned (`ended` false), so are the jobs waiting behind it: their
-    /// slots are freed, their offsets stay, and the next owner delivers them in order.
-    fn next(&mut self, lane: String, ended: bool) -> Option<(String, Job)> {
-        if !ended {
-            self.waiting.remove(&lane);
-            return None;
+    /// What follows the lane's running record once it `ended`: its next job; or, when it
+    /// was abandoned, nothing (the jobs waiting behind it are abandoned too: their slots are
+    /// freed, their offsets stay, and the next owner delivers them in order); or, when it was
+    /// parked, every job waiting behind it, to park after it.
+    fn next(&mut self, lane: &str, ended: Ended) -> Next {
+        self.held -= 1;
+        if ended != Ended::Done {
+            let waiting = self.waiting.remove(lane).unwrap_or_default();
+            self.held -= waiting.len();
+            return if ended == Ended::Parked { Next::Park(waiting) } else { Next::Idle };
         }
-        match self.waiting.get_mut(&lane).and_then(VecDeque::pop_front) {
-            Some(job) => Some((lane, job)),
+        match self.waiting.get_mut(lane).and_then(VecDeque::pop_front) {
+            Some(job) => Next::Start(job),
             None => {
-                self.waiting.remove(&lane);
-                None
+                self.waiting.remove(lane);
+                Next::Idle
             }
         }
     }
 }
 
-/// One record's delivery, releasing its window slot at the end; yields its lane and
-/// whether it ended (not abandoned).
-fn delivery(handler: &Handler, (record, permit): Job, lane: Option<String>) -> impl std::future::Future<Output = (Option<String>, bool)> {
+/// One record's delivery, releasing its window slot at the end; yields its lane and how
+/// it ended.
+fn delivery(handler: &Handler, (record, permit): Job, lane: Option<String>) -> BoxFuture<'static, (Option<String>, Ended)> {
     let work = handler(record, lane.clone());
-    async move {
+    Box::pin(async move {
         let ended = work.await;
         drop(permit);
         (lane, ended)
-    }
+    })
 }
 
 #[cfg(test)]
@@ -209,7 +296,7 @@ mod tests {
                 let task = tokio::task::id();
                 seen.lock().push((String::from_utf8(r.key).expect("utf-8"), r.offset, task));
                 tokio::time::sleep(hold).await;
-                true
+                Ended::Done
             })
         })
     }
@@ -290,7 +377,7 @@ mod tests {
                 Box::pin(async move {
                     seen.lock().push(r.offset);
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    r.offset != 1
+                    if r.offset == 1 { Ended::Abandoned } else { Ended::Done }
                 })
             })
         };
@@ -308,5 +395,99 @@ mod tests {
         workers.dispatch(record("a", 4), Arc::clone(&window).acquire_owned().await.expect("slot"));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(seen.lock().last(), Some(&4), "the lane takes records again afterwards");
+    }
+
+    /// A spill that records what it parked, in order, and the records read back from it
+    /// (topic "parked").
+    #[derive(Default)]
+    struct FakeSpill {
+        parked: Mutex<Vec<i64>>,
+        parked_lanes: Mutex<std::collections::HashSet<String>>,
+    }
+
+    impl Spill for FakeSpill {
+        fn is_parked_record(&self, record: &OwnedRecord) -> bool {
+            record.topic == "parked"
+        }
+        fn lane_is_parked(&self, _record: &OwnedRecord, lane: &str) -> bool {
+            self.parked_lanes.lock().contains(lane)
+        }
+        #[allow(clippy::async_yields_async)]
+        fn park(&self, record: OwnedRecord, lane: String) -> BoxFuture<'static, BoxFuture<'static, Ended>> {
+            self.parked.lock().push(record.offset);
+            self.parked_lanes.lock().insert(lane);
+            Box::pin(async { Box::pin(async { Ended::Parked }) as BoxFuture<'static, Ended> })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_head_takes_its_lane_along_in_order_and_the_other_lanes_keep_going() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let window = Arc::new(Semaphore::new(16));
+        // Offset 0, the head of lane "a", fails for 5 s and is then parked; lane "b" and
+        // the records of no lane are healthy.
+        let handler: Handler = {
+            let seen = Arc::clone(&seen);
+            Arc::new(move |r: OwnedRecord, _lane| {
+                let seen = Arc::clone(&seen);
+                Box::pin(async move {
+                    if r.offset == 0 {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        return Ended::Parked;
+                    }
+                    seen.lock().push(r.offset);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ended::Done
+                })
+            })
+        };
+        let lane_of: LaneOf = Arc::new(|r: &OwnedRecord| match r.offset {
+            0..=3 | 7 => Some("a".to_owned()),
+            4 | 5 => Some("b".to_owned()),
+            _ => None,
+        });
+        let spill = Arc::new(FakeSpill::default());
+        let mut workers = Workers::new(handler, lane_of, IDLE_EXIT).with_spill(Arc::clone(&spill) as Arc<dyn Spill>, 100);
+        for offset in [0, 1, 2, 3, 4, 5, 6] {
+            workers.dispatch(record("e", offset), Arc::clone(&window).acquire_owned().await.expect("slot"));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(*seen.lock(), [4, 6, 5], "lane b and the record of no lane went on while a's head failed");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(*spill.parked.lock(), [1, 2, 3], "a's waiting records followed its parked head, in order");
+        assert!(!seen.lock().contains(&1), "none of them was delivered here");
+        workers.dispatch(record("e", 7), Arc::clone(&window).acquire_owned().await.expect("slot"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(*spill.parked.lock(), [1, 2, 3, 7], "a later record of the parked lane is parked behind them");
+        // Read back from the parked topic, a's records run in their lane, one at a time.
+        for offset in [1, 2] {
+            let mut r = record("e", offset);
+            r.topic = "parked".into();
+            workers.dispatch(r, Arc::clone(&window).acquire_owned().await.expect("slot"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(seen.lock()[3..], [1], "a parked record is not parked again; its lane's next waits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(seen.lock()[3..], [1, 2]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(window.available_permits(), 16, "every slot released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_holding_its_limit_of_lane_records_parks_the_next() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let window = Arc::new(Semaphore::new(16));
+        let lane_of: LaneOf = Arc::new(|_: &OwnedRecord| Some("a".to_owned()));
+        let spill = Arc::new(FakeSpill::default());
+        let mut workers = Workers::new(recording(Arc::clone(&seen), Duration::from_secs(1)), lane_of, IDLE_EXIT)
+            .with_spill(Arc::clone(&spill) as Arc<dyn Spill>, 3);
+        for offset in 0..6 {
+            workers.dispatch(record("e", offset), Arc::clone(&window).acquire_owned().await.expect("slot"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(*spill.parked.lock(), [3, 4, 5], "three held (one running, two waiting); the rest parked");
+        assert_eq!(window.available_permits(), 16 - 3, "parked records gave their slots back");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(seen.lock().iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2]);
     }
 }

@@ -158,6 +158,18 @@ impl Builder {
         self
     }
 
+    /// `sender.max_in_flight`: records in flight per sender consumer.
+    pub fn sender_window(mut self, n: usize) -> Self {
+        self.config.sender.max_in_flight = n;
+        self
+    }
+
+    /// `sender.lane_park_after_ms`: how long a lane's head fails before the lane is parked.
+    pub fn lane_park_after_ms(mut self, ms: u64) -> Self {
+        self.config.sender.lane_park_after_ms = ms;
+        self
+    }
+
     pub fn deliveries_partitions(mut self, n: i32) -> Self {
         self.config.kafka.partitions.deliveries = n;
         self
@@ -389,12 +401,14 @@ impl TestPipeline {
 
     /// Records in the DLQ now (the sum of its partitions' high watermarks).
     pub fn dead_letter_count(&self) -> i64 {
+        self.record_count(&self.config.topics().dlq, self.config.kafka.partitions.dlq)
+    }
+
+    /// Records ever written to the first `partitions` of `topic` (their high watermarks).
+    pub fn record_count(&self, topic: &str, partitions: i32) -> i64 {
         let consumer: StreamConsumer =
             ClientConfig::new().set("bootstrap.servers", &self.config.kafka.bootstrap_servers).create().expect("consumer");
-        let dlq = self.config.topics().dlq;
-        (0..self.config.kafka.partitions.dlq)
-            .map(|p| consumer.fetch_watermarks(&dlq, p, Duration::from_secs(10)).expect("watermarks").1)
-            .sum()
+        (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1).sum()
     }
 
     pub async fn attempts(&self, n: usize) -> Vec<v1::Attempt> {

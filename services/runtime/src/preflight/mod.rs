@@ -72,10 +72,12 @@ impl Access {
             }
         }
         let mut writes = consumed[1..].to_vec();
-        writes.extend([t.attempts.clone(), t.dlq.clone(), t.endpoints.clone(), t.events.clone()]);
+        writes.extend([t.attempts.clone(), t.dlq.clone(), t.endpoints.clone(), t.events.clone(), t.parked.clone()]);
         let mut reads = consumed.clone();
-        reads.push(t.endpoints.clone());
-        Self { role: "sender", reads, writes, groups: vec![(t.group("sender"), consumed)] }
+        reads.extend([t.parked.clone(), t.endpoints.clone()]);
+        // Parked lanes are read by assignment, not subscription: their group only commits.
+        let groups = vec![(t.group("sender"), consumed), (t.group("sender-parked"), vec![t.parked])];
+        Self { role: "sender", reads, writes, groups }
     }
 
     pub fn replay(cfg: &Config) -> Self {
@@ -552,11 +554,13 @@ mod tests {
         assert_eq!(sender.groups[0].1.len(), 7, "deliveries and 6 retry tiers");
         assert!(sender.writes.contains(&"hookline.retry.5s".to_owned()));
         assert!(!sender.writes.contains(&"hookline.deliveries".to_owned()), "the sender never writes deliveries");
+        assert!(sender.writes.contains(&"hookline.parked".to_owned()) && sender.reads.contains(&"hookline.parked".to_owned()));
+        assert_eq!(sender.groups[1], ("hookline.sender-parked".to_owned(), topics(&["hookline.parked"])));
         assert!(Access::replay(&cfg).groups.is_empty() && Access::api(&cfg).groups.is_empty());
         let dev = Access::dev(&cfg);
-        assert_eq!(dev.groups.len(), 2);
+        assert_eq!(dev.groups.len(), 3);
         let mut every = dev.topics();
         every.sort();
-        assert_eq!(every.len(), 13, "every topic of the installation: {every:?}");
+        assert_eq!(every.len(), 14, "every topic of the installation: {every:?}");
     }
 }
