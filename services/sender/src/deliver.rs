@@ -69,19 +69,20 @@ enum Done {
     Abandoned,
     /// An ordered lane's head: attempt it again after this long, holding the lane.
     Again(Box<v1::Delivery>, Duration),
-    /// An ordered lane's head moved to the parked topic (acknowledged).
-    Parked,
+    /// An ordered lane's head to park, as it is now (its attempts so far).
+    Park(Box<OwnedRecord>),
 }
 
 /// Delivers one record of ordered `lane` (or of none) to its end, and marks it finished in
 /// `tracker` (its consumer's offsets). [`Ended::Abandoned`] when it was abandoned (shutdown,
 /// or its partition is no longer ours): its offset stays for the next owner;
-/// [`Ended::Parked`] when a lane's head failed for `sender.lane_park_after_ms` and moved to
-/// the parked topic.
+/// [`Ended::Park`] when a lane's head has failed for `sender.lane_park_after_ms`: the worker
+/// parks it, with the lane behind it.
 pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRecord, lane: Option<String>) -> Ended {
     // An ordered lane goes on only while its partition is ours: a record of a revoked
     // partition is left to the new owner, which delivers the lane in order.
-    if lane.is_some() && !tracker.owns(&record.topic, record.partition) {
+    let ours = || tracker.owns(&record.topic, record.partition) && shared.parking.is_current(record);
+    if lane.is_some() && !ours() {
         return Ended::Abandoned;
     }
     let mut result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
@@ -112,10 +113,14 @@ pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRec
         result = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => Ok(Done::Abandoned),
-            _ = tokio::time::sleep(nap) => match (tracker.owns(&record.topic, record.partition), park) {
+            _ = tokio::time::sleep(nap) => match (ours(), park) {
                 (false, _) => Ok(Done::Abandoned),
-                (true, Some((lane, _))) => park_head(shared, record, lane, &delivery).await,
-                (true, None) => handle(shared, record, *delivery).await,
+                // Unless the lane was parked behind it meanwhile (its endpoint held too many).
+                (true, Some((lane, _))) if !shared.parking.lane_is_parked(record, lane) => Ok(Done::Park(Box::new(OwnedRecord {
+                    value: Some(delivery.encode_to_vec()),
+                    ..record.clone()
+                }))),
+                (true, _) => handle(shared, record, *delivery).await,
             },
         };
     }
@@ -130,26 +135,19 @@ pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRec
             }
             Ended::Done
         }
-        Ok(Done::Parked) => Ended::Parked,
+        Ok(Done::Park(head)) => {
+            tracing::warn!(
+                endpoint_id = %String::from_utf8_lossy(&record.key), lane = lane.as_deref().unwrap_or_default(), offset = record.offset,
+                "ordered lane parked: its head keeps failing; the lane waits on the parked topic"
+            );
+            Ended::Park(head)
+        }
         Ok(Done::Abandoned | Done::Again(..)) => Ended::Abandoned,
         Err(error) => {
             hookline_runtime::intake::stop_on(&shared.fatal, error, record);
             Ended::Abandoned
         }
     }
-}
-
-/// Moves a lane's head, with its attempts so far, to the parked topic; its own offset is
-/// released once that is acknowledged.
-async fn park_head(shared: &Shared, record: &OwnedRecord, lane: &str, delivery: &v1::Delivery) -> Result<Done, KafkaError> {
-    let ack = shared.parking.enqueue(record, lane, Some(delivery)).await?;
-    kafka::acked(ack).await?;
-    tracing::warn!(
-        endpoint_id = %delivery.endpoint_id, lane, offset = record.offset, attempt = delivery.attempt,
-        "ordered lane parked: its head keeps failing; the lane waits on the parked topic"
-    );
-    shared.parking.moved(record);
-    Ok(Done::Parked)
 }
 
 async fn undecodable(shared: &Shared, record: &OwnedRecord, detail: String) -> Result<Done, KafkaError> {

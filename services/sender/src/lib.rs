@@ -305,7 +305,7 @@ async fn consume(
                 false => held.wakeups.next().await,
             }
         };
-        let (record, permit) = match intake.next(due).await {
+        let (mut record, permit) = match intake.next(due).await {
             Ok(Next::Record(record, permit)) => (record, permit),
             Ok(Next::Side(Some(due))) => {
                 held.release(intake.consumer(), due.into_inner());
@@ -329,6 +329,9 @@ async fn consume(
             if wait > 0 && held.hold(intake.consumer(), &record, Duration::from_millis(wait as u64)) {
                 continue;
             }
+        }
+        if reads == Reads::Parked {
+            shared.parking.stamp(&mut record);
         }
         if !intake.take(&record) {
             // Finished by the partition's previous owner, past its commit.

@@ -18,8 +18,6 @@ use crate::workers::{Ended, Spill};
 use futures::future::BoxFuture;
 use hookline_core::lane::ParkedLanes;
 use hookline_runtime::intake::stop_on;
-use hookline_proto::v1;
-use hookline_proto::Message as _;
 use hookline_runtime::intake::ByHand;
 use hookline_runtime::kafka::{self, FutureProducer, Moved, OwnedRecord};
 use hookline_runtime::metric_catalog;
@@ -38,6 +36,11 @@ pub const LANE_HEADER: &str = "hookline-lane";
 /// `webhook-sequence`.
 pub const SEQUENCE_HEADER: &str = "hookline-sequence";
 
+/// Header a sender puts on a parked record it read (never written to Kafka): the assignment
+/// of its partition it was read in. A record read before its partition went away and came
+/// back is stale: it neither delivers nor counts.
+const ASSIGNMENT_HEADER: &str = "hookline-assignment";
+
 /// How long counting a parked partition may take before its lanes are taken as unparked.
 const SCAN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -52,6 +55,9 @@ pub struct Parking {
     topic: String,
     producer: FutureProducer,
     lanes: Mutex<ParkedLanes>,
+    /// The current assignment of each parked partition this sender reads.
+    assignments: Mutex<std::collections::HashMap<i32, u64>>,
+    next_assignment: std::sync::atomic::AtomicU64,
     /// `sender.lane_park_after_ms`.
     pub park_after_ms: i64,
     /// The offsets of the deliveries topic (a parked record releases its own there).
@@ -66,6 +72,8 @@ impl Parking {
             topic,
             producer,
             lanes: Mutex::default(),
+            assignments: Mutex::default(),
+            next_assignment: Default::default(),
             park_after_ms: i64::try_from(park_after_ms).unwrap_or(i64::MAX),
             deliveries,
             parked,
@@ -75,6 +83,23 @@ impl Parking {
     /// Whether `record` was read from the parked topic.
     pub fn is_parked_record(&self, record: &OwnedRecord) -> bool {
         record.topic == self.topic
+    }
+
+    /// Marks a record just read from the parked topic with its partition's assignment.
+    pub fn stamp(&self, record: &mut OwnedRecord) {
+        let assignment = self.assignments.lock().get(&record.partition).copied().unwrap_or(u64::MAX);
+        record.headers.push((ASSIGNMENT_HEADER.to_owned(), assignment.to_string().into_bytes()));
+    }
+
+    /// Whether `record` is still this sender's to work on as far as parking knows: a record of
+    /// the deliveries topic always; a parked one when it was read in its partition's current
+    /// assignment.
+    pub fn is_current(&self, record: &OwnedRecord) -> bool {
+        if !self.is_parked_record(record) {
+            return true;
+        }
+        let read_in = record.header(ASSIGNMENT_HEADER).and_then(|a| a.parse::<u64>().ok());
+        read_in.is_some() && read_in == self.assignments.lock().get(&record.partition).copied()
     }
 
     /// The offsets `record` is tracked in: the parked topic's, or the deliveries topic's.
@@ -92,10 +117,9 @@ impl Parking {
         record.header(LANE_HEADER).map(str::to_owned)
     }
 
-    /// Enqueues a delivery of `lane` (the record's own value, or `delivery` when given: a
-    /// head with its attempts so far) on the parked topic, behind the lane's parked ones,
-    /// and counts it. Call in lane order: records are enqueued in call order.
-    pub async fn enqueue(&self, record: &OwnedRecord, lane: &str, delivery: Option<&v1::Delivery>) -> KafkaResult<DeliveryFuture> {
+    /// Enqueues a record of `lane` on the parked topic, behind the lane's parked ones, and
+    /// counts it. Call in lane order: records are enqueued in call order.
+    pub async fn enqueue(&self, record: &OwnedRecord, lane: &str) -> KafkaResult<DeliveryFuture> {
         let endpoint = String::from_utf8_lossy(&record.key);
         self.lanes.lock().parked(record.partition, &endpoint, lane);
         metric_catalog::SENDER_DELIVERIES_PARKED.get().increment(1);
@@ -106,14 +130,7 @@ impl Parking {
         if let Some(tp) = record.header("traceparent") {
             headers = headers.insert(Header { key: "traceparent", value: Some(tp) });
         }
-        let encoded;
-        let value = match delivery {
-            Some(d) => {
-                encoded = d.encode_to_vec();
-                encoded.as_slice()
-            }
-            None => record.value.as_deref().unwrap_or_default(),
-        };
+        let value = record.value.as_deref().unwrap_or_default();
         kafka::enqueue_to(&self.producer, &self.topic, Some(record.partition), &endpoint, value, Some(headers)).await
     }
 
@@ -129,7 +146,7 @@ impl Parking {
     /// A parked record ended (delivered, dead-lettered, or finished before): one fewer
     /// waits in its lane.
     pub fn ended(&self, record: &OwnedRecord) {
-        let Some(lane) = Self::lane_of(record) else { return };
+        let Some(lane) = Self::lane_of(record).filter(|_| self.is_current(record)) else { return };
         if self.lanes.lock().ended(record.partition, &String::from_utf8_lossy(&record.key), &lane) {
             tracing::info!(endpoint_id = %String::from_utf8_lossy(&record.key), lane, partition = record.partition, "ordered lane unparked");
         }
@@ -149,11 +166,20 @@ impl Parking {
             Moved::Revoked => {
                 by_hand.revoke(&parked);
                 let mut lanes = self.lanes.lock();
+                let mut assignments = self.assignments.lock();
                 for (_, p) in &parked {
                     lanes.forget(*p);
+                    assignments.remove(p);
                 }
             }
             Moved::Assigned => {
+                {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let mut assignments = self.assignments.lock();
+                    for (_, p) in &parked {
+                        assignments.insert(*p, self.next_assignment.fetch_add(1, Relaxed));
+                    }
+                }
                 let started = Instant::now();
                 match self.count(by_hand, cfg, &parked) {
                     Ok(0) => {}
@@ -250,7 +276,7 @@ impl Spill for Spiller {
             if !shared.parking.tracker(&record).owns(&record.topic, record.partition) {
                 return Box::pin(async { Ended::Abandoned }) as BoxFuture<'static, Ended>;
             }
-            match shared.parking.enqueue(&record, &lane, None).await {
+            match shared.parking.enqueue(&record, &lane).await {
                 Err(error) => {
                     stop_on(&shared.fatal, error, &record);
                     Box::pin(async { Ended::Abandoned })

@@ -9,10 +9,10 @@
 //! concurrently.
 //!
 //! A lane that cannot move is parked ([`Spill`], the sender's [`crate::parked`]): when its
-//! head ends as [`Ended::Parked`] (moved to the parked topic), the records waiting behind it
-//! follow it there, in order; so does every later record of a parked lane, and any record
-//! of a lane once the endpoint holds `limit` lane records. Parked records come back through
-//! the same worker (read from the parked topic) and queue in their lane.
+//! head ends as [`Ended::Park`], the worker parks it and then the records waiting behind it,
+//! in order; every later record of a parked lane follows them, and so does any record of a
+//! lane once the endpoint holds `limit` lane records. Parked records come back through the
+//! same worker (read from the parked topic) and queue in their lane.
 //!
 //! A worker that has had nothing to do for [`IDLE_EXIT`] ends; the next record of its
 //! endpoint starts a new one. The window permit travels with the record and is released when
@@ -35,15 +35,18 @@ pub const IDLE_EXIT: Duration = Duration::from_secs(30);
 type Job = (OwnedRecord, OwnedSemaphorePermit);
 
 /// How a record's handling ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Ended {
     /// Delivered, handed on or dead-lettered: its lane goes on.
     Done,
     /// Abandoned (shutdown, or its partition went to another member): so are the records
     /// waiting behind it in its lane, so that the lane resumes in order at its new owner.
     Abandoned,
-    /// Moved to the parked topic: the records waiting behind it in its lane follow it.
+    /// Moved to the parked topic (the spill's own end).
     Parked,
+    /// A lane's head that cannot move, as it is now (with its attempts so far): the worker
+    /// parks it, then the records waiting behind it.
+    Park(Box<OwnedRecord>),
 }
 
 /// What a worker does with one record (the sender: [`crate::deliver::deliver`]).
@@ -183,8 +186,11 @@ impl Run {
         let Some(lane) = lane else { return };
         match self.lanes.next(&lane, ended) {
             Next::Start(job) => self.running.push(delivery(&self.handler, job, Some(lane))),
-            Next::Park(waiting) => {
+            Next::Park(head, waiting) => {
                 let spill = Arc::clone(&self.spill.as_ref().expect("only a spill parks").0);
+                // The head first (its slot was released with its delivery), then the rest.
+                let acked = spill.park(*head, lane.clone()).await;
+                self.running.push(Box::pin(async move { (None, acked.await) }));
                 for job in waiting {
                     self.park(&spill, job, lane.clone()).await;
                 }
@@ -196,9 +202,9 @@ impl Run {
     async fn park(&mut self, spill: &Arc<dyn Spill>, (record, permit): Job, lane: String) {
         let acked = spill.park(record, lane).await;
         self.running.push(Box::pin(async move {
-            let _ = acked.await;
+            let ended = acked.await;
             drop(permit);
-            (None, Ended::Done)
+            (None, ended)
         }));
     }
 }
@@ -213,7 +219,8 @@ struct Lanes {
 
 enum Next {
     Start(Job),
-    Park(VecDeque<Job>),
+    /// The head to park, and the jobs waiting behind it.
+    Park(Box<OwnedRecord>, VecDeque<Job>),
     Idle,
 }
 
@@ -240,10 +247,13 @@ impl Lanes {
     /// parked, every job waiting behind it, to park after it.
     fn next(&mut self, lane: &str, ended: Ended) -> Next {
         self.held -= 1;
-        if ended != Ended::Done {
+        if !matches!(ended, Ended::Done) {
             let waiting = self.waiting.remove(lane).unwrap_or_default();
             self.held -= waiting.len();
-            return if ended == Ended::Parked { Next::Park(waiting) } else { Next::Idle };
+            return match ended {
+                Ended::Park(head) => Next::Park(head, waiting),
+                _ => Next::Idle,
+            };
         }
         match self.waiting.get_mut(lane).and_then(VecDeque::pop_front) {
             Some(job) => Next::Start(job),
@@ -433,7 +443,7 @@ mod tests {
                 Box::pin(async move {
                     if r.offset == 0 {
                         tokio::time::sleep(Duration::from_secs(5)).await;
-                        return Ended::Parked;
+                        return Ended::Park(Box::new(r));
                     }
                     seen.lock().push(r.offset);
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -454,11 +464,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(*seen.lock(), [4, 6, 5], "lane b and the record of no lane went on while a's head failed");
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(*spill.parked.lock(), [1, 2, 3], "a's waiting records followed its parked head, in order");
+        assert_eq!(*spill.parked.lock(), [0, 1, 2, 3], "the worker parked a's head, then the records waiting behind it, in order");
         assert!(!seen.lock().contains(&1), "none of them was delivered here");
         workers.dispatch(record("e", 7), Arc::clone(&window).acquire_owned().await.expect("slot"));
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert_eq!(*spill.parked.lock(), [1, 2, 3, 7], "a later record of the parked lane is parked behind them");
+        assert_eq!(*spill.parked.lock(), [0, 1, 2, 3, 7], "a later record of the parked lane is parked behind them");
         // Read back from the parked topic, a's records run in their lane, one at a time.
         for offset in [1, 2] {
             let mut r = record("e", offset);
