@@ -77,6 +77,10 @@ async fn every_matching_endpoint_receives_each_event_signed_and_unchanged() {
         }
     }
     assert_eq!(sinks["billing"].ledger.summary().received, 0, "non-matching endpoint gets nothing");
+    // Every consumer of both roles counts toward readiness; the sender's parked-lanes
+    // consumer, which reads by assignment, must not hold it back.
+    let report = p.health.report(true, hookline_runtime::time::now_ms());
+    assert!(report.ready, "the roles are ready once they deliver: {:?}", report.problems);
     p.stop().await;
 }
 

@@ -50,6 +50,9 @@ pub struct Intake {
     producer: FutureProducer,
     shutdown: Shutdown,
     housekept_at: Instant,
+    /// Reads by assignment ([`Self::read_by_assignment`]): holding no partition is not a
+    /// reason to be unready (another consumer's partitions decide which it reads).
+    by_assignment: bool,
 }
 
 impl Intake {
@@ -86,6 +89,7 @@ impl Intake {
             producer,
             shutdown,
             housekept_at: Instant::now() - HOUSEKEEPING_EVERY,
+            by_assignment: false,
         })
     }
 
@@ -112,6 +116,7 @@ impl Intake {
     /// Reads `topics` by assignment instead of a subscription: [`Self::by_hand`] assigns
     /// and revokes their partitions (the group only keeps the positions).
     pub fn read_by_assignment(&mut self, topics: &[&str]) {
+        self.by_assignment = true;
         self.errors.subscribed(topics);
         tracing::info!(role = self.role.name(), ?topics, "reading by assignment");
     }
@@ -134,7 +139,7 @@ impl Intake {
             }
             if self.housekept_at.elapsed() >= HOUSEKEEPING_EVERY {
                 self.housekept_at = Instant::now();
-                self.health.tick(self.role.name(), self.consumer.context().assigned() > 0);
+                self.health.tick(self.role.name(), self.by_assignment || self.consumer.context().assigned() > 0);
                 self.errors.report();
                 self.tracker.record_finished_beyond();
             }

@@ -105,6 +105,8 @@ pub struct TestPipeline {
     pub config: Config,
     pub registry: Arc<EndpointRegistry>,
     pub producer: FutureProducer,
+    /// The in-process router's and sender's health (what their `/readyz` would say).
+    pub health: Arc<Health>,
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -264,12 +266,12 @@ impl Builder {
         let shutdown = Shutdown::new();
         let registry = EndpointRegistry::with_keys(SecretKeys::load(&config.secrets).expect("secret keys"));
         let mut tasks = Vec::new();
+        let health = Health::new();
         let (k, t, r, s) = (config.kafka.clone(), config.topics().endpoints, Arc::clone(&registry), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             registry::follow(&k, &t, "test-registry", r, s).await.expect("registry follower");
         }));
         if self.roles {
-            let health = Health::new();
             let (c, r, h, s) = (config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
             tasks.push(tokio::spawn(async move { hookline_router::run(c, r, h, s).await.expect("router") }));
             let (c, r, h, s) = (config.clone(), Arc::clone(&registry), Arc::clone(&health), shutdown.clone());
@@ -277,7 +279,7 @@ impl Builder {
         }
         let producer = kafka::producer(&config.kafka, "test-producer").expect("producer");
         tokio::time::timeout(Duration::from_secs(30), registry.wait_ready()).await.expect("registry ready");
-        TestPipeline { config, registry, producer, shutdown, tasks }
+        TestPipeline { config, registry, producer, health, shutdown, tasks }
     }
 }
 
