@@ -98,6 +98,11 @@ run_tests() {
     const r = report.stats;
     console.log(`console e2e: ${r.expected} passed, ${r.unexpected + (r.flaky || 0)} failed, ${r.skipped} skipped`);
   ' "$APP/test-results/results.json" || log "no results (the runner failed before the tests)"
+  # A failure is diagnosed from what hookline dev logged: keep its last lines in the CI log.
+  if [[ $rc != 0 && -f "$CONSOLE_E2E_STATE/hookline-dev.log" ]]; then
+    log "last lines of hookline dev's log ($CONSOLE_E2E_STATE/hookline-dev.log):"
+    tail -n 80 "$CONSOLE_E2E_STATE/hookline-dev.log" >&2
+  fi
   return $rc
 }
 

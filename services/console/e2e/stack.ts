@@ -105,7 +105,7 @@ failure_threshold = 100000 # keep the breaker out of the way of the dead-letter 
 min_calls = 100000
 [log]
 format = "text"
-level = "warn"
+level = "info"             # rebalances and assignments: what a failed run is diagnosed from
 `;
   const configPath = join(state, "hookline.toml");
   writeFileSync(configPath, config);
