@@ -492,22 +492,34 @@ pub async fn enqueue<C: ClientContext + 'static>(
     value: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> KafkaResult<DeliveryFuture> {
-    enqueue_to(producer, topic, None, key, value, headers).await
+    enqueue_to(producer, topic, At::default(), key, value, headers).await
 }
 
-/// [`enqueue`] to a chosen partition (`None`: the partitioner's, by key).
+/// Where and when [`enqueue_to`] puts a record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct At {
+    /// The partition (`None`: the partitioner's, by key).
+    pub partition: Option<i32>,
+    /// The record's timestamp, ms (`None`: when it is produced).
+    pub timestamp_ms: Option<i64>,
+}
+
+/// [`enqueue`] to a chosen partition, or with a chosen timestamp.
 pub async fn enqueue_to<C: ClientContext + 'static>(
     producer: &rdkafka::producer::FutureProducer<C>,
     topic: &str,
-    partition: Option<i32>,
+    at: At,
     key: &str,
     value: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> KafkaResult<DeliveryFuture> {
     loop {
         let mut record = FutureRecord::to(topic).key(key).payload(value);
-        if let Some(p) = partition {
+        if let Some(p) = at.partition {
             record = record.partition(p);
+        }
+        if let Some(ms) = at.timestamp_ms {
+            record = record.timestamp(ms);
         }
         if let Some(h) = headers.clone() {
             record = record.headers(h);

@@ -131,7 +131,8 @@ impl Parking {
             headers = headers.insert(Header { key: "traceparent", value: Some(tp) });
         }
         let value = record.value.as_deref().unwrap_or_default();
-        kafka::enqueue_to(&self.producer, &self.topic, Some(record.partition), &endpoint, value, Some(headers)).await
+        let at = kafka::At { partition: Some(record.partition), ..Default::default() };
+        kafka::enqueue_to(&self.producer, &self.topic, at, &endpoint, value, Some(headers)).await
     }
 
     /// Once a parked copy is acknowledged: releases the record's own offset (a parked record
