@@ -46,7 +46,9 @@
 # PORT_BASE (27500: the sink, then API and admin ports up to +50; keep every port below the
 # ephemeral range, 32768), HOOKLINE_BIN (target/release/hookline), KEEP_CLUSTER=1 (leave the
 # cluster running), LOG_LEVEL (info: the rebalance figures read the roles' "partitions
-# assigned/revoked" lines).
+# assigned/revoked" lines), WARMUP (90s: when this run starts the cluster, a steady run of that
+# length comes first and is not reported, since freshly started brokers are slow for their first
+# minutes, docs/performance.md "Warm brokers"; 0 skips it; the ci scenario never warms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -298,6 +300,7 @@ run_scenario() {
   FAULT_AT=15
   case "$scenario" in
     ci) rate=${RATE:-300}; duration=${DURATION:-35s}; FAULT_AT=8; RESTART_AFTER=${RESTART_AFTER_CI:-12} ;;
+    warmup) rate=1000; duration=$WARMUP; fanout=2 ;;
     rolling) duration=${DURATION:-150s} ;;
     scale-senders) rate=${RATE:-150}; fanout=${FANOUT:-8}; senders=1 ;;
     sender-join-leave) rate=${RATE:-150}; fanout=${FANOUT:-8}; senders=${SENDERS:-2} ;;
@@ -393,7 +396,7 @@ EOF
   load_start=$(now_ms)
   action "load: $rate events/s for $duration"
   case "$scenario" in
-    steady) true & ;;
+    steady|warmup) true & ;;
     ci|leader-kill) broker_fault leader & ;;
     controller-loss) broker_fault controller & ;;
     rolling) rolling & ;;
@@ -463,6 +466,12 @@ EOF
 
 REPORTS=()
 overall=0
+WARMUP=${WARMUP:-90s}
+if [ "$cluster_started_here" = 1 ] && [ "$WARMUP" != 0 ] && [[ " ${scenarios[*]} " != *" ci "* ]]; then
+  log "warming the new cluster: steady load for $WARMUP, not reported (WARMUP=0 skips it)"
+  run_scenario warmup >/dev/null || { log "the warm-up run failed: see its report above"; overall=1; }
+  REPORTS=()
+fi
 for s in "${scenarios[@]}"; do
   run_scenario "$s" || overall=1
 done

@@ -263,19 +263,24 @@ def cluster_section(report, work):
         w_lo = moves[0]["t_ms"]
         w_hi = min(moves[-1]["t_ms"] + 10000, hi)
         owners = partition_owners(work, role, topic, w_lo, w_hi)
+        by_process = assignments(work, role, topic)
         # A process stopped or killed in the window did not keep its partitions, whether or not
-        # they had a new owner by the window's end.
+        # they had a new owner by the window's end; nor did one that gave a partition up and
+        # saw no new owner take it before the window's end (a cooperative rebalance revokes in
+        # one round and assigns in the next, which a dead member can hold up).
         stopped = {m.group(1) for a in moves for m in [re.match(rf"SIG\w+ to ({role}\d+)", a["what"])] if m}
-        for who in owners.values():
+        owned_at_end = {p for events in by_process.values() for p in owned_at(events, w_hi)}
+        for p, who in owners.items():
             if who & stopped:
                 who.add("(stopped)")
+            elif p not in owned_at_end:
+                who.add("(no owner at the window's end)")
         partitions = meta["deliveries_partitions"] if role == "sender" else None
         stable = sorted(p for p, who in owners.items() if len(who) == 1)
         moved = sorted(p for p, who in owners.items() if len(who) != 1)
         # How the topic's partitions were spread over the processes once each move settled
         # (just before the next move, or at the window's end): a balanced group gives each
         # process its share of the real work.
-        by_process = assignments(work, role, topic)
         settle = [m["t_ms"] - 1 for m in moves[1:]] + [w_hi]
         spread = []
         for t in settle:
