@@ -5,6 +5,7 @@
 
 use crate::retry::{next_step, NextStep, RetrySchedule};
 use hookline_proto::v1::{DeliveryOrdering, Event};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The lane of a delivery of `event` to an endpoint with `ordering`, or `None` when the
@@ -71,44 +72,53 @@ pub fn park_due(since_ms: i64, park_after_ms: i64) -> Option<i64> {
 /// Which lanes are parked, per deliveries partition: how many of each lane's deliveries wait
 /// on the parked topic (produced there and not yet ended). A lane is parked while any does,
 /// and then its new deliveries are parked too, behind them; it unparks when the last ends.
-/// A lane is (endpoint id, lane).
+/// Keyed partition, then endpoint id, then lane, so that the check made for every ordered
+/// delivery ([`Self::is_parked`]) looks up borrowed names and allocates nothing.
 #[derive(Debug, Default)]
 pub struct ParkedLanes {
-    waiting: std::collections::HashMap<(i32, String, String), u64>,
+    waiting: HashMap<i32, HashMap<String, HashMap<String, u64>>>,
 }
 
 impl ParkedLanes {
     pub fn is_parked(&self, partition: i32, endpoint_id: &str, lane: &str) -> bool {
-        self.waiting.contains_key(&(partition, endpoint_id.to_owned(), lane.to_owned()))
+        self.waiting.get(&partition).and_then(|endpoints| endpoints.get(endpoint_id)).is_some_and(|lanes| lanes.contains_key(lane))
     }
 
     /// One more delivery of the lane waits on the parked topic.
     pub fn parked(&mut self, partition: i32, endpoint_id: &str, lane: &str) {
-        *self.waiting.entry((partition, endpoint_id.to_owned(), lane.to_owned())).or_default() += 1;
+        let lanes = self.waiting.entry(partition).or_default().entry(endpoint_id.to_owned()).or_default();
+        *lanes.entry(lane.to_owned()).or_default() += 1;
     }
 
     /// A parked delivery of the lane ended (delivered, skipped, or finished before); `true`
     /// when that was the lane's last and it is no longer parked. An end the counts do not
     /// know (its partition was reassigned meanwhile) changes nothing.
     pub fn ended(&mut self, partition: i32, endpoint_id: &str, lane: &str) -> bool {
-        let key = (partition, endpoint_id.to_owned(), lane.to_owned());
-        let Some(n) = self.waiting.get_mut(&key) else { return false };
+        let Some(endpoints) = self.waiting.get_mut(&partition) else { return false };
+        let Some(lanes) = endpoints.get_mut(endpoint_id) else { return false };
+        let Some(n) = lanes.get_mut(lane) else { return false };
         *n -= 1;
-        if *n == 0 {
-            self.waiting.remove(&key);
-            return true;
+        if *n > 0 {
+            return false;
         }
-        false
+        lanes.remove(lane);
+        if lanes.is_empty() {
+            endpoints.remove(endpoint_id);
+            if endpoints.is_empty() {
+                self.waiting.remove(&partition);
+            }
+        }
+        true
     }
 
     /// The partition went to another sender: its lanes are the new owner's to count.
     pub fn forget(&mut self, partition: i32) {
-        self.waiting.retain(|(p, _, _), _| *p != partition);
+        self.waiting.remove(&partition);
     }
 
     /// Parked lanes over all partitions (a gauge).
     pub fn lanes(&self) -> usize {
-        self.waiting.len()
+        self.waiting.values().flat_map(HashMap::values).map(HashMap::len).sum()
     }
 }
 
@@ -201,7 +211,8 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever the interleaving of parks and ends (ends only of parked deliveries), a
-        /// lane is parked exactly while more of its deliveries were parked than ended.
+        /// lane is parked exactly while more of its deliveries were parked than ended, and the
+        /// gauge counts exactly those lanes.
         #[test]
         fn parked_while_more_parked_than_ended(steps in proptest::collection::vec((0..3usize, proptest::bool::ANY), 0..200)) {
             let lanes = ["a", "b", "c"];
@@ -219,6 +230,7 @@ mod tests {
                 for (i, l) in lanes.iter().enumerate() {
                     proptest::prop_assert_eq!(parked.is_parked(0, "ep", l), count[i] > 0);
                 }
+                proptest::prop_assert_eq!(parked.lanes(), count.iter().filter(|&&n| n > 0).count());
             }
         }
     }

@@ -143,10 +143,6 @@ pub fn delivery_record(event_bytes: &[u8], endpoint_id: &str, now_ms: i64) -> Ve
     out
 }
 
-pub fn dead_letter_record(dead: &v1::DeadLetter) -> Vec<u8> {
-    dead.encode_to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

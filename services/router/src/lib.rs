@@ -9,7 +9,8 @@
 
 pub mod fanout;
 
-use fanout::{dead_letter_record, delivery_record, Routed};
+use fanout::{delivery_record, Routed};
+use prost::Message as _;
 use futures::future::try_join_all;
 use hookline_core::config::Config;
 use hookline_runtime::catalog::Catalog;
@@ -113,7 +114,7 @@ async fn route(
     let routed = fanout::route(record, registry, catalog, max_payload_bytes, now_ms());
     let mut traceparent = record.header("traceparent").map(str::to_owned);
     let mut span = None;
-    let mut outgoing: Vec<(String, &str, Vec<u8>)> = Vec::new();
+    let mut outgoing: Vec<(String, &str, kafka::At, Vec<u8>)> = Vec::new();
     match routed {
         Routed::Deliveries { event_id, event_type, trace, endpoints, schema_id: _, frame_len } => {
             tracing::debug!(event_id, matched = endpoints.len(), "event routed");
@@ -145,7 +146,7 @@ async fn route(
             let encoded = &record.value.as_deref().unwrap_or_default()[frame_len..];
             for endpoint_id in endpoints {
                 let value = delivery_record(encoded, &endpoint_id, now_ms());
-                outgoing.push((endpoint_id, topics.deliveries.as_str(), value));
+                outgoing.push((endpoint_id, topics.deliveries.as_str(), kafka::At::default(), value));
             }
         }
         Routed::Dead(dead) => {
@@ -156,15 +157,15 @@ async fn route(
                 "event dead-lettered"
             );
             let key = String::from_utf8_lossy(&record.key).into_owned();
-            outgoing.push((key, topics.dlq.as_str(), dead_letter_record(&dead)));
+            outgoing.push((key, topics.dlq.as_str(), kafka::At::dead_letter(&dead), dead.encode_to_vec()));
         }
     }
     let headers = traceparent.as_deref().map(|tp| {
         OwnedHeaders::new().insert(rdkafka::message::Header { key: "traceparent", value: Some(tp) })
     });
     let mut acks = Vec::with_capacity(outgoing.len());
-    for (key, topic, value) in outgoing {
-        let ack = kafka::enqueue(producer, topic, &key, &value, headers.clone()).await?;
+    for (key, topic, at, value) in outgoing {
+        let ack = kafka::enqueue_to(producer, topic, at, &key, &value, headers.clone()).await?;
         acks.push(kafka::acked(ack));
     }
     if let Some(span) = span {

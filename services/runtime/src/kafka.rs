@@ -504,6 +504,16 @@ pub struct At {
     pub timestamp_ms: Option<i64>,
 }
 
+impl At {
+    /// Where a dead letter goes, whichever role writes it: by key, with its own `dead_at_ms`
+    /// as the record's time. A replay of chosen dead letters selects records by time, from
+    /// the earliest `dead_at_ms` to the latest (the console's selection), so a dead letter's
+    /// record time must be the one the API shows.
+    pub fn dead_letter(dead: &hookline_proto::v1::DeadLetter) -> Self {
+        Self { partition: None, timestamp_ms: Some(dead.dead_at_ms) }
+    }
+}
+
 /// [`enqueue`] to a chosen partition, or with a chosen timestamp.
 pub async fn enqueue_to<C: ClientContext + 'static>(
     producer: &rdkafka::producer::FutureProducer<C>,

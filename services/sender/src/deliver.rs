@@ -496,9 +496,7 @@ async fn dead_letter(
         dead_at_ms: now_ms(),
     };
     metric_catalog::SENDER_DEAD_LETTERS.with([reason.label()]).increment(1);
-    // Stamped with its own dead_at_ms: a replay of chosen dead letters selects by the
-    // record's time, from the earliest dead_at to the latest (the console's selection).
-    let at = kafka::At { timestamp_ms: Some(dead.dead_at_ms), ..Default::default() };
+    let at = kafka::At::dead_letter(&dead);
     let ack = kafka::enqueue_to(&shared.producer, &shared.topics.dlq, at, &key, &dead.encode_to_vec(), None).await?;
     kafka::acked(ack).await?;
     if let Some(d) = &dead.delivery {

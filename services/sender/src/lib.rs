@@ -161,7 +161,7 @@ pub async fn run_with_resolver(
         let (weak, by_hand, kafka_cfg) = (Arc::downgrade(&shared), parked.by_hand(), cfg.kafka.clone());
         fresh.consumer().context().on_moved(move |moved, parts| {
             if let Some(shared) = weak.upgrade() {
-                shared.parking.moved_partitions(&by_hand, &kafka_cfg, moved, parts);
+                shared.parking.partitions_moved(&by_hand, &kafka_cfg, moved, parts);
             }
         });
     }

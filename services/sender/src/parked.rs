@@ -25,7 +25,7 @@ use hookline_runtime::offsets::OffsetTracker;
 use parking_lot::Mutex;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::DeliveryFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,7 +137,7 @@ impl Parking {
 
     /// Once a parked copy is acknowledged: releases the record's own offset (a parked record
     /// parked again behind its lane's new head also ends as a parked one).
-    pub fn moved(&self, record: &OwnedRecord) {
+    pub fn released(&self, record: &OwnedRecord) {
         self.tracker(record).complete(&record.topic, record.partition, record.offset);
         if self.is_parked_record(record) {
             self.ended(record);
@@ -161,7 +161,7 @@ impl Parking {
     /// The sender's part of a move of deliveries partitions (run on the deliveries consumer's
     /// poll, so before any record of an assigned partition is read): a revoked partition's
     /// parked partition is handed over with it; an assigned one's is counted, then read.
-    pub fn moved_partitions(&self, by_hand: &ByHand, cfg: &hookline_core::config::KafkaConfig, moved: Moved, parts: &[(String, i32)]) {
+    pub fn partitions_moved(&self, by_hand: &ByHand, cfg: &hookline_core::config::KafkaConfig, moved: Moved, parts: &[(String, i32)]) {
         let parked: Vec<(String, i32)> = parts.iter().map(|(_, p)| (self.topic.clone(), *p)).collect();
         match moved {
             Moved::Revoked => {
@@ -239,14 +239,10 @@ impl Parking {
                         _ => continue,
                     }
                 };
-                let message = message?;
-                next = message.offset() + 1;
-                let lane = message.headers().and_then(|hs| {
-                    hs.iter().find(|h| h.key == LANE_HEADER).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
-                });
-                if let Some(lane) = lane {
-                    let endpoint = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                    self.lanes.lock().parked(*partition, &endpoint, &lane);
+                let record = OwnedRecord::from_message(&message?);
+                next = record.offset + 1;
+                if let Some(lane) = Self::lane_of(&record) {
+                    self.lanes.lock().parked(*partition, &String::from_utf8_lossy(&record.key), &lane);
                     counted += 1;
                 }
             }
@@ -285,7 +281,7 @@ impl Spill for Spiller {
                 Ok(ack) => Box::pin(async move {
                     match kafka::acked(ack).await {
                         Ok(()) => {
-                            shared.parking.moved(&record);
+                            shared.parking.released(&record);
                             Ended::Parked
                         }
                         Err(error) => {

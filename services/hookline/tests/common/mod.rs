@@ -370,6 +370,18 @@ impl TestPipeline {
         timeout: Duration,
         items: impl Fn(&[u8]) -> Vec<T>,
     ) -> Vec<T> {
+        self.read_messages(topic, partitions, n, timeout, |m| items(m.payload().unwrap_or_default())).await
+    }
+
+    /// [`Self::read_items`], with the whole record (its timestamp, headers) at hand.
+    async fn read_messages<T>(
+        &self,
+        topic: &str,
+        partitions: i32,
+        n: usize,
+        timeout: Duration,
+        items: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> Vec<T>,
+    ) -> Vec<T> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
             .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
@@ -386,7 +398,7 @@ impl TestPipeline {
         let deadline = tokio::time::Instant::now() + timeout;
         while out.len() < n {
             match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(Some(Ok(m))) => out.extend(items(m.payload().unwrap_or_default())),
+                Ok(Some(Ok(m))) => out.extend(items(&m)),
                 Ok(Some(Err(e))) => panic!("reading {topic}: {e}"),
                 Ok(None) | Err(_) => panic!("timed out reading {topic}: {} of {n} items", out.len()),
             }
@@ -395,10 +407,23 @@ impl TestPipeline {
         out
     }
 
+    /// The first `n` dead letters; each record's time must be its `dead_at_ms`, whichever
+    /// role wrote it (a replay of chosen dead letters selects by record time).
     pub async fn dead_letters(&self, n: usize) -> Vec<v1::DeadLetter> {
         let dlq = self.config.topics().dlq;
-        let raw = self.read(&dlq, self.config.kafka.partitions.dlq, n, Duration::from_secs(30)).await;
-        raw.iter().map(|b| v1::DeadLetter::decode(b.as_slice()).expect("dead letter decodes")).collect()
+        let timed = self
+            .read_messages(&dlq, self.config.kafka.partitions.dlq, n, Duration::from_secs(30), |m| {
+                let dead = v1::DeadLetter::decode(m.payload().unwrap_or_default()).expect("dead letter decodes");
+                vec![(m.timestamp().to_millis(), dead)]
+            })
+            .await;
+        timed
+            .into_iter()
+            .map(|(at, dead)| {
+                assert_eq!(at, Some(dead.dead_at_ms), "a dead letter's record time is its dead_at_ms ({:?})", dead.reason());
+                dead
+            })
+            .collect()
     }
 
     /// Records in the DLQ now (the sum of its partitions' high watermarks).
