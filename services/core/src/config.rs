@@ -846,6 +846,14 @@ impl Topics {
     pub fn group(&self, role: &str) -> String {
         format!("{}.{role}", self.prefix)
     }
+
+    /// Topics whose partitions pair one to one with another topic's, as (topic, paired
+    /// with): the first needs at least as many partitions as the second has, whatever the
+    /// configuration says. A lane parked from deliveries partition p goes to parked
+    /// partition p.
+    pub fn paired(&self) -> Vec<(String, String)> {
+        vec![(self.parked.clone(), self.deliveries.clone())]
+    }
 }
 
 #[cfg(test)]

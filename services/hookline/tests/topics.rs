@@ -11,7 +11,7 @@ mod common;
 use hookline_core::config::Config;
 use hookline_runtime::preflight::{self, Access, PreflightError, Refused};
 use hookline_runtime::topics::{self, TopicStatus, TopicsError};
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use std::path::PathBuf;
@@ -230,6 +230,43 @@ async fn every_role_passes_its_access_check_on_a_complete_installation() {
         assert!(unverified.is_empty(), "{}: everything answered: {unverified:?}", access.role);
         assert!(started.elapsed() < Duration::from_secs(10), "{}: checked in {:?}", access.role, started.elapsed());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deliveries_topic_grown_without_its_parked_topic_is_named_before_a_sender_starts() {
+    let c = config();
+    let p = c.kafka.topic_prefix.clone();
+    topics::ensure(&c).await.expect("topics");
+    // An operator grows the deliveries topic by hand (3 -> 5) and leaves the parked topic.
+    let deliveries = format!("{p}.deliveries");
+    let grown = admin(&c).create_partitions(&[NewPartitions::new(&deliveries, 5)], &options()).await.expect("grow");
+    assert!(grown.iter().all(Result::is_ok), "{grown:?}");
+
+    let parked = format!("{p}.parked");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let check = loop {
+        let checks = topics::check(&c).await.expect("topics check");
+        let check = checks.into_iter().find(|check| check.name == parked).expect("parked checked");
+        if !check.is_ok() || Instant::now() > deadline {
+            break check;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        check.to_string(),
+        format!("{parked}: 3 partitions, fewer than the 5 of {deliveries} (partition p here takes what leaves partition p there)")
+    );
+    let b = &c.kafka.bootstrap_servers;
+    assert_eq!(topics::fixes(&[check], b), [format!("kafka-topics --bootstrap-server {b} --alter --topic {parked} --partitions 5")]);
+
+    // A sender (and `hookline dev`) refuses to start, where it used to stop at its first
+    // park on a new partition; the other roles do not read the parked topic.
+    for access in [Access::sender(&c), Access::dev(&c)] {
+        let refused = preflight::check(&c.kafka, &access).await.expect_err("unpaired");
+        assert!(matches!(&refused, PreflightError::Unpaired(t, _) if *t == parked), "{}: {refused}", access.role);
+        assert!(refused.to_string().starts_with(&format!("kafka: topic {parked}: 3 partitions, fewer than the 5")), "{refused}");
+    }
+    preflight::check(&c.kafka, &Access::router(&c)).await.expect("the router does not need the parked topic");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,9 @@ pub enum Problem {
     /// More partitions than a state topic may have.
     ExtraPartitions { actual: i32, expected: i32 },
     ReplicationFactor { actual: i32, expected: i32 },
+    /// Fewer partitions than the topic its partitions pair with has
+    /// ([`hookline_core::config::Topics::paired`]).
+    FewerThanPaired { actual: i32, paired: String, expected: i32 },
     /// `at_least`: a larger value is fine too.
     Config { key: &'static str, actual: Option<String>, expected: String, at_least: bool },
     Refused(Refused),
@@ -151,6 +154,11 @@ impl fmt::Display for Problem {
             Self::ReplicationFactor { actual, expected } => {
                 write!(f, "replication factor {actual}, expected {expected}")
             }
+            Self::FewerThanPaired { actual, paired, expected } => write!(
+                f,
+                "{}, fewer than the {expected} of {paired} (partition p here takes what leaves partition p there)",
+                partitions(*actual)
+            ),
             Self::Config { key, actual, expected, at_least } => {
                 let actual = actual.as_deref().unwrap_or("not reported");
                 let bound = if *at_least { "at least " } else { "" };
@@ -279,7 +287,7 @@ pub fn fixes(checks: &[TopicCheck], bootstrap: &str) -> Vec<String> {
         for problem in &check.problems {
             match problem {
                 Problem::Missing => add("hookline topics create   # as a principal allowed to create topics".to_owned()),
-                Problem::FewerPartitions { expected, .. } => add(format!(
+                Problem::FewerPartitions { expected, .. } | Problem::FewerThanPaired { expected, .. } => add(format!(
                     "kafka-topics --bootstrap-server {bootstrap} --alter --topic {topic} --partitions {expected}"
                 )),
                 Problem::ExtraPartitions { .. } => add(format!(
@@ -385,7 +393,31 @@ pub async fn check(cfg: &Config) -> Result<Vec<TopicCheck>, TopicsError> {
     let specs = specs(cfg);
     let all: Vec<&TopicSpec> = specs.iter().collect();
     let observed = observe(&admin, &metadata, &acls, &all).await?;
-    Ok(specs.iter().zip(&observed).map(|(spec, observed)| compare(spec, observed)).collect())
+    let mut checks: Vec<TopicCheck> = specs.iter().zip(&observed).map(|(spec, observed)| compare(spec, observed)).collect();
+    for (topic, paired) in cfg.topics().paired() {
+        let seen = |name: &str| checks.iter().find(|c| c.name == name).and_then(|c| c.seen).map(|(n, _)| n);
+        let Some(problem) = unpaired(seen(&topic), &paired, seen(&paired)) else { continue };
+        let check = checks.iter_mut().find(|c| c.name == topic).expect("a paired topic has a spec");
+        // One problem and one fix: the larger of what the configuration and the pair ask.
+        let asks = |p: &Problem| match p {
+            Problem::FewerPartitions { expected, .. } | Problem::FewerThanPaired { expected, .. } => *expected,
+            _ => 0,
+        };
+        match check.problems.iter().position(|p| matches!(p, Problem::FewerPartitions { .. })) {
+            Some(i) if asks(&check.problems[i]) >= asks(&problem) => {}
+            Some(i) => check.problems[i] = problem,
+            None => check.problems.push(problem),
+        }
+    }
+    Ok(checks)
+}
+
+/// [`Problem::FewerThanPaired`] when a topic seen with `partitions` has fewer than `paired`,
+/// the topic its partitions pair with, seen with `paired_partitions`. Nothing when either
+/// was not seen.
+pub fn unpaired(partitions: Option<i32>, paired: &str, paired_partitions: Option<i32>) -> Option<Problem> {
+    let (actual, expected) = (partitions?, paired_partitions?);
+    (actual < expected).then(|| Problem::FewerThanPaired { actual, paired: paired.to_owned(), expected })
 }
 
 /// What the cluster holds for each of `specs`: partitions and replicas from the metadata
@@ -641,6 +673,22 @@ mod tests {
         assert_eq!(
             fixes(&[check], "kafka:9092"),
             ["grant the principal DescribeConfigs on the prefixed topic \"hookline.\" (see docs/operations.md#kafka-acls)"]
+        );
+    }
+
+    #[test]
+    fn a_topic_short_of_the_one_it_pairs_with_is_named_with_its_fix() {
+        assert_eq!(unpaired(Some(12), "hookline.deliveries", Some(12)), None);
+        assert_eq!(unpaired(Some(12), "hookline.deliveries", None), None, "not seen: the other checks say why");
+        let problem = unpaired(Some(12), "hookline.deliveries", Some(24)).expect("short of its pair");
+        assert_eq!(
+            problem.to_string(),
+            "12 partitions, fewer than the 24 of hookline.deliveries (partition p here takes what leaves partition p there)"
+        );
+        let check = TopicCheck { name: "hookline.parked".into(), configured_partitions: 12, seen: Some((12, 3)), problems: vec![problem] };
+        assert_eq!(
+            fixes(&[check], "kafka:9092"),
+            ["kafka-topics --bootstrap-server kafka:9092 --alter --topic hookline.parked --partitions 24"]
         );
     }
 

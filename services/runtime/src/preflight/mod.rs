@@ -50,6 +50,9 @@ pub struct Access {
     pub writes: Vec<String>,
     /// Consumer groups with the topics each subscribes to.
     pub groups: Vec<(String, Vec<String>)>,
+    /// Topics that need at least as many partitions as another has
+    /// ([`hookline_core::config::Topics::paired`]).
+    pub paired: Vec<(String, String)>,
 }
 
 impl Access {
@@ -60,6 +63,7 @@ impl Access {
             reads: vec![t.events.clone(), t.endpoints.clone(), t.event_types.clone()],
             writes: vec![t.deliveries.clone(), t.dlq.clone()],
             groups: vec![(t.group("router"), vec![t.events])],
+            paired: Vec::new(),
         }
     }
 
@@ -76,8 +80,8 @@ impl Access {
         let mut reads = consumed.clone();
         reads.extend([t.parked.clone(), t.endpoints.clone()]);
         // Parked lanes are read by assignment, not subscription: their group only commits.
-        let groups = vec![(t.group("sender"), consumed), (t.group("sender-parked"), vec![t.parked])];
-        Self { role: "sender", reads, writes, groups }
+        let groups = vec![(t.group("sender"), consumed), (t.group("sender-parked"), vec![t.parked.clone()])];
+        Self { role: "sender", reads, writes, groups, paired: t.paired() }
     }
 
     pub fn replay(cfg: &Config) -> Self {
@@ -87,6 +91,7 @@ impl Access {
             reads: vec![t.endpoints, t.replays.clone(), t.events, t.dlq],
             writes: vec![t.deliveries, t.replays],
             groups: Vec::new(),
+            paired: Vec::new(),
         }
     }
 
@@ -97,12 +102,13 @@ impl Access {
             reads: vec![t.endpoints.clone(), t.attempts, t.dlq, t.replays.clone(), t.event_types.clone()],
             writes: vec![t.endpoints, t.events, t.deliveries, t.replays, t.event_types],
             groups: Vec::new(),
+            paired: Vec::new(),
         }
     }
 
     /// Every role in one process (`hookline dev`).
     pub fn dev(cfg: &Config) -> Self {
-        let mut all = Self { role: "dev", reads: Vec::new(), writes: Vec::new(), groups: Vec::new() };
+        let mut all = Self { role: "dev", reads: Vec::new(), writes: Vec::new(), groups: Vec::new(), paired: Vec::new() };
         for part in [Self::router(cfg), Self::sender(cfg), Self::replay(cfg), Self::api(cfg)] {
             for topic in part.reads {
                 if !all.reads.contains(&topic) {
@@ -115,6 +121,7 @@ impl Access {
                 }
             }
             all.groups.extend(part.groups);
+            all.paired.extend(part.paired);
         }
         all
     }
@@ -138,6 +145,10 @@ pub enum PreflightError {
         .0.join(", ")
     )]
     Missing(Vec<String>),
+    /// A topic with fewer partitions than the one it pairs with (a deliveries topic grown by
+    /// hand without its parked topic): the role would stop at its first park there.
+    #[error("kafka: topic {0}: {1}; add partitions (`hookline topics check` names the command)")]
+    Unpaired(String, crate::topics::Problem),
     #[error("kafka client setup")]
     Setup(#[from] KafkaError),
 }
@@ -211,6 +222,9 @@ fn run(kafka: &KafkaConfig, access: &Access, deadline: Instant) -> Result<Vec<St
     if !missing.is_empty() && found.refused.is_empty() {
         return Err(PreflightError::Missing(missing));
     }
+    if let Some((topic, problem)) = unpaired(&metadata, access) {
+        return Err(PreflightError::Unpaired(topic, problem));
+    }
     read(kafka, &acls, access, deadline, &mut found)?;
     if !access.writes.is_empty() {
         write(&probe, &acls, access, deadline, &mut found);
@@ -220,6 +234,15 @@ fn run(kafka: &KafkaConfig, access: &Access, deadline: Instant) -> Result<Vec<St
     } else {
         Err(PreflightError::Refused(found.refused))
     }
+}
+
+/// The first of the role's paired topics with fewer partitions than its pair, in the
+/// metadata of every topic (a topic hidden from this principal is left to the other checks).
+fn unpaired(metadata: &Metadata, access: &Access) -> Option<(String, crate::topics::Problem)> {
+    let partitions = |name: &str| metadata.topics().iter().find(|t| t.name() == name).map(|t| shape(t).0);
+    access.paired.iter().find_map(|(topic, paired)| {
+        crate::topics::unpaired(partitions(topic), paired, partitions(paired)).map(|problem| (topic.clone(), problem))
+    })
 }
 
 /// Describe: a topic missing from the metadata is either absent or hidden from this
