@@ -17,6 +17,8 @@ use crate::deliver::Shared;
 use crate::workers::{Ended, Spill};
 use futures::future::BoxFuture;
 use hookline_core::lane::ParkedLanes;
+use hookline_core::consume::ConsumeErrorKind;
+use hookline_runtime::consume::classify;
 use hookline_runtime::intake::stop_on;
 use hookline_runtime::intake::ByHand;
 use hookline_runtime::kafka::{self, FutureProducer, Moved, OwnedRecord};
@@ -43,6 +45,8 @@ const ASSIGNMENT_HEADER: &str = "hookline-assignment";
 
 /// How long counting a parked partition may take before its lanes are taken as unparked.
 const SCAN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a count that Kafka could not answer (no coordinator, a timeout) is tried again.
+const COUNT_RETRY: Duration = Duration::from_secs(5);
 
 /// Where a record stands in its lane: its deliveries-topic offset, which a parked record
 /// carries with it.
@@ -182,7 +186,24 @@ impl Parking {
                     }
                 }
                 let started = Instant::now();
-                match self.count(by_hand, cfg, &parked) {
+                let counted = loop {
+                    match self.count(by_hand, cfg, &parked) {
+                        // A coordinator that moves or loads answers NotCoordinator for a
+                        // moment (seen at the end of a rebalance on the 3-node cluster): the
+                        // count starts again, from nothing, for a while.
+                        Err(error) if classify(&error) == ConsumeErrorKind::BrokerUnavailable && started.elapsed() < COUNT_RETRY => {
+                            tracing::debug!(%error, "parked lanes not counted yet; counting again");
+                            let mut lanes = self.lanes.lock();
+                            for (_, p) in &parked {
+                                lanes.forget(*p);
+                            }
+                            drop(lanes);
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        other => break other,
+                    }
+                };
+                match counted {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(records = n, lanes = self.parked_lanes(), took_ms = started.elapsed().as_millis() as u64, "parked lanes counted"),
                     Err(error) => tracing::error!(%error, "parked lanes not counted: lanes parked by the previous owner may be overtaken"),
