@@ -77,6 +77,26 @@ pub fn classify(error: &KafkaError) -> ConsumeErrorKind {
     }
 }
 
+/// Runs `attempt` again, every [`UNANSWERED_PAUSE`] for up to `limit`, while its error says
+/// the brokers did not answer ([`classify`]: `BrokerUnavailable`; a group's coordinator that
+/// is moving answers `NotCoordinator` for a moment). Blocking, for the rebalance callbacks,
+/// which run on the consumer's poll and must finish before the first record is read.
+pub fn retry_unanswered<T>(limit: Duration, mut attempt: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let started = Instant::now();
+    loop {
+        match attempt() {
+            Err(error) if classify(&error) == ConsumeErrorKind::BrokerUnavailable && started.elapsed() < limit => {
+                tracing::debug!(%error, "kafka did not answer; asking again");
+                std::thread::sleep(UNANSWERED_PAUSE);
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The pause between two tries of [`retry_unanswered`].
+pub const UNANSWERED_PAUSE: Duration = Duration::from_millis(200);
+
 /// A run of offsets of one partition that the client cannot read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
@@ -337,4 +357,39 @@ fn probe_at(probe: &BaseConsumer<kafka::ProbeContext>, topic: &str, partition: i
         }
     }
     Probe::Inconclusive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_coordinator() -> KafkaError {
+        KafkaError::MetadataFetch(Code::NotCoordinator)
+    }
+
+    #[test]
+    fn an_unanswered_request_is_asked_again_within_the_limit_and_no_other() {
+        let mut calls = 0;
+        let answer = retry_unanswered(Duration::from_secs(5), || {
+            calls += 1;
+            if calls < 3 { Err(not_coordinator()) } else { Ok(calls) }
+        });
+        assert_eq!(answer.ok(), Some(3), "asked again until it answered");
+
+        let mut calls = 0;
+        let refused = retry_unanswered(Duration::from_secs(5), || -> Result<(), _> {
+            calls += 1;
+            Err(KafkaError::MetadataFetch(Code::GroupAuthorizationFailed))
+        });
+        assert!(refused.is_err());
+        assert_eq!(calls, 1, "a refusal is not asked again");
+
+        let mut calls = 0;
+        let given_up = retry_unanswered(Duration::ZERO, || -> Result<(), _> {
+            calls += 1;
+            Err(not_coordinator())
+        });
+        assert!(given_up.is_err());
+        assert_eq!(calls, 1, "no time left: the error as it is");
+    }
 }

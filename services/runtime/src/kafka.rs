@@ -397,7 +397,9 @@ impl GroupContext {
     /// Reads, for the partitions just assigned, what their previous owner finished beyond
     /// the committed offset (the commit metadata), so that work is not done twice.
     fn inherit(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let committed = match consumer.committed_offsets(tpl.clone(), std::time::Duration::from_secs(5)) {
+        // A coordinator that is moving answers NotCoordinator for a moment.
+        let read = || consumer.committed_offsets(tpl.clone(), std::time::Duration::from_secs(5));
+        let committed = match crate::consume::retry_unanswered(std::time::Duration::from_secs(5), read) {
             Ok(c) => c,
             Err(error) => {
                 tracing::warn!(client = %self.client_id, %error, "committed offsets not read; finished work may be redone");

@@ -17,8 +17,7 @@ use crate::deliver::Shared;
 use crate::workers::{Ended, Spill};
 use futures::future::BoxFuture;
 use hookline_core::lane::ParkedLanes;
-use hookline_core::consume::ConsumeErrorKind;
-use hookline_runtime::consume::classify;
+use hookline_runtime::consume::retry_unanswered;
 use hookline_runtime::intake::stop_on;
 use hookline_runtime::intake::ByHand;
 use hookline_runtime::kafka::{self, FutureProducer, Moved, OwnedRecord};
@@ -186,23 +185,15 @@ impl Parking {
                     }
                 }
                 let started = Instant::now();
-                let counted = loop {
-                    match self.count(by_hand, cfg, &parked) {
-                        // A coordinator that moves or loads answers NotCoordinator for a
-                        // moment (seen at the end of a rebalance on the 3-node cluster): the
-                        // count starts again, from nothing, for a while.
-                        Err(error) if classify(&error) == ConsumeErrorKind::BrokerUnavailable && started.elapsed() < COUNT_RETRY => {
-                            tracing::debug!(%error, "parked lanes not counted yet; counting again");
-                            let mut lanes = self.lanes.lock();
-                            for (_, p) in &parked {
-                                lanes.forget(*p);
-                            }
-                            drop(lanes);
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                        other => break other,
+                // Each try counts from nothing, so a try that failed half-way counts nothing twice.
+                let counted = retry_unanswered(COUNT_RETRY, || {
+                    let mut lanes = self.lanes.lock();
+                    for (_, p) in &parked {
+                        lanes.forget(*p);
                     }
-                };
+                    drop(lanes);
+                    self.count(by_hand, cfg, &parked)
+                });
                 match counted {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(records = n, lanes = self.parked_lanes(), took_ms = started.elapsed().as_millis() as u64, "parked lanes counted"),
