@@ -57,6 +57,15 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT; trap 'exit 143' TERM
 
+# One steady run at $1 events/s for $2, its output in $3, in a process group of its own
+# (stop_run); its exit status is not the verdict (non-zero on loss or dropped arrivals: the
+# verdict reads the report).
+steady_run() {
+  set -m; RATE=$1 DURATION=$2 load-tests/run.sh steady >"$3" 2>&1 & run_pid=$!; set +m
+  wait "$run_pid" || true
+  run_pid=
+}
+
 # Kafka outside the runs' process groups, so that stopping a run never stops the broker.
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start >&2; started_kafka=1
@@ -64,18 +73,14 @@ fi
 WARMUP=${WARMUP:-60s}
 if [ "$started_kafka" = 1 ] && [ "$WARMUP" != 0 ]; then
   echo "== warming the new broker: $START events/s for $WARMUP, not judged (WARMUP=0 skips it)" >&2
-  set -m; RATE=$START DURATION=$WARMUP load-tests/run.sh steady >"$work/warmup.log" 2>&1 & run_pid=$!; set +m
-  wait "$run_pid" || true
-  run_pid=
+  steady_run "$START" "$WARMUP" "$work/warmup.log"
 fi
 
 echo "== search: fan-out $FANOUT, source $SOURCE, runs of $DURATION from $START events/s, at most $MAX_RUNS runs" >&2
 status=0
 while rate=$(python3 load-tests/search.py next --history "$history") && [ -n "$rate" ]; do
   echo "== run at $rate events/s ($((rate * FANOUT)) deliveries/s)" >&2
-  set -m; RATE=$rate load-tests/run.sh steady >"$work/run.log" 2>&1 & run_pid=$!; set +m
-  wait "$run_pid" || true   # non-zero on loss or dropped arrivals: the verdict reads the report
-  run_pid=
+  steady_run "$rate" "$DURATION" "$work/run.log"
   report=$(sed -n 's/^report: \([^,]*\.json\),.*/\1/p' "$work/run.log")
   if [ -z "$report" ] || [ ! -s "$report" ]; then
     echo "the run at $rate events/s wrote no report; its last lines:" >&2
