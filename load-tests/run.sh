@@ -13,7 +13,7 @@
 # HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
 # ORDERING=endpoint|key to register the endpoints as ordered lanes (none by default),
 # CONTRACTS=1 to enforce a schema and give every endpoint a filter and a mask (docs/contracts.md),
-# KAFKA_PORT (9092).
+# KEEP_TOPICS=1 to keep the run's topics afterwards (deleted by default), KAFKA_PORT (9092).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
 # endpoints through the API; runs the generator (Hookline's own: the project never runs
@@ -53,7 +53,14 @@ export HOOKLINE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" HOOKLINE_KAFKA_
 export HOOKLINE_API__LISTEN="127.0.0.1:$API_PORT" HOOKLINE_ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" HOOKLINE_LOG__LEVEL=warn
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# The run's topics go with it (KEEP_TOPICS=1 keeps them): a broker that collects the topics
+# of run after run gets slower (with 1,100 of them it used twice the CPU for the same load,
+# docs/performance.md), and every later figure with it.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  [ "${KEEP_TOPICS:-0}" = 1 ] || bash scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --delete --topic "$HOOKLINE_KAFKA__TOPIC_PREFIX\\..*" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 baselines="{}"
