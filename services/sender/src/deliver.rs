@@ -229,7 +229,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         None => Vec::new(),
     };
     crate::lateness::record_first_attempt(&delivery, now_ms());
-    let report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref(), &sequence).await;
+    let mut report = shared.attempter.attempt(&entry, url, event, now_ms(), outgoing_trace.as_deref(), &sequence).await;
     rt.answered(now_ms());
     let outcome = outcome_label(report.class);
     if let Some(span) = span {
@@ -258,7 +258,7 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         AfterAttempt::Retry { tier, .. } if !ordered => due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>()),
         _ => 0,
     };
-    let attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &report) };
+    let attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &mut report) };
     // The dead letter carries the last attempt; everything else only writes it.
     let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| attempt.clone());
     shared.attempts.record(attempt).await;
@@ -302,7 +302,7 @@ async fn defer(
     rt: &EndpointRuntime,
     why: &str,
 ) -> Result<Done, KafkaError> {
-    let report = AttemptReport {
+    let mut report = AttemptReport {
         class: Class::Retryable { retry_after: None },
         status: 0,
         latency: Duration::ZERO,
@@ -310,7 +310,7 @@ async fn defer(
         excerpt: Vec::new(),
         request_headers: Default::default(),
     };
-    let mut attempt = attempt_record(&delivery, &report);
+    let mut attempt = attempt_record(&delivery, &mut report);
     attempt.outcome = Outcome::Deferred as i32;
     metric_catalog::SENDER_ATTEMPTS.with(["deferred"]).increment(1);
     let after = verdict::after_deferral(&rt.schedule, delivery.attempt, delivery.first_attempt_at_ms, now_ms(), why, &delivery.last_error);
@@ -440,7 +440,8 @@ fn log_transition(entry: &EndpointEntry, transition: Option<Transition>) {
     }
 }
 
-fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attempt {
+/// The attempt record of `report` (its excerpt and request headers move into it).
+fn attempt_record(delivery: &v1::Delivery, report: &mut AttemptReport) -> v1::Attempt {
     let event = delivery.event.as_ref();
     let outcome = match report.class {
         Class::Success => Outcome::Success,
@@ -460,10 +461,10 @@ fn attempt_record(delivery: &v1::Delivery, report: &AttemptReport) -> v1::Attemp
         latency_ms: u32::try_from(report.latency.as_millis()).unwrap_or(u32::MAX),
         error: report.error.clone(),
         at_ms: now_ms(),
-        response_excerpt: report.excerpt.clone(),
+        response_excerpt: std::mem::take(&mut report.excerpt),
         url: String::new(),
         next_attempt_at_ms: 0,
-        request_headers: report.request_headers.clone(),
+        request_headers: std::mem::take(&mut report.request_headers),
     }
 }
 
