@@ -41,13 +41,10 @@ struct EventIndex {
 
 impl EventIndex {
     fn push(&mut self, seq: u64, attempt: Arc<v1::Attempt>) {
-        match self.map.get_mut(&attempt.event_id) {
-            Some(list) => list.push(attempt),
-            None => {
-                self.order.push_back((seq, attempt.event_id.clone()));
-                self.map.insert(attempt.event_id.clone(), vec![attempt]);
-            }
+        if !self.map.contains_key(&attempt.event_id) {
+            self.order.push_back((seq, attempt.event_id.clone()));
         }
+        self.map.entry(attempt.event_id.clone()).or_default().push(attempt);
         self.attempts += 1;
         // The newest event always stays, however many attempts it has.
         while (self.order.len() > self.cap || self.attempts > self.attempts_cap) && self.order.len() > 1 {
@@ -55,15 +52,6 @@ impl EventIndex {
             self.attempts -= self.map.remove(&old).map_or(0, |a| a.len());
         }
     }
-}
-
-/// `map[key]`, made empty when missing: the key is copied only then (the views are updated
-/// for every attempt, and nearly always find their key).
-fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
-    }
-    map.get_mut(key).expect("inserted above when missing")
 }
 
 /// The last dead letters, and which (event, endpoint) pairs they hold.
@@ -83,46 +71,7 @@ fn dead_pair(d: &v1::DeadLetter) -> Option<(String, String)> {
 struct Charts {
     endpoints: HashMap<String, Series>,
     pipeline: Series,
-    /// By tenant, then event type.
-    types: HashMap<String, HashMap<String, TypeSeen>>,
-    types_held: usize,
-}
-
-impl Charts {
-    /// A real attempt (not a deferral).
-    fn record(&mut self, attempt: &v1::Attempt) {
-        let success = attempt.outcome() == v1::Outcome::Success;
-        self.pipeline.record(attempt.at_ms, success, attempt.latency_ms);
-        slot(&mut self.endpoints, &attempt.endpoint_id).record(attempt.at_ms, success, attempt.latency_ms);
-        let known = self.types.get(&attempt.tenant).is_some_and(|t| t.contains_key(&attempt.event_type));
-        if !known {
-            if self.types_held >= TYPES_KEPT {
-                self.forget_oldest_type();
-            }
-            self.types_held += 1;
-        }
-        let seen = slot(&mut self.types, &attempt.tenant).entry(attempt.event_type.clone()).or_insert_with(|| TypeSeen {
-            tenant: attempt.tenant.clone(),
-            event_type: attempt.event_type.clone(),
-            attempts: 0,
-            last_seen_ms: 0,
-        });
-        seen.attempts += 1;
-        seen.last_seen_ms = seen.last_seen_ms.max(attempt.at_ms);
-    }
-
-    /// Full: the type seen longest ago makes room.
-    fn forget_oldest_type(&mut self) {
-        let Some(oldest) = self.types.values().flat_map(|t| t.values()).min_by_key(|t| t.last_seen_ms) else { return };
-        let (tenant, event_type) = (oldest.tenant.clone(), oldest.event_type.clone());
-        if let Some(types) = self.types.get_mut(&tenant) {
-            types.remove(&event_type);
-            if types.is_empty() {
-                self.types.remove(&tenant);
-            }
-        }
-        self.types_held -= 1;
-    }
+    types: HashMap<(String, String), TypeSeen>,
 }
 
 const TYPES_KEPT: usize = 10_000;
@@ -266,33 +215,38 @@ impl History {
     }
 
     pub fn record_attempt(&self, attempt: v1::Attempt) {
-        self.record_attempts(vec![attempt]);
-    }
-
-    /// Attempts in the order they were written (an attempt batch): each view is locked once.
-    pub fn record_attempts(&self, attempts: Vec<v1::Attempt>) {
-        let first = self.seq.fetch_add(attempts.len() as u64, AtomicOrdering::Relaxed);
-        let attempts: Vec<(u64, Arc<v1::Attempt>)> = (first..).zip(attempts.into_iter().map(Arc::new)).collect();
+        let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
+        let attempt = Arc::new(attempt);
         {
             let mut per = self.per_endpoint.lock();
-            for (seq, attempt) in &attempts {
-                let list = slot(&mut per, &attempt.endpoint_id);
-                if list.len() == self.per_endpoint_cap {
-                    list.pop_front();
-                }
-                list.push_back((*seq, Arc::clone(attempt)));
+            let list = per.entry(attempt.endpoint_id.clone()).or_default();
+            if list.len() == self.per_endpoint_cap {
+                list.pop_front();
             }
+            list.push_back((seq, Arc::clone(&attempt)));
         }
-        {
+        if attempt.outcome() != v1::Outcome::Deferred {
             let mut charts = self.charts.lock();
-            for (_, attempt) in attempts.iter().filter(|(_, a)| a.outcome() != v1::Outcome::Deferred) {
-                charts.record(attempt);
+            let success = attempt.outcome() == v1::Outcome::Success;
+            charts.pipeline.record(attempt.at_ms, success, attempt.latency_ms);
+            charts.endpoints.entry(attempt.endpoint_id.clone()).or_default().record(attempt.at_ms, success, attempt.latency_ms);
+            let key = (attempt.tenant.clone(), attempt.event_type.clone());
+            if charts.types.len() >= TYPES_KEPT && !charts.types.contains_key(&key) {
+                // Full: the type seen longest ago makes room.
+                if let Some(oldest) = charts.types.iter().min_by_key(|(_, t)| t.last_seen_ms).map(|(k, _)| k.clone()) {
+                    charts.types.remove(&oldest);
+                }
             }
+            let seen = charts.types.entry(key).or_insert_with(|| TypeSeen {
+                tenant: attempt.tenant.clone(),
+                event_type: attempt.event_type.clone(),
+                attempts: 0,
+                last_seen_ms: 0,
+            });
+            seen.attempts += 1;
+            seen.last_seen_ms = seen.last_seen_ms.max(attempt.at_ms);
         }
-        let mut index = self.per_event.lock();
-        for (seq, attempt) in attempts {
-            index.push(seq, attempt);
-        }
+        self.per_event.lock().push(seq, attempt);
     }
 
     pub fn record_dead_letter(&self, dead: v1::DeadLetter) {
@@ -355,8 +309,7 @@ impl History {
     /// The event types attempted, most recently seen first, of `tenant` or of every tenant.
     pub fn types_seen(&self, tenant: Option<&str>) -> Vec<TypeSeen> {
         let charts = self.charts.lock();
-        let mut seen: Vec<TypeSeen> =
-            charts.types.values().flat_map(|t| t.values()).filter(|t| tenant.is_none_or(|x| t.tenant == x)).cloned().collect();
+        let mut seen: Vec<TypeSeen> = charts.types.values().filter(|t| tenant.is_none_or(|x| t.tenant == x)).cloned().collect();
         seen.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.event_type.cmp(&b.event_type)));
         seen
     }
@@ -522,7 +475,9 @@ fn start_positions(
 /// Decodes an attempts-topic record (a batch, or one attempt from an older sender) for
 /// [`History::record_attempt`].
 pub fn apply_attempt(history: &History, bytes: &[u8]) {
-    history.record_attempts(hookline_proto::attempts_in(bytes).unwrap_or_default());
+    for a in hookline_proto::attempts_in(bytes).unwrap_or_default() {
+        history.record_attempt(a);
+    }
 }
 
 pub fn apply_dead_letter(history: &History, bytes: &[u8]) {
@@ -673,16 +628,17 @@ mod tests {
             event_type: event_type.into(),
             ..attempt("e", "ep", v1::Outcome::Success, 1, at)
         };
-        // Batches, as the attempts topic holds them; the first type is seen again, late.
-        let batch = (0..TYPES_KEPT as i64).map(|i| typed(&format!("t{}", i % 3), &format!("type.{i}"), i + 10)).collect();
-        h.record_attempts(batch);
-        h.record_attempts(vec![typed("t0", "type.0", 1_000_000), typed("t1", "new.one", 1_000_001)]);
+        // The first type is seen again, late.
+        for i in 0..TYPES_KEPT as i64 {
+            h.record_attempt(typed(&format!("t{}", i % 3), &format!("type.{i}"), i + 10));
+        }
+        h.record_attempt(typed("t0", "type.0", 1_000_000));
+        h.record_attempt(typed("t1", "new.one", 1_000_001));
         let seen = h.types_seen(None);
         assert_eq!(seen.len(), TYPES_KEPT);
         assert_eq!((seen[0].event_type.as_str(), seen[1].event_type.as_str()), ("new.one", "type.0"));
         assert_eq!(seen[1].attempts, 2);
         assert!(!seen.iter().any(|t| t.event_type == "type.1"), "the type seen longest ago made room");
         assert_eq!(h.types_seen(Some("t1")).iter().filter(|t| t.event_type == "new.one").count(), 1);
-        assert_eq!(h.endpoint_attempts("ep", None, 100).0.len(), 10, "every view takes the batch");
     }
 }
