@@ -10,7 +10,7 @@ mod common;
 
 use hookline_core::config::Config;
 use hookline_runtime::preflight::{self, Access, PreflightError, Refused};
-use hookline_runtime::topics::{self, TopicStatus, TopicsError};
+use hookline_runtime::topics::{self, Problem, TopicStatus, TopicsError};
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
@@ -100,7 +100,7 @@ async fn topics_check_names_each_difference_and_its_fix() {
     create_by_hand(&c, &deliveries, 1, &[("retention.ms", "3600000"), ("max.message.bytes", "1048576")]).await;
     let created = topics::ensure(&c).await.expect("topics create");
     let status = |name: &str| created.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone()).expect("status");
-    assert_eq!(status(&format!("{p}.events")), TopicStatus::Created);
+    assert_eq!(status(&format!("{p}.events")), TopicStatus::Created { problems: vec![] });
     let TopicStatus::Exists { partitions: 1, problems } = status(&deliveries) else { panic!("deliveries existed") };
     assert_eq!(problems.len(), 3, "topics create reports what differs: {problems:?}");
 
@@ -258,6 +258,11 @@ async fn a_deliveries_topic_grown_without_its_parked_topic_is_named_before_a_sen
     );
     let b = &c.kafka.bootstrap_servers;
     assert_eq!(topics::fixes(&[check], b), [format!("kafka-topics --bootstrap-server {b} --alter --topic {parked} --partitions 5")]);
+    // `topics create` names it too.
+    let report = topics::ensure(&c).await.expect("topics create");
+    let status = report.into_iter().find(|(name, _)| *name == parked).map(|(_, s)| s);
+    let Some(TopicStatus::Exists { partitions: 3, problems }) = status else { panic!("parked existed: {status:?}") };
+    assert!(matches!(&problems[..], [Problem::FewerThanPaired { expected: 5, .. }]), "{problems:?}");
 
     // A sender (and `hookline dev`) refuses to start, where it used to stop at its first
     // park on a new partition; the other roles do not read the parked topic.

@@ -33,7 +33,9 @@ impl TopicSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicStatus {
-    Created,
+    /// Made now, as its spec says; `problems` can only be the pairing rule's (a topic made
+    /// with the configured partitions, fewer than an older one it pairs with has now).
+    Created { problems: Vec<Problem> },
     /// It was there; `problems` says how it differs from its spec.
     Exists { partitions: i32, problems: Vec<Problem> },
 }
@@ -364,23 +366,32 @@ pub async fn ensure(cfg: &Config) -> Result<Vec<(String, TopicStatus)>, TopicsEr
     let created: Vec<String> = specs.iter().filter(|s| !existing.iter().any(|e| e.name == s.name)).map(|s| s.name.clone()).collect();
     wait_listed(&metadata, &acls, &created).await?;
     let observed = observe(&admin, &metadata, &acls, &existing).await?;
-    let mut compared: BTreeMap<&str, TopicCheck> = BTreeMap::new();
-    for (spec, observed) in existing.iter().zip(&observed) {
-        let check = compare(spec, observed);
-        let spread = check.problems.iter().find(|p| matches!(p, Problem::ExtraPartitions { .. }));
-        if let Some(problem) = spread {
-            return Err(TopicsError::Topic { topic: spec.name.clone(), problem: problem.to_string() });
+    let mut checks = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let check = match existing.iter().position(|e| e.name == spec.name) {
+            Some(i) => compare(spec, &observed[i]),
+            None => TopicCheck {
+                name: spec.name.clone(),
+                configured_partitions: spec.partitions,
+                seen: Some((spec.partitions, spec.replication_factor)),
+                problems: Vec::new(),
+            },
+        };
+        if let Some(spread) = check.problems.iter().find(|p| matches!(p, Problem::ExtraPartitions { .. })) {
+            return Err(TopicsError::Topic { topic: spec.name.clone(), problem: spread.to_string() });
         }
-        compared.insert(spec.name.as_str(), check);
+        checks.push(check);
     }
-    Ok(specs
-        .iter()
-        .map(|spec| {
-            let status = match compared.remove(spec.name.as_str()) {
-                Some(check) => TopicStatus::Exists { partitions: check.seen.map_or(0, |s| s.0), problems: check.problems },
-                None => TopicStatus::Created,
+    pair(cfg, &mut checks);
+    Ok(checks
+        .into_iter()
+        .map(|check| {
+            let status = if created.contains(&check.name) {
+                TopicStatus::Created { problems: check.problems }
+            } else {
+                TopicStatus::Exists { partitions: check.seen.map_or(0, |s| s.0), problems: check.problems }
             };
-            (spec.name.clone(), status)
+            (check.name, status)
         })
         .collect())
 }
@@ -394,11 +405,18 @@ pub async fn check(cfg: &Config) -> Result<Vec<TopicCheck>, TopicsError> {
     let all: Vec<&TopicSpec> = specs.iter().collect();
     let observed = observe(&admin, &metadata, &acls, &all).await?;
     let mut checks: Vec<TopicCheck> = specs.iter().zip(&observed).map(|(spec, observed)| compare(spec, observed)).collect();
+    pair(cfg, &mut checks);
+    Ok(checks)
+}
+
+/// Adds the pairing rule's problem to each topic with fewer partitions than the one it
+/// pairs with ([`hookline_core::config::Topics::paired`]): one problem and one fix per topic, the larger of what
+/// the configuration and the pair ask.
+fn pair(cfg: &Config, checks: &mut [TopicCheck]) {
     for (topic, paired) in cfg.topics().paired() {
         let seen = |name: &str| checks.iter().find(|c| c.name == name).and_then(|c| c.seen).map(|(n, _)| n);
         let Some(problem) = unpaired(seen(&topic), &paired, seen(&paired)) else { continue };
         let check = checks.iter_mut().find(|c| c.name == topic).expect("a paired topic has a spec");
-        // One problem and one fix: the larger of what the configuration and the pair ask.
         let asks = |p: &Problem| match p {
             Problem::FewerPartitions { expected, .. } | Problem::FewerThanPaired { expected, .. } => *expected,
             _ => 0,
@@ -409,7 +427,6 @@ pub async fn check(cfg: &Config) -> Result<Vec<TopicCheck>, TopicsError> {
             None => check.problems.push(problem),
         }
     }
-    Ok(checks)
 }
 
 /// [`Problem::FewerThanPaired`] when a topic seen with `partitions` has fewer than `paired`,
@@ -690,6 +707,27 @@ mod tests {
             fixes(&[check], "kafka:9092"),
             ["kafka-topics --bootstrap-server kafka:9092 --alter --topic hookline.parked --partitions 24"]
         );
+    }
+
+    #[test]
+    fn the_pairing_rule_adds_one_problem_the_larger_ask_winning() {
+        let cfg = production();
+        let (deliveries, parked) = (spec(&cfg, "hookline.deliveries"), spec(&cfg, "hookline.parked"));
+        let n = deliveries.partitions;
+        let checks = |deliveries_seen: i32, parked_seen: i32| {
+            let mut checks = vec![
+                compare(&deliveries, &with(as_created(&deliveries), |p, _, _| *p = deliveries_seen)),
+                compare(&parked, &with(as_created(&parked), |p, _, _| *p = parked_seen)),
+            ];
+            pair(&cfg, &mut checks);
+            checks.remove(1).problems
+        };
+        assert_eq!(checks(n, n), []);
+        // Deliveries grown by hand; parked as configured (or made just now).
+        assert_eq!(checks(n * 2, n), [Problem::FewerThanPaired { actual: n, paired: deliveries.name.clone(), expected: n * 2 }]);
+        // Parked short of both: one problem, the one that asks more (the configured, on a tie).
+        assert_eq!(checks(n, n - 2), [Problem::FewerPartitions { actual: n - 2, expected: n }]);
+        assert_eq!(checks(n * 2, n - 2), [Problem::FewerThanPaired { actual: n - 2, paired: deliveries.name.clone(), expected: n * 2 }]);
     }
 
     #[test]

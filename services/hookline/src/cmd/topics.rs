@@ -25,15 +25,17 @@ pub async fn run(config: Config, command: TopicsCommand) -> anyhow::Result<()> {
         TopicsCommand::Create => {
             let report = topics::ensure(&config).await.map_err(|e| hint(e, "creating topics"))?;
             for (name, status) in report {
-                match status {
-                    TopicStatus::Created => println!("created  {name}"),
-                    TopicStatus::Exists { partitions, problems } if problems.is_empty() => {
-                        println!("exists   {name} ({})", topics::partitions(partitions))
-                    }
+                let (line, problems) = match status {
+                    TopicStatus::Created { problems } => (format!("created  {name}"), problems),
                     TopicStatus::Exists { partitions, problems } => {
-                        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                        println!("exists   {name} ({}): {}", topics::partitions(partitions), problems.join("; "));
+                        (format!("exists   {name} ({})", topics::partitions(partitions)), problems)
                     }
+                };
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                if problems.is_empty() {
+                    println!("{line}");
+                } else {
+                    println!("{line}: {}", problems.join("; "));
                 }
             }
             Ok(())
