@@ -46,6 +46,14 @@ pub struct PublishArgs {
 /// Acknowledgements awaited at most at once.
 const WINDOW: usize = 20_000;
 
+/// A paced producer wakes at most this often and sends what fell due since. Sends within
+/// the producer's linger (5 ms) leave in the same batch anyway; waking every millisecond
+/// (the timer's resolution) cost `hookline bench produce` 40% more CPU in thread switches
+/// (4.6 against 2.7 CPU-s for 400,000 events at 20,000/s). Events are stamped when they
+/// are sent, so latency is measured from the send, and the schedule lag reported includes
+/// the tick.
+const TICK: Duration = Duration::from_millis(5);
+
 pub fn new_event_id() -> String {
     format!("evt_{}", uuid::Uuid::now_v7().simple())
 }
@@ -216,10 +224,13 @@ pub async fn produce_observed<F: FnOnce() -> v1::Event>(
         }
         Err(e) => *out.failed_by.entry(e.to_string()).or_insert(0) += 1,
     };
+    let mut woke = started;
     for (due, build) in items {
         let at = started + due;
         if Instant::now() < at {
-            tokio::time::sleep_until(at.into()).await;
+            // Not before the next tick: what is due by then goes in one burst.
+            woke = at.max(woke + TICK);
+            tokio::time::sleep_until(woke.into()).await;
         }
         while acks.len() >= WINDOW {
             if let Some(r) = acks.next().await {
