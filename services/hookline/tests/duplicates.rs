@@ -125,3 +125,46 @@ async fn a_rate_limit_still_holds_when_the_endpoint_moves_to_another_sender() {
     assert!(span_s >= (N as f64 - 10.0) / 20.0 - 1.0, "{N} deliveries took only {span_s:.1} s at 20/s");
     drop((first, second));
 }
+
+/// KIP-848's consumer group protocol, the opt-in of docs/operations.md: the brokers assign,
+/// and the sender's rebalance callbacks (finished work read at assignment, the parked
+/// partitions that follow the deliveries ones, the commit on revocation) run as they do
+/// under the classic protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_on_the_consumer_group_protocol_hand_partitions_over_without_loss_or_duplicates() {
+    let p = TestPipeline::builder().without_roles().deliveries_partitions(4).kafka_client("group.protocol", "consumer").start().await;
+    let sink = TestSink::start(&secret(5)).await;
+    for i in 0..4 {
+        let id = format!("kip848-{i}");
+        p.add_endpoint(&id, &sink.url(&id), &["*"], "", &sink.secret).await;
+    }
+    let _router = Role::start("router", &p.config);
+    let mut first = Role::start("sender", &p.config);
+
+    // A third of the events to each shape of the group: one sender, two (the brokers moved
+    // some partitions to the newcomer, while events flow), and the newcomer alone after the
+    // first left gracefully (at its commits).
+    const N: usize = 100;
+    let ledger = sink.ledger.clone();
+    let delivered = |phases: usize| (N * 4 * phases) as u64;
+    p.publish_paced("evt_kip848_a", N, 100.0).await;
+    eventually("the first third delivered", WAIT, || ledger.summary().unique >= delivered(1)).await;
+    let _second = Role::start("sender", &p.config);
+    // The brokers give the newcomer its share at a heartbeat (5 s by default): its
+    // assignment, and the first sender's revocation of what it gave up, are logged.
+    let moved = |log: &str| {
+        let of_deliveries = |what: &str| {
+            log.lines().filter(|l| l.contains(what) && l.contains(".deliveries") && l.contains("\"client\":\"hookline-sender\"")).count()
+        };
+        of_deliveries("partitions assigned") >= 2 && of_deliveries("partitions revoked") >= 1
+    };
+    eventually("partitions moved to the second sender", WAIT, || moved(&first.log())).await;
+    p.publish_paced("evt_kip848_b", N, 100.0).await;
+    eventually("the second third delivered", WAIT, || ledger.summary().unique >= delivered(2)).await;
+    assert!(first.terminate().is_some_and(|s| s.success()), "the first sender drains and exits 0");
+    p.publish_paced("evt_kip848_c", N, 100.0).await;
+    eventually("every delivery", WAIT, || ledger.summary().unique >= delivered(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let summary = ledger.summary();
+    assert_eq!((summary.unique, summary.duplicates, summary.invalid_signatures), (delivered(3), 0, 0), "{summary:?}");
+}

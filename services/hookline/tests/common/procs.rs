@@ -68,6 +68,12 @@ impl Role {
         child.wait().ok()
     }
 
+    /// What the roles of this name have logged so far (they share one file, one JSON line
+    /// per event).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.config_path.with_file_name(format!("{}.log", self.name))).unwrap_or_default()
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
