@@ -21,11 +21,11 @@ sustainable when all of these hold:
   - the deliveries kept up: at least (1 - RATE_TOLERANCE) x RATE x F delivered/s over the
     window (a backlog drained after the load lowers it), and the sink held every expected
     delivery at most DRAIN_MS after the generator stopped (the report's `drain_ms`).
-Why the start is left out: a new `hookline bench produce` has its first sends acknowledged
-about half a second after it starts (up to a second on a busy machine); the events of that
-time arrive late, in one burst, and the pipeline then works off that backlog above the offered
-rate. That is more than 1% of a short run, so the run's own p99 (reported next to the window's)
-measures the generator's start and the catch-up after it, not the sustained rate.
+Why the start is left out: a run's start can deliver above the offered rate, working off a
+backlog (before `hookline bench produce` waited for its producer id, about 500 ms, its first
+sends were acknowledged in one burst at every start); those seconds measure the start and the
+catch-up after it, not the sustained rate, so the run's own p99 is reported next to the
+window's.
 """
 import argparse
 import json
