@@ -410,8 +410,8 @@ pub async fn check(cfg: &Config) -> Result<Vec<TopicCheck>, TopicsError> {
 }
 
 /// Adds the pairing rule's problem to each topic with fewer partitions than the one it
-/// pairs with ([`hookline_core::config::Topics::paired`]): one problem and one fix per topic, the larger of what
-/// the configuration and the pair ask.
+/// pairs with ([`hookline_core::config::Topics::paired`]): one problem and one fix per
+/// topic, the larger of what the configuration and the pair ask.
 fn pair(cfg: &Config, checks: &mut [TopicCheck]) {
     for (topic, paired) in cfg.topics().paired() {
         let seen = |name: &str| checks.iter().find(|c| c.name == name).and_then(|c| c.seen).map(|(n, _)| n);
