@@ -272,7 +272,8 @@ impl ConsumeErrors {
                 let dead = run.dead_letter(now_ms());
                 tracing::error!(role = self.role.name(), detail = %dead.detail, "unreadable records dead-lettered and skipped");
                 let key = format!("{}/{}", run.topic, run.partition);
-                kafka::acked(kafka::enqueue(producer, &self.dlq_topic, &key, &dead.encode_to_vec(), None).await?).await?;
+                let at = kafka::At::dead_letter(&dead);
+                kafka::acked(kafka::enqueue_to(producer, &self.dlq_topic, at, &key, &dead.encode_to_vec(), None).await?).await?;
                 self.role.count_dead_letter(v1::DeadLetterReason::UnreadableRecord);
                 tracker.skip(&run.topic, run.partition, run.to);
                 if let Err(error) = consumer.seek(&run.topic, run.partition, Offset::Offset(run.to), Duration::ZERO) {
