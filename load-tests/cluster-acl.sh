@@ -122,7 +122,7 @@ curl_api() { curl -sS -H "authorization: Bearer $token" -H 'content-type: applic
 
 say "== Hookline with only the documented ACLs (user hookline, prefix '$PREFIX', $(date -u +%FT%TZ))"
 # A fresh prefix state: this script's topics and ACLs from an earlier run go first.
-kc tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$SASL" --command-config "$ADMIN_PROPS" --delete --topic "$PREFIX\\..*" >/dev/null 2>&1 || true
+kc delete-topics "$SASL" "$PREFIX" --command-config "$ADMIN_PROPS" >/dev/null 2>&1 || true
 acls --remove --force --principal User:hookline >/dev/null 2>&1 || true
 sleep 2
 "$BIN" --config "$work/admin.toml" topics create >"$work/topics.log" 2>&1 || { cat "$work/topics.log" >&2; exit 1; }

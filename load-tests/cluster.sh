@@ -459,7 +459,7 @@ EOF
   local status=0
   python3 load-tests/cluster_report.py --report "$out/$name.json" --work "$work" || status=$?
   # The run's topics go; the cluster stays for the next scenario.
-  kc tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --delete --topic "$prefix\\..*" >/dev/null 2>&1 || true
+  kc delete-topics "$BOOTSTRAP" "$prefix" >/dev/null 2>&1 || true
   REPORTS+=("$out/$name.json")
   return $status
 }

@@ -58,8 +58,7 @@ pids=()
 # docs/performance.md), and every later figure with it.
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
-  [ "${KEEP_TOPICS:-0}" = 1 ] || bash scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --delete --topic "$HOOKLINE_KAFKA__TOPIC_PREFIX\\..*" >/dev/null 2>&1 || true
+  [ "${KEEP_TOPICS:-0}" = 1 ] || bash scripts/kafka.sh delete-topics "127.0.0.1:$KAFKA_PORT" "$HOOKLINE_KAFKA__TOPIC_PREFIX" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

@@ -10,6 +10,9 @@
 #   scripts/kafka.sh logs [-f]        last lines of the broker log (-f to follow)
 #   scripts/kafka.sh tool CLASS ARGS  run a Kafka CLI main class (kafka-tools classpath), e.g.
 #       scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+#   scripts/kafka.sh delete-topics BOOTSTRAP PREFIX [OPTIONS]
+#                                     delete every topic PREFIX.* (a harness run's own); OPTIONS go
+#                                     to TopicCommand (--command-config FILE for SASL)
 #   scripts/kafka.sh env              print the effective settings
 #
 # A replicated cluster on loopback: KAFKA_NODES=3 (every node broker + controller, a static
@@ -747,6 +750,13 @@ do_tool() {
   run_java "$(tools_cp_dir)/*" "$main" "$@"
 }
 
+# Every topic under one prefix (a harness run's topics), through TopicCommand's regex.
+do_delete_topics() {
+  [[ $# -ge 2 ]] || die "usage: $0 delete-topics BOOTSTRAP PREFIX [TopicCommand options]"
+  local bootstrap="$1" prefix="$2"; shift 2
+  do_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" "$@" --delete --topic "$prefix\\..*"
+}
+
 do_env() {
   cat <<EOF
 KAFKA_VERSION=$KAFKA_VERSION
@@ -1091,6 +1101,7 @@ cluster_main() {
     reset)      with_lock "$CLUSTER_DIR.lck" do_cluster_reset ;;
     logs)       do_cluster_logs "$@" ;;
     tool)       do_tool "$@" ;;
+    delete-topics) do_delete_topics "$@" ;;
     env)        do_cluster_env ;;
     stop-node)  [[ $# -eq 1 ]] || die "usage: $0 stop-node N"; with_lock "$CLUSTER_DIR.lck" do_node_stop "$1" ;;
     kill-node)  [[ $# -eq 1 ]] || die "usage: $0 kill-node N"; do_node_kill "$1" ;;
@@ -1122,6 +1133,7 @@ case "$cmd" in
   reset)  with_lock "$STATE_DIR.lck" do_reset ;;
   logs)   do_logs "$@" ;;
   tool)   do_tool "$@" ;;
+  delete-topics) do_delete_topics "$@" ;;
   env)    do_env ;;
   -h|--help|help) usage ;;
   *) usage; exit 2 ;;

@@ -185,15 +185,7 @@ impl Parking {
                     }
                 }
                 let started = Instant::now();
-                // Each try counts from nothing, so a try that failed half-way counts nothing twice.
-                let counted = retry_unanswered(COUNT_RETRY, || {
-                    let mut lanes = self.lanes.lock();
-                    for (_, p) in &parked {
-                        lanes.forget(*p);
-                    }
-                    drop(lanes);
-                    self.count(by_hand, cfg, &parked)
-                });
+                let counted = retry_unanswered(COUNT_RETRY, || self.count(by_hand, cfg, &parked));
                 match counted {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(records = n, lanes = self.parked_lanes(), took_ms = started.elapsed().as_millis() as u64, "parked lanes counted"),
@@ -207,9 +199,16 @@ impl Parking {
     }
 
     /// Counts the records waiting on `parts` of the parked topic (from each one's committed
-    /// position to its end) into the parked lanes. Blocking; two requests when nothing is
-    /// parked (the committed positions and the ends, each for every partition at once).
+    /// position to its end) into the parked lanes, from nothing: a count tried again after
+    /// one that failed half-way counts no record twice. Blocking; two requests when nothing
+    /// is parked (the committed positions and the ends, each for every partition at once).
     fn count(&self, by_hand: &ByHand, cfg: &hookline_core::config::KafkaConfig, parts: &[(String, i32)]) -> KafkaResult<usize> {
+        {
+            let mut lanes = self.lanes.lock();
+            for (_, p) in parts {
+                lanes.forget(*p);
+            }
+        }
         let (mut positions, mut ends) = (rdkafka::TopicPartitionList::new(), rdkafka::TopicPartitionList::new());
         for (topic, partition) in parts {
             positions.add_partition(topic, *partition);
