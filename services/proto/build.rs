@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The payload is `bytes::Bytes`, so fanning one event out to many deliveries shares
     // the body instead of copying it; prost never inspects it.
     config.bytes([".hookline.v1.Event.payload"]);
+    // An attempt's request headers, a handful per attempt written by the sender and read by
+    // the API: sorted as the API shows them, and neither side hashes each name.
+    config.btree_map([".hookline.v1.Attempt.request_headers"]);
     config.compile_protos(&[file], &[root])?;
     Ok(())
 }

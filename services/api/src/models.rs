@@ -567,7 +567,7 @@ impl From<&v1::Attempt> for AttemptView {
             at: a.at_ms,
             url: a.url.clone(),
             next_attempt_at: (a.next_attempt_at_ms > 0).then_some(a.next_attempt_at_ms),
-            request_headers: a.request_headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            request_headers: a.request_headers.clone(),
             response_excerpt: String::from_utf8_lossy(&a.response_excerpt).into_owned(),
         }
     }

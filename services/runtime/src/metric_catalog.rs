@@ -185,6 +185,33 @@ impl<K: kind::Registered, const L: usize> Metric<K, L> {
     }
 }
 
+impl<K: kind::Registered> Metric<K, 1> {
+    /// A handle for each value its label declares, registered now: for a path that records
+    /// on every delivery, where registering on each call (building the key, hashing it and
+    /// finding it in the recorder) costs more than the recording. Handles belong to the
+    /// recorder current when this is called. Panics for a label bounded by the deployment.
+    pub fn series(&'static self) -> Series<K::Handle> {
+        let values = self.spec.labels[0].values.listed().expect("series of a label whose values are declared");
+        let handles = values.iter().map(|value| self.with([*value])).collect();
+        Series { values, handles }
+    }
+}
+
+/// One handle per declared value of a metric's one label ([`Metric::series`]).
+#[derive(Debug)]
+pub struct Series<H> {
+    values: Vec<&'static str>,
+    handles: Vec<H>,
+}
+
+impl<H> Series<H> {
+    /// The handle of the series labelled `value`, one the catalog declares.
+    pub fn of(&self, value: &str) -> &H {
+        let at = self.values.iter().position(|v| *v == value);
+        &self.handles[at.unwrap_or_else(|| panic!("{value:?}: a value metric_catalog does not declare"))]
+    }
+}
+
 impl<K, const L: usize> Metric<K, L> {
     /// The exported name (for a test that reads `/metrics`).
     pub fn name(&self) -> &'static str {

@@ -15,7 +15,7 @@ use hookline_runtime::registry::EndpointEntry;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,12 +43,12 @@ pub struct AttemptReport {
     pub error: String,
     pub excerpt: Vec<u8>,
     /// The request's headers as sent, credentials redacted (see [`recorded_headers`]).
-    pub request_headers: HashMap<String, String>,
+    pub request_headers: BTreeMap<String, String>,
 }
 
 impl AttemptReport {
     fn failed(class: Class, latency: Duration, error: String) -> Self {
-        Self { class, status: 0, latency, error, excerpt: Vec::new(), request_headers: HashMap::new() }
+        Self { class, status: 0, latency, error, excerpt: Vec::new(), request_headers: BTreeMap::new() }
     }
 }
 
@@ -181,7 +181,7 @@ impl Attempter {
                     latency: started.elapsed(),
                     error,
                     excerpt: body[..body.len().min(EXCERPT_BYTES)].to_vec(),
-                    request_headers: HashMap::new(),
+                    request_headers: BTreeMap::new(),
                 }
             }
         };
@@ -269,7 +269,7 @@ pub fn signed_headers(
 /// The headers of a request as an attempt record keeps them: every header, except that an
 /// `authorization` value keeps only its scheme (`Bearer [redacted]`), so the record shows
 /// that credentials were sent and never what they were.
-pub fn recorded_headers(headers: &http::HeaderMap) -> HashMap<String, String> {
+pub fn recorded_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(name, value)| {

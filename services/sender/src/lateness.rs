@@ -8,10 +8,11 @@
 //!   attempt: how long deliveries wait for a sender, whatever the endpoint answers.
 //!
 //! Replays are left out: their events are old by design. The catalog gives these two
-//! their own buckets, 50 ms to 1 h ([`metric_catalog::LATENESS_BUCKETS`]).
+//! their own buckets, 50 ms to 1 h ([`hookline_runtime::metric_catalog::LATENESS_BUCKETS`]).
 
 use hookline_proto::v1;
-use hookline_runtime::metric_catalog;
+use hookline_runtime::metric_catalog::Series;
+use metrics::Histogram;
 
 /// Seconds from `from_ms` to `now_ms`; `None` when `from_ms` is unknown (0 or less). A
 /// `from_ms` in the future (a producer's clock ahead of ours) counts as no delay.
@@ -39,23 +40,25 @@ pub fn waiting_since_ms(delivery: &v1::Delivery) -> i64 {
 
 /// Records the first-attempt delay of `delivery`, about to be attempted at `now_ms`, if this
 /// is its first attempt (deferrals do not count as attempts) and it is not a replay.
-pub fn record_first_attempt(delivery: &v1::Delivery, now_ms: i64) {
+/// `delay` is [`hookline_runtime::metric_catalog::SENDER_FIRST_ATTEMPT_DELAY`]'s handle.
+pub fn record_first_attempt(delay: &Histogram, delivery: &v1::Delivery, now_ms: i64) {
     if delivery.attempt > 1 || !delivery.replay_id.is_empty() {
         return;
     }
     if let Some(s) = seconds_since(waiting_since_ms(delivery), now_ms) {
-        metric_catalog::SENDER_FIRST_ATTEMPT_DELAY.get().record(s);
+        delay.record(s);
     }
 }
 
 /// Records the end-to-end latency of `delivery`, delivered (a 2xx) at `now_ms`.
-pub fn record_delivered(delivery: &v1::Delivery, now_ms: i64) {
+/// `latency` is [`hookline_runtime::metric_catalog::DELIVERY_LATENCY`]'s series.
+pub fn record_delivered(latency: &Series<Histogram>, delivery: &v1::Delivery, now_ms: i64) {
     if !delivery.replay_id.is_empty() {
         return;
     }
     let occurred = delivery.event.as_ref().map_or(0, |e| e.occurred_at_ms);
     if let Some(s) = seconds_since(occurred, now_ms) {
-        metric_catalog::DELIVERY_LATENCY.with([attempt_label(delivery.attempt)]).record(s);
+        latency.of(attempt_label(delivery.attempt)).record(s);
     }
 }
 

@@ -154,6 +154,7 @@ pub async fn run_with_resolver(
             Arc::clone(fresh.tracker()),
             Arc::clone(parked.tracker()),
         ),
+        meters: deliver::Meters::register(),
     });
     // A deliveries partition's parked partition moves with it (weak: the consumer's context
     // must not keep what holds the consumer alive).

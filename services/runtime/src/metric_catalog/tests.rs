@@ -136,6 +136,9 @@ fn the_exporter_renders_every_metric_with_help_type_and_buckets() {
         // Through the typed handles too: the same series, no other.
         SENDER_ATTEMPTS.with(["success"]).increment(1);
         ROUTER_DELIVERIES.get().increment(1);
+        let attempts = SENDER_ATTEMPTS.series();
+        attempts.of("gone").increment(3);
+        attempts.of("gone").increment(1);
     });
     let text = handle.render();
     let lines: BTreeSet<&str> = text.lines().collect();
@@ -151,6 +154,14 @@ fn the_exporter_renders_every_metric_with_help_type_and_buckets() {
     assert_eq!(typed.len(), ALL.len(), "one TYPE line per catalog metric:\n{text}");
     assert!(text.contains("hookline_sender_attempts_total{outcome=\"success\"} 2\n"), "{text}");
     assert!(text.contains("hookline_router_deliveries_total 2\n"), "{text}");
+    assert!(text.contains("hookline_sender_attempts_total{outcome=\"gone\"} 4\n"), "a series' handle records to its own series:\n{text}");
+}
+
+#[test]
+#[should_panic(expected = "a value metric_catalog does not declare")]
+fn a_series_has_no_handle_for_an_undeclared_value() {
+    let recorder = metrics::NoopRecorder;
+    metrics::with_local_recorder(&recorder, || SENDER_ATTEMPTS.series().of("teapot").increment(1));
 }
 
 #[test]
