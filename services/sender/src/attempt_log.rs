@@ -4,6 +4,10 @@
 //!
 //! Attempt records are history, not the delivery contract: a delivery never waits for its
 //! record to be acknowledged, and a crash loses at most the window not yet written.
+//!
+//! A delivery adds its attempt to the batches itself, under a lock, and the writer task
+//! wakes once per window (or when a batch is full), not once per attempt: handing each
+//! attempt over a channel woke the writer for every delivery.
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -12,8 +16,9 @@ use hookline_proto::Message as _;
 use hookline_runtime::kafka::{self, FutureProducer};
 use rdkafka::error::KafkaResult;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 /// Attempts one record holds at most (a full batch is written at once).
@@ -34,7 +39,10 @@ impl Batches {
     /// Adds one attempt; returns its endpoint's batch when that is now full.
     pub fn push(&mut self, attempt: v1::Attempt) -> Option<(String, v1::AttemptBatch)> {
         let size = attempt.encoded_len() + 4;
-        let (batch, bytes) = self.pending.entry(attempt.endpoint_id.clone()).or_default();
+        if !self.pending.contains_key(&attempt.endpoint_id) {
+            self.pending.insert(attempt.endpoint_id.clone(), Default::default());
+        }
+        let (batch, bytes) = self.pending.get_mut(&attempt.endpoint_id).expect("inserted above");
         batch.attempts.push(attempt);
         *bytes += size;
         if batch.attempts.len() < MAX_ATTEMPTS && *bytes < MAX_BYTES {
@@ -54,25 +62,76 @@ impl Batches {
     }
 }
 
-/// The sender's attempt writer: a task that batches and produces.
+/// What the deliveries and the writer share.
+#[derive(Default)]
+struct Pending {
+    state: parking_lot::Mutex<State>,
+    /// Wakes the writer: a batch is full, or all of them together are.
+    full: Notify,
+    /// Wakes deliveries waiting for room: the writer took what was held.
+    room: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    batches: Batches,
+    /// Batches full, not yet taken by the writer.
+    full: Vec<(String, v1::AttemptBatch)>,
+    /// Attempts in `batches` and `full`.
+    held: usize,
+    closed: bool,
+}
+
+impl State {
+    /// The full batches, or with `all` every batch; what is left holds no attempt.
+    fn take(&mut self, all: bool) -> Vec<(String, v1::AttemptBatch)> {
+        let mut taken = std::mem::take(&mut self.full);
+        if all {
+            taken.extend(self.batches.take_all());
+        }
+        self.held -= taken.iter().map(|(_, batch)| batch.attempts.len()).sum::<usize>();
+        taken
+    }
+}
+
+/// The sender's attempt writer: a task that produces the batches.
 pub struct AttemptLog {
-    tx: mpsc::Sender<v1::Attempt>,
+    pending: Arc<Pending>,
     task: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
 
 impl AttemptLog {
     /// Starts the writer, producing to `topic` every `window`.
     pub fn start(producer: FutureProducer, topic: String, window: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let pending = Arc::new(Pending::default());
         let (stop_tx, stop_rx) = mpsc::channel(1);
-        let task = tokio::spawn(write(producer, topic, window, rx, stop_rx));
-        Self { tx, task: Mutex::new(Some((stop_tx, task))) }
+        let task = tokio::spawn(write(producer, topic, window, Arc::clone(&pending), stop_rx));
+        Self { pending, task: Mutex::new(Some((stop_tx, task))) }
     }
 
-    /// Hands one attempt to the writer; waits only while the writer is that far behind.
+    /// Adds one attempt to its batch; waits only while the writer is that far behind.
     pub async fn record(&self, attempt: v1::Attempt) {
-        if self.tx.send(attempt).await.is_err() {
-            tracing::warn!("attempt record not written: the attempt log is closed");
+        loop {
+            // Made before the check, so the writer's wake-up between the two is not lost.
+            let room = self.pending.room.notified();
+            {
+                let mut state = self.pending.state.lock();
+                if state.closed {
+                    tracing::warn!("attempt record not written: the attempt log is closed");
+                    return;
+                }
+                if state.held < QUEUE {
+                    state.held += 1;
+                    if let Some(full) = state.batches.push(attempt) {
+                        state.full.push(full);
+                        self.pending.full.notify_one();
+                    }
+                    return;
+                }
+            }
+            // Full: the writer takes everything now rather than at its next window.
+            self.pending.full.notify_one();
+            room.await;
         }
     }
 
@@ -88,36 +147,30 @@ impl AttemptLog {
 
 type Acks = FuturesUnordered<BoxFuture<'static, KafkaResult<()>>>;
 
-async fn write(
-    producer: FutureProducer,
-    topic: String,
-    window: Duration,
-    mut rx: mpsc::Receiver<v1::Attempt>,
-    mut stop: mpsc::Receiver<()>,
-) {
-    let mut batches = Batches::default();
+async fn write(producer: FutureProducer, topic: String, window: Duration, pending: Arc<Pending>, mut stop: mpsc::Receiver<()>) {
+    let take = |all: bool| {
+        let taken = {
+            let mut state = pending.state.lock();
+            let all = all || state.held >= QUEUE;
+            state.take(all)
+        };
+        pending.room.notify_waiters();
+        taken
+    };
     let mut tick = tokio::time::interval(window);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Acknowledgements are awaited only so that a failure is logged.
     let mut acks = Acks::new();
     loop {
         tokio::select! {
-            Some(attempt) = rx.recv() => {
-                if let Some(full) = batches.push(attempt) {
-                    produce(&producer, &topic, [full], &mut acks).await;
-                }
-            }
-            _ = tick.tick() => produce(&producer, &topic, batches.take_all(), &mut acks).await,
+            () = pending.full.notified() => produce(&producer, &topic, take(false), &mut acks).await,
+            _ = tick.tick() => produce(&producer, &topic, take(true), &mut acks).await,
             Some(result) = acks.next(), if !acks.is_empty() => log_failure(result),
             _ = stop.recv() => break,
         }
     }
-    while let Ok(attempt) = rx.try_recv() {
-        if let Some(full) = batches.push(attempt) {
-            produce(&producer, &topic, [full], &mut acks).await;
-        }
-    }
-    produce(&producer, &topic, batches.take_all(), &mut acks).await;
+    pending.state.lock().closed = true;
+    produce(&producer, &topic, take(true), &mut acks).await;
     while let Some(result) = acks.next().await {
         log_failure(result);
     }
@@ -168,6 +221,32 @@ mod tests {
             assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4"]);
         }
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn the_writer_takes_the_full_batches_or_all_and_what_is_held_counts_what_is_left() {
+        let mut state = State::default();
+        let add = |state: &mut State, endpoint: &str, n: usize| {
+            state.held += 1;
+            if let Some(full) = state.batches.push(attempt(endpoint, n)) {
+                state.full.push(full);
+            }
+        };
+        for n in 0..MAX_ATTEMPTS + 3 {
+            add(&mut state, "a", n);
+        }
+        add(&mut state, "b", 0);
+        assert_eq!(state.held, MAX_ATTEMPTS + 4);
+        let full = state.take(false);
+        assert_eq!(full.len(), 1, "only a's full batch");
+        assert_eq!(full[0].1.attempts.len(), MAX_ATTEMPTS);
+        assert_eq!(state.held, 4, "a's three after the full batch and b's one");
+        let mut rest = state.take(true);
+        rest.sort_by(|x, y| x.0.cmp(&y.0));
+        let sizes: Vec<(&str, usize)> = rest.iter().map(|(k, b)| (k.as_str(), b.attempts.len())).collect();
+        assert_eq!(sizes, [("a", 3), ("b", 1)]);
+        assert_eq!(state.held, 0);
+        assert!(state.take(true).is_empty());
     }
 
     #[test]
