@@ -12,6 +12,8 @@
 # traceparent and export the spans to a local OTLP receiver (load-tests/otlp_sink.py),
 # HTTPS=1 to serve the sink over TLS (a throw-away CA, trusted through sender.ca_file),
 # ORDERING=endpoint|key to register the endpoints as ordered lanes (none by default),
+# ENDPOINT_IN_FLIGHT each endpoint's max_in_flight (128; a sender opens about as many
+# connections to each endpoint when its deliveries queue, as at a start with a backlog),
 # CONTRACTS=1 to enforce a schema and give every endpoint a filter and a mask (docs/contracts.md),
 # KEEP_TOPICS=1 to keep the run's topics afterwards (deleted by default), KAFKA_PORT (9092).
 #
@@ -102,7 +104,7 @@ if [ "${CONTRACTS:-0}" = 1 ]; then
 fi
 for i in $(seq 1 "$FANOUT"); do
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/endpoints" -H 'content-type: application/json' \
-    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": 128, \"ordering\": \"$ORDERING\"$contract}" >/dev/null
+    -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": ${ENDPOINT_IN_FLIGHT:-128}, \"ordering\": \"$ORDERING\"$contract}" >/dev/null
 done
 
 kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
