@@ -59,6 +59,7 @@ pub struct Shared {
     pub sequences: crate::ordered::Sequences,
     /// Ordered lanes moved to the parked topic.
     pub parking: crate::parked::Parking,
+    /// The per-attempt metrics' handles.
     pub meters: Meters,
 }
 
