@@ -87,7 +87,7 @@ async fn a_new_endpoint_is_backfilled_with_what_its_subscription_takes() {
     let orders = publish_orders(&p, "evt_bf", 10).await;
     p.publish(&(0..5).map(|i| event(&format!("evt_user-{i}"), "user.created", "", "{}")).collect::<Vec<_>>()).await;
     // Published before the endpoint existed: the router had no one to send them to.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.routed().await;
     let sink = TestSink::start(&secret(22)).await;
     p.add_endpoint("late", &sink.url("late"), &["order.*"], "", &sink.secret).await;
     let other = TestSink::start(&secret(23)).await;

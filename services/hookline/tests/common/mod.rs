@@ -438,6 +438,33 @@ impl TestPipeline {
         (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1).sum()
     }
 
+    /// Waits until the router has committed every partition of the events topic to its end:
+    /// every event published so far is routed (or matched no endpoint), so an endpoint added
+    /// after this gets none of them from the router.
+    pub async fn routed(&self) {
+        let topics = self.config.topics();
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
+            .set("group.id", topics.group("router"))
+            .create()
+            .expect("consumer");
+        let partitions = self.config.kafka.partitions.events;
+        eventually("the router committed every published event", Duration::from_secs(30), || {
+            let mut wanted = TopicPartitionList::new();
+            for p in 0..partitions {
+                wanted.add_partition(&topics.events, p);
+            }
+            let Ok(committed) = consumer.committed_offsets(wanted, Duration::from_secs(5)) else { return false };
+            (0..partitions).all(|p| {
+                let high = consumer.fetch_watermarks(&topics.events, p, Duration::from_secs(5)).map_or(-1, |(_, high)| high);
+                let at = committed.find_partition(&topics.events, p).and_then(|e| e.offset().to_raw());
+                // An empty partition has nothing to commit.
+                high == 0 || at == Some(high)
+            })
+        })
+        .await;
+    }
+
     pub async fn attempts(&self, n: usize) -> Vec<v1::Attempt> {
         let topic = self.config.topics().attempts;
         let decode = |bytes: &[u8]| hookline_proto::attempts_in(bytes).expect("attempt record decodes");
