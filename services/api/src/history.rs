@@ -1,9 +1,12 @@
 //! What the API knows about deliveries, materialised from the attempts and DLQ topics with
 //! bounded memory: the last N attempts per endpoint, the attempts of the last M events, and
 //! the last K dead letters. Rebuilt at start from `api.history_lookback_ms` back, then kept
-//! live; every API replica builds its own from the topics.
+//! live; every API replica builds its own from the topics. An attempt is held as its
+//! encoded record and the few fields the views sort by ([`Held`]), and decoded in full only
+//! when it is shown: a sender's every attempt passes through here, few are ever looked at.
 
-use hookline_proto::v1;
+use bytes::Bytes;
+use hookline_proto::{v1, AttemptHead};
 use hookline_proto::Message as _;
 use hookline_runtime::shutdown::Shutdown;
 use parking_lot::Mutex;
@@ -16,9 +19,46 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An attempt as the history holds it: its head, and its encoded record (a slice of the
+/// attempts-topic record it came in, shared with the others of that record). A record is
+/// one endpoint's batch (at most 256 KiB), freed when the views have dropped all of its
+/// attempts: so an endpoint's last batch may outlive its attempts the views still hold.
+pub struct Held {
+    head: AttemptHead,
+    raw: Bytes,
+}
+
+impl Held {
+    pub fn decode(raw: Bytes) -> Result<Self, prost::DecodeError> {
+        Ok(Self { head: AttemptHead::decode(raw.clone())?, raw })
+    }
+
+    /// The whole attempt (`None` if a field past the head does not decode: not shown).
+    fn attempt(&self) -> Option<v1::Attempt> {
+        v1::Attempt::decode(self.raw.clone()).ok()
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = AttemptHead;
+    fn deref(&self) -> &AttemptHead {
+        &self.head
+    }
+}
+
+#[cfg(test)]
+impl From<v1::Attempt> for Held {
+    fn from(attempt: v1::Attempt) -> Self {
+        Self::decode(attempt.encode_to_vec().into()).expect("an encoded attempt decodes")
+    }
+}
+
+/// An endpoint's last attempts, oldest first, with their cursors.
+type Recent = VecDeque<(u64, Arc<Held>)>;
+
 pub struct History {
     // Every view shares each attempt.
-    per_endpoint: Mutex<HashMap<String, VecDeque<(u64, Arc<v1::Attempt>)>>>,
+    per_endpoint: Mutex<HashMap<String, Recent>>,
     per_event: Mutex<EventIndex>,
     dead: Mutex<DeadLetters>,
     charts: Mutex<Charts>,
@@ -31,7 +71,7 @@ pub struct History {
 /// Attempts by event id; the oldest event is forgotten first, when either the events or
 /// the attempts held pass their cap (at fan-out 10, 100,000 events are 1,000,000 attempts).
 struct EventIndex {
-    map: HashMap<String, Vec<Arc<v1::Attempt>>>,
+    map: HashMap<String, Vec<Arc<Held>>>,
     /// Event ids by first arrival, with their cursor.
     order: VecDeque<(u64, String)>,
     cap: usize,
@@ -40,7 +80,7 @@ struct EventIndex {
 }
 
 impl EventIndex {
-    fn push(&mut self, seq: u64, attempt: Arc<v1::Attempt>) {
+    fn push(&mut self, seq: u64, attempt: Arc<Held>) {
         if !self.map.contains_key(&attempt.event_id) {
             self.order.push_back((seq, attempt.event_id.clone()));
         }
@@ -214,7 +254,7 @@ impl History {
         }
     }
 
-    pub fn record_attempt(&self, attempt: v1::Attempt) {
+    pub fn record_attempt(&self, attempt: Held) {
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
         let attempt = Arc::new(attempt);
         {
@@ -272,18 +312,18 @@ impl History {
     pub fn endpoint_attempts(&self, endpoint_id: &str, before: Option<u64>, limit: usize) -> Page<v1::Attempt> {
         let per = self.per_endpoint.lock();
         let Some(list) = per.get(endpoint_id) else { return (Vec::new(), None) };
-        page_newest_first(list.iter().map(|(seq, a)| (*seq, a)), before, limit, |_, a| Some((**a).clone()))
+        page_newest_first(list.iter().map(|(seq, a)| (*seq, a)), before, limit, |_, a| a.attempt())
     }
 
     /// Every attempt recorded for the event, in order.
     pub fn event_attempts(&self, event_id: &str) -> Vec<v1::Attempt> {
-        self.per_event.lock().map.get(event_id).map(|l| l.iter().map(|a| (**a).clone()).collect()).unwrap_or_default()
+        self.per_event.lock().map.get(event_id).map(|l| l.iter().filter_map(|a| a.attempt()).collect()).unwrap_or_default()
     }
 
     /// Real attempts (not deferrals) of the endpoint since `since_ms`.
     pub fn stats(&self, endpoint_id: &str, since_ms: i64) -> Stats {
         let per = self.per_endpoint.lock();
-        let recent: Vec<&Arc<v1::Attempt>> = per
+        let recent: Vec<&Arc<Held>> = per
             .get(endpoint_id)
             .map(|l| l.iter().map(|(_, a)| a).filter(|a| a.at_ms >= since_ms && a.outcome() != v1::Outcome::Deferred).collect())
             .unwrap_or_default();
@@ -362,7 +402,7 @@ impl History {
 
 /// The fan-out of one event from its attempts (in order); `is_dead` tells which of its
 /// deliveries are in the DLQ.
-fn summarize(cursor: u64, attempts: &[Arc<v1::Attempt>], is_dead: impl Fn(&str) -> bool) -> EventSummary {
+fn summarize(cursor: u64, attempts: &[Arc<Held>], is_dead: impl Fn(&str) -> bool) -> EventSummary {
     let mut deliveries: Vec<DeliverySummary> = Vec::new();
     for a in attempts {
         let i = match deliveries.iter().position(|d| d.endpoint_id == a.endpoint_id) {
@@ -472,11 +512,15 @@ fn start_positions(
     Ok(consumer.offsets_for_times(times, Duration::from_secs(10))?)
 }
 
-/// Decodes an attempts-topic record (a batch, or one attempt from an older sender) for
-/// [`History::record_attempt`].
+/// Takes the attempts of an attempts-topic record (a batch, or one attempt from an older
+/// sender) for [`History::record_attempt`]; the record is copied once and its attempts
+/// held as slices of it.
 pub fn apply_attempt(history: &History, bytes: &[u8]) {
-    for a in hookline_proto::attempts_in(bytes).unwrap_or_default() {
-        history.record_attempt(a);
+    let record = Bytes::copy_from_slice(bytes);
+    for raw in hookline_proto::encoded_attempts(&record).unwrap_or_default() {
+        if let Ok(held) = Held::decode(raw) {
+            history.record_attempt(held);
+        }
     }
 }
 
@@ -502,10 +546,26 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_record_is_shown_whole_attempt_by_attempt() {
+        let h = History::new(10, 10, 100, 2);
+        let mut full = attempt("e1", "ep", v1::Outcome::Retryable, 7, 5);
+        full.url = "https://example.com/hook".into();
+        full.error = "503".into();
+        full.request_headers = [("webhook-id".to_owned(), "e1".to_owned())].into();
+        let second = attempt("e1", "ep", v1::Outcome::Success, 3, 9);
+        let batch = v1::AttemptBatch { attempts: vec![full.clone(), second.clone()] };
+        apply_attempt(&h, &batch.encode_to_vec());
+        apply_attempt(&h, b"\xff\xff not protobuf");
+        assert_eq!(h.event_attempts("e1"), [full.clone(), second.clone()]);
+        assert_eq!(h.endpoint_attempts("ep", None, 10).0, [second, full]);
+        assert_eq!(h.stats("ep", 0).attempts, 2);
+    }
+
+    #[test]
     fn memory_is_bounded_and_newest_first() {
         let h = History::new(2, 2, 100, 2);
         for i in 0..5 {
-            h.record_attempt(attempt(&format!("e{i}"), "ep", v1::Outcome::Success, 1, i));
+            h.record_attempt(attempt(&format!("e{i}"), "ep", v1::Outcome::Success, 1, i).into());
         }
         let ids: Vec<String> = h.endpoint_attempts("ep", None, 10).0.into_iter().map(|a| a.event_id).collect();
         assert_eq!(ids, ["e4", "e3"]);
@@ -519,7 +579,7 @@ mod tests {
         let h = History::new(100, 1_000, 7, 1);
         for i in 0..4 {
             for ep in ["a", "b", "c"] {
-                h.record_attempt(attempt(&format!("e{i}"), ep, v1::Outcome::Success, 1, i));
+                h.record_attempt(attempt(&format!("e{i}"), ep, v1::Outcome::Success, 1, i).into());
             }
         }
         let held: Vec<usize> = (0..4).map(|i| h.event_attempts(&format!("e{i}")).len()).collect();
@@ -527,7 +587,7 @@ mod tests {
         // An event with more attempts than the cap is still shown while it is the newest.
         let big = History::new(100, 1_000, 2, 1);
         for ep in ["a", "b", "c", "d"] {
-            big.record_attempt(attempt("huge", ep, v1::Outcome::Success, 1, 0));
+            big.record_attempt(attempt("huge", ep, v1::Outcome::Success, 1, 0).into());
         }
         assert_eq!(big.event_attempts("huge").len(), 4);
     }
@@ -535,10 +595,10 @@ mod tests {
     #[test]
     fn stats_count_real_attempts_in_the_window() {
         let h = History::new(100, 100, 100, 1);
-        h.record_attempt(attempt("a", "ep", v1::Outcome::Retryable, 100, 10));
-        h.record_attempt(attempt("a", "ep", v1::Outcome::Success, 20, 20));
-        h.record_attempt(attempt("b", "ep", v1::Outcome::Deferred, 0, 30));
-        h.record_attempt(attempt("c", "ep", v1::Outcome::Success, 10, 1));
+        h.record_attempt(attempt("a", "ep", v1::Outcome::Retryable, 100, 10).into());
+        h.record_attempt(attempt("a", "ep", v1::Outcome::Success, 20, 20).into());
+        h.record_attempt(attempt("b", "ep", v1::Outcome::Deferred, 0, 30).into());
+        h.record_attempt(attempt("c", "ep", v1::Outcome::Success, 10, 1).into());
         let s = h.stats("ep", 5);
         assert_eq!((s.attempts, s.successes), (2, 1));
         assert_eq!(s.latency_ms, Some([100, 100, 100]));
@@ -593,10 +653,10 @@ mod tests {
         let h = History::new(100, 100, 1_000, 100);
         let mut failed = attempt("e1", "b", v1::Outcome::Retryable, 5, 2);
         failed.next_attempt_at_ms = 60_000;
-        h.record_attempt(attempt("e1", "a", v1::Outcome::Success, 5, 1));
-        h.record_attempt(failed);
-        h.record_attempt(attempt("e2", "a", v1::Outcome::Success, 5, 3));
-        h.record_attempt(attempt("e3", "a", v1::Outcome::Retryable, 5, 4));
+        h.record_attempt(attempt("e1", "a", v1::Outcome::Success, 5, 1).into());
+        h.record_attempt(failed.into());
+        h.record_attempt(attempt("e2", "a", v1::Outcome::Success, 5, 3).into());
+        h.record_attempt(attempt("e3", "a", v1::Outcome::Retryable, 5, 4).into());
         let dead = v1::Delivery { endpoint_id: "a".into(), event: Some(v1::Event { id: "e3".into(), ..Default::default() }), ..Default::default() };
         h.record_dead_letter(v1::DeadLetter { delivery: Some(dead), ..Default::default() });
         let all = EventFilter { limit: 10, ..Default::default() };
@@ -630,10 +690,10 @@ mod tests {
         };
         // The first type is seen again, late.
         for i in 0..TYPES_KEPT as i64 {
-            h.record_attempt(typed(&format!("t{}", i % 3), &format!("type.{i}"), i + 10));
+            h.record_attempt(typed(&format!("t{}", i % 3), &format!("type.{i}"), i + 10).into());
         }
-        h.record_attempt(typed("t0", "type.0", 1_000_000));
-        h.record_attempt(typed("t1", "new.one", 1_000_001));
+        h.record_attempt(typed("t0", "type.0", 1_000_000).into());
+        h.record_attempt(typed("t1", "new.one", 1_000_001).into());
         let seen = h.types_seen(None);
         assert_eq!(seen.len(), TYPES_KEPT);
         assert_eq!((seen[0].event_type.as_str(), seen[1].event_type.as_str()), ("new.one", "type.0"));

@@ -44,17 +44,59 @@ impl v1::DeadLetterReason {
 /// The attempts in one record of the attempts topic: an [`v1::AttemptBatch`], or a bare
 /// [`v1::Attempt`] as senders before batching wrote them (an empty record holds none).
 pub fn attempts_in(bytes: &[u8]) -> Result<Vec<v1::Attempt>, prost::DecodeError> {
-    let batch = v1::AttemptBatch::decode(bytes)?;
-    if !batch.attempts.is_empty() || bytes.is_empty() {
+    encoded_attempts(&bytes::Bytes::copy_from_slice(bytes))?.into_iter().map(v1::Attempt::decode).collect()
+}
+
+/// The attempts of an attempts-topic record as [`attempts_in`] finds them, each left encoded
+/// as a slice of `record` (nothing copied); a bare attempt is the record itself, decoded by
+/// whoever reads it.
+pub fn encoded_attempts(record: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, prost::DecodeError> {
+    let batch = EncodedAttemptBatch::decode(record.clone())?;
+    if !batch.attempts.is_empty() || record.is_empty() {
         return Ok(batch.attempts);
     }
-    Ok(vec![v1::Attempt::decode(bytes)?])
+    Ok(vec![record.clone()])
+}
+
+/// [`v1::AttemptBatch`] with its attempts left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EncodedAttemptBatch {
+    #[prost(bytes = "bytes", repeated, tag = "15")]
+    attempts: Vec<bytes::Bytes>,
+}
+
+/// The fields of a [`v1::Attempt`] that say what it was and how it went, decoded without
+/// the rest (its URL, error, response excerpt and request headers are skipped): what the
+/// API's history indexes, counts and summarises attempts by. Same field numbers as
+/// `v1::Attempt`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttemptHead {
+    #[prost(string, tag = "1")]
+    pub event_id: String,
+    #[prost(string, tag = "2")]
+    pub endpoint_id: String,
+    #[prost(string, tag = "3")]
+    pub event_type: String,
+    #[prost(string, tag = "4")]
+    pub tenant: String,
+    #[prost(uint32, tag = "5")]
+    pub attempt: u32,
+    #[prost(enumeration = "v1::Outcome", tag = "6")]
+    pub outcome: i32,
+    #[prost(uint32, tag = "7")]
+    pub status: u32,
+    #[prost(uint32, tag = "8")]
+    pub latency_ms: u32,
+    #[prost(int64, tag = "10")]
+    pub at_ms: i64,
+    #[prost(int64, tag = "13")]
+    pub next_attempt_at_ms: i64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::v1::{self, DeadLetterReason};
-    use super::{attempts_in, Message as _};
+    use super::{attempts_in, encoded_attempts, AttemptHead, Message as _};
 
     fn attempt(id: &str) -> v1::Attempt {
         v1::Attempt { event_id: id.into(), endpoint_id: "ep".into(), attempt: 2, status: 503, ..Default::default() }
@@ -67,6 +109,48 @@ mod tests {
         assert_eq!(attempts_in(&attempt("old").encode_to_vec()).unwrap(), vec![attempt("old")]);
         assert_eq!(attempts_in(&[]).unwrap(), vec![]);
         assert!(attempts_in(b"\xff\xff not protobuf").is_err());
+    }
+
+    #[test]
+    fn encoded_attempts_are_slices_of_the_record_and_their_head_reads_the_same_fields() {
+        let full = v1::Attempt {
+            event_id: "evt".into(),
+            endpoint_id: "ep".into(),
+            event_type: "order.created".into(),
+            tenant: "acme".into(),
+            attempt: 3,
+            outcome: v1::Outcome::Retryable.into(),
+            status: 503,
+            latency_ms: 42,
+            error: "503 Service Unavailable".into(),
+            at_ms: 1_700_000_000_000,
+            response_excerpt: b"busy".to_vec(),
+            url: "https://example.com/hook".into(),
+            next_attempt_at_ms: 1_700_000_005_000,
+            request_headers: [("webhook-id".to_owned(), "evt".to_owned())].into(),
+        };
+        let record = bytes::Bytes::from(v1::AttemptBatch { attempts: vec![attempt("a"), full.clone()] }.encode_to_vec());
+        let encoded = encoded_attempts(&record).unwrap();
+        assert_eq!(encoded.len(), 2);
+        assert!(record.as_ptr_range().contains(&encoded[1].as_ptr()), "a slice of the record, not a copy");
+        assert_eq!(v1::Attempt::decode(encoded[1].clone()).unwrap(), full);
+        let head = AttemptHead::decode(encoded[1].clone()).unwrap();
+        let expected = AttemptHead {
+            event_id: full.event_id.clone(),
+            endpoint_id: full.endpoint_id.clone(),
+            event_type: full.event_type.clone(),
+            tenant: full.tenant.clone(),
+            attempt: full.attempt,
+            outcome: full.outcome,
+            status: full.status,
+            latency_ms: full.latency_ms,
+            at_ms: full.at_ms,
+            next_attempt_at_ms: full.next_attempt_at_ms,
+        };
+        assert_eq!(head, expected);
+        assert_eq!(head.outcome(), v1::Outcome::Retryable);
+        let bare = bytes::Bytes::from(attempt("old").encode_to_vec());
+        assert_eq!(encoded_attempts(&bare).unwrap(), vec![bare.clone()], "a bare attempt is the record itself");
     }
 
     #[test]
