@@ -15,7 +15,6 @@ use hookline_runtime::registry::EndpointEntry;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,13 +41,13 @@ pub struct AttemptReport {
     pub latency: Duration,
     pub error: String,
     pub excerpt: Vec<u8>,
-    /// The request's headers as sent, credentials redacted (see [`recorded_headers`]).
-    pub request_headers: BTreeMap<String, String>,
+    /// The request's headers as sent, credentials redacted.
+    pub request_headers: RecordedHeaders,
 }
 
 impl AttemptReport {
     fn failed(class: Class, latency: Duration, error: String) -> Self {
-        Self { class, status: 0, latency, error, excerpt: Vec::new(), request_headers: BTreeMap::new() }
+        Self { class, status: 0, latency, error, excerpt: Vec::new(), request_headers: RecordedHeaders::default() }
     }
 }
 
@@ -147,7 +146,7 @@ impl Attempter {
             Err(error) => return AttemptReport::failed(Class::Permanent, started.elapsed(), error),
         };
         let client = own_client.as_ref().unwrap_or(&self.client);
-        let request_headers = recorded_headers(request.headers());
+        let request_headers = RecordedHeaders::of(request.headers());
         let timeout = match endpoint.limits.as_ref().map(|l| l.timeout_ms) {
             Some(ms) if ms > 0 => Duration::from_millis(u64::from(ms)),
             _ => self.default_timeout,
@@ -181,7 +180,7 @@ impl Attempter {
                     latency: started.elapsed(),
                     error,
                     excerpt: body[..body.len().min(EXCERPT_BYTES)].to_vec(),
-                    request_headers: BTreeMap::new(),
+                    request_headers: RecordedHeaders::default(),
                 }
             }
         };
@@ -209,13 +208,9 @@ impl Attempter {
                 ));
             }
         }
-        let mut builder = Request::post(uri);
-        if let Some(headers) = builder.headers_mut() {
-            headers.extend(signed_headers(entry, event, now_ms, &self.user_agent, traceparent, extra));
-        }
-        builder
-            .body(Full::new(event.payload.clone()))
-            .map_err(|e| permanent(format!("request: {e}")))
+        let mut request = Request::post(uri).body(Full::new(event.payload.clone())).map_err(|e| permanent(format!("request: {e}")))?;
+        *request.headers_mut() = signed_headers(entry, event, now_ms, &self.user_agent, traceparent, extra);
+        Ok(request)
     }
 }
 
@@ -234,16 +229,21 @@ pub fn signed_headers(
     let endpoint = &entry.endpoint;
     let timestamp = now_ms / 1000;
     let signature = signature_header(entry.signing_keys(now_ms), &event.id, timestamp, &event.payload);
-    let content_type = if event.content_type.is_empty() { "application/json" } else { &event.content_type };
-    let mut headers = http::HeaderMap::new();
+    // Room for Hookline's headers and the endpoint's: the map never grows while filled.
+    let mut headers = http::HeaderMap::with_capacity(8 + extra.len() + endpoint.headers.len());
+    if event.content_type.is_empty() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    headers.insert(USER_AGENT, user_agent.clone());
     let mut put = |name: HeaderName, value: &str| match HeaderValue::try_from(value) {
         Ok(v) => {
             headers.insert(name, v);
         }
         Err(_) => tracing::warn!(endpoint_id = %endpoint.id, header = %name, "invalid header value skipped"),
     };
-    put(CONTENT_TYPE, content_type);
-    put(USER_AGENT, user_agent.to_str().unwrap_or("hookline"));
+    if !event.content_type.is_empty() {
+        put(CONTENT_TYPE, &event.content_type);
+    }
     put(HeaderName::from_static("webhook-id"), &event.id);
     put(HeaderName::from_static("webhook-timestamp"), &timestamp.to_string());
     put(HeaderName::from_static("webhook-signature"), &signature);
@@ -268,23 +268,57 @@ pub fn signed_headers(
 
 /// The headers of a request as an attempt record keeps them: every header, except that an
 /// `authorization` value keeps only its scheme (`Bearer [redacted]`), so the record shows
-/// that credentials were sent and never what they were.
-pub fn recorded_headers(headers: &http::HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .map(|(name, value)| {
+/// that credentials were sent and never what they were. Kept encoded, as the
+/// `request_headers` field of an `Attempt` (field 14, one map entry per header), so that
+/// recording them allocates once, not twice per header: appended to an encoded attempt
+/// they are its headers, and [`Self::apply_to`] puts them in an `Attempt` value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordedHeaders(Vec<u8>);
+
+/// The key of `Attempt.request_headers` (field 14, length-delimited), and of a map entry's
+/// key (1) and value (2), both strings.
+const HEADERS_KEY: u8 = (14 << 3) | 2;
+const ENTRY_KEY: u8 = (1 << 3) | 2;
+const ENTRY_VALUE: u8 = (2 << 3) | 2;
+
+impl RecordedHeaders {
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        let mut out = Vec::with_capacity(headers.len() * 64);
+        for (name, value) in headers {
+            // Protobuf strings are UTF-8; a header value need not be.
             let text = String::from_utf8_lossy(value.as_bytes());
-            let shown = if name == AUTHORIZATION {
-                match text.split_once(' ') {
+            let redacted;
+            let shown: &str = if name == AUTHORIZATION {
+                redacted = match text.split_once(' ') {
                     Some((scheme, _)) => format!("{scheme} [redacted]"),
                     None => "[redacted]".to_owned(),
-                }
+                };
+                &redacted
             } else {
-                text.into_owned()
+                &text
             };
-            (name.as_str().to_owned(), shown)
-        })
-        .collect()
+            let field = |s: &str| 1 + prost::length_delimiter_len(s.len()) + s.len();
+            out.push(HEADERS_KEY);
+            prost::encode_length_delimiter(field(name.as_str()) + field(shown), &mut out).expect("a Vec grows as needed");
+            for (key, s) in [(ENTRY_KEY, name.as_str()), (ENTRY_VALUE, shown)] {
+                out.push(key);
+                prost::encode_length_delimiter(s.len(), &mut out).expect("a Vec grows as needed");
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+        Self(out)
+    }
+
+    /// The encoded field, to append to an encoded attempt.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Adds the headers to `attempt`'s `request_headers`.
+    pub fn apply_to(&self, attempt: &mut v1::Attempt) {
+        use hookline_proto::Message as _;
+        attempt.merge(self.0.as_slice()).expect("encoded by Self::of");
+    }
 }
 
 /// The IP address a URL host names literally: dotted IPv4, or bracketed IPv6 with or
@@ -373,6 +407,35 @@ mod tests {
         let key = SigningKey::from_secret(SECRET).expect("secret");
         let signature = h["webhook-signature"].to_str().expect("ascii");
         assert_eq!(verify(&[key], "evt_1", "1700000000", signature, b"{\"a\":1}", 1_700_000_000, 300), Ok(()));
+    }
+
+    #[test]
+    fn recorded_headers_are_every_header_with_credentials_redacted() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", HeaderValue::from_static("evt_1"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t"));
+        headers.insert("x-empty", HeaderValue::from_static(""));
+        headers.insert("x-binary", HeaderValue::from_bytes(b"caf\xe9").expect("obs-text is allowed"));
+        headers.insert("x-long", HeaderValue::try_from("v".repeat(300)).expect("value"));
+        let mut attempt = v1::Attempt { event_id: "evt_1".into(), ..Default::default() };
+        RecordedHeaders::of(&headers).apply_to(&mut attempt);
+        let expected: std::collections::BTreeMap<String, String> = [
+            ("webhook-id", "evt_1".to_owned()),
+            ("authorization", "Bearer [redacted]".to_owned()),
+            ("x-empty", String::new()),
+            ("x-binary", "caf\u{fffd}".to_owned()),
+            ("x-long", "v".repeat(300)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(attempt.request_headers, expected);
+        assert_eq!(attempt.event_id, "evt_1", "the other fields are left as they were");
+        let mut no_scheme = http::HeaderMap::new();
+        no_scheme.insert(AUTHORIZATION, HeaderValue::from_static("s3cr3t"));
+        let mut attempt = v1::Attempt::default();
+        RecordedHeaders::of(&no_scheme).apply_to(&mut attempt);
+        assert_eq!(attempt.request_headers["authorization"], "[redacted]");
     }
 
     #[tokio::test]

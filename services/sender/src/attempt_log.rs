@@ -11,6 +11,7 @@
 
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
+use crate::attempt::RecordedHeaders;
 use hookline_proto::v1;
 use hookline_proto::Message as _;
 use hookline_runtime::kafka::{self, FutureProducer};
@@ -29,32 +30,47 @@ const MAX_BYTES: usize = 256 * 1024;
 /// producer queue would be).
 const QUEUE: usize = 8_192;
 
+/// The key of `AttemptBatch.attempts` (field 15, length-delimited): in a record, each
+/// attempt is this byte, then the attempt length-delimited.
+const ATTEMPTS_KEY: u8 = (15 << 3) | 2;
+
+/// One endpoint's attempts so far, already encoded as the `AttemptBatch` record they are
+/// written as: an attempt is encoded once, when it is added, and dropped then.
+#[derive(Default)]
+pub struct Batch {
+    pub record: Vec<u8>,
+    pub attempts: usize,
+}
+
 /// Collects attempts per endpoint until a batch is full or the window ends. No IO.
 #[derive(Default)]
 pub struct Batches {
-    pending: HashMap<String, (v1::AttemptBatch, usize)>,
+    pending: HashMap<String, Batch>,
 }
 
 impl Batches {
-    /// Adds one attempt; returns its endpoint's batch when that is now full.
-    pub fn push(&mut self, attempt: v1::Attempt) -> Option<(String, v1::AttemptBatch)> {
-        let size = attempt.encoded_len() + 4;
+    /// Adds one attempt, with its request headers; returns its endpoint's batch when that is
+    /// now full.
+    pub fn push(&mut self, attempt: &v1::Attempt, headers: &RecordedHeaders) -> Option<(String, Batch)> {
         if !self.pending.contains_key(&attempt.endpoint_id) {
-            self.pending.insert(attempt.endpoint_id.clone(), Default::default());
+            self.pending.insert(attempt.endpoint_id.clone(), Batch::default());
         }
-        let (batch, bytes) = self.pending.get_mut(&attempt.endpoint_id).expect("inserted above");
-        batch.attempts.push(attempt);
-        *bytes += size;
-        if batch.attempts.len() < MAX_ATTEMPTS && *bytes < MAX_BYTES {
+        let batch = self.pending.get_mut(&attempt.endpoint_id).expect("inserted above");
+        let headers = headers.as_bytes();
+        batch.record.push(ATTEMPTS_KEY);
+        prost::encode_length_delimiter(attempt.encoded_len() + headers.len(), &mut batch.record).expect("a Vec grows as needed");
+        attempt.encode(&mut batch.record).expect("a Vec grows as needed");
+        batch.record.extend_from_slice(headers);
+        batch.attempts += 1;
+        if batch.attempts < MAX_ATTEMPTS && batch.record.len() < MAX_BYTES {
             return None;
         }
-        let key = batch.attempts[0].endpoint_id.clone();
-        self.pending.remove(&key).map(|(batch, _)| (key, batch))
+        self.pending.remove_entry(&attempt.endpoint_id)
     }
 
     /// Every batch collected so far, each endpoint's attempts in the order they came.
-    pub fn take_all(&mut self) -> Vec<(String, v1::AttemptBatch)> {
-        self.pending.drain().map(|(key, (batch, _))| (key, batch)).collect()
+    pub fn take_all(&mut self) -> Vec<(String, Batch)> {
+        self.pending.drain().collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,7 +92,7 @@ struct Pending {
 struct State {
     batches: Batches,
     /// Batches full, not yet taken by the writer.
-    full: Vec<(String, v1::AttemptBatch)>,
+    full: Vec<(String, Batch)>,
     /// Attempts in `batches` and `full`.
     held: usize,
     closed: bool,
@@ -84,12 +100,12 @@ struct State {
 
 impl State {
     /// The full batches, or with `all` every batch; what is left holds no attempt.
-    fn take(&mut self, all: bool) -> Vec<(String, v1::AttemptBatch)> {
+    fn take(&mut self, all: bool) -> Vec<(String, Batch)> {
         let mut taken = std::mem::take(&mut self.full);
         if all {
             taken.extend(self.batches.take_all());
         }
-        self.held -= taken.iter().map(|(_, batch)| batch.attempts.len()).sum::<usize>();
+        self.held -= taken.iter().map(|(_, batch)| batch.attempts).sum::<usize>();
         taken
     }
 }
@@ -110,7 +126,7 @@ impl AttemptLog {
     }
 
     /// Adds one attempt to its batch; waits only while the writer is that far behind.
-    pub async fn record(&self, attempt: v1::Attempt) {
+    pub async fn record(&self, attempt: v1::Attempt, headers: &RecordedHeaders) {
         loop {
             // Made before the check, so the writer's wake-up between the two is not lost.
             let room = self.pending.room.notified();
@@ -122,7 +138,7 @@ impl AttemptLog {
                 }
                 if state.held < QUEUE {
                     state.held += 1;
-                    if let Some(full) = state.batches.push(attempt) {
+                    if let Some(full) = state.batches.push(&attempt, headers) {
                         state.full.push(full);
                         self.pending.full.notify_one();
                     }
@@ -179,14 +195,14 @@ async fn write(producer: FutureProducer, topic: String, window: Duration, pendin
 async fn produce(
     producer: &FutureProducer,
     topic: &str,
-    batches: impl IntoIterator<Item = (String, v1::AttemptBatch)>,
+    batches: impl IntoIterator<Item = (String, Batch)>,
     acks: &mut Acks,
 ) {
     for (key, batch) in batches {
         hookline_runtime::metric_catalog::SENDER_ATTEMPT_RECORDS.get().increment(1);
-        match kafka::enqueue(producer, topic, &key, &batch.encode_to_vec(), None).await {
+        match kafka::enqueue(producer, topic, &key, &batch.record, None).await {
             Ok(ack) => acks.push(Box::pin(kafka::acked(ack))),
-            Err(error) => tracing::warn!(%error, attempts = batch.attempts.len(), "attempt records not written"),
+            Err(error) => tracing::warn!(%error, attempts = batch.attempts, "attempt records not written"),
         }
     }
 }
@@ -205,19 +221,50 @@ mod tests {
         v1::Attempt { event_id: format!("e{n}"), endpoint_id: endpoint.into(), attempt: 1, ..Default::default() }
     }
 
+    /// The attempts of a batch's record, as a reader of the topic decodes them.
+    fn decoded(batch: &Batch) -> Vec<v1::Attempt> {
+        let attempts = hookline_proto::attempts_in(&batch.record).expect("the record decodes");
+        assert_eq!(attempts.len(), batch.attempts);
+        attempts
+    }
+
+    #[test]
+    fn a_record_is_the_attempt_batch_of_its_attempts() {
+        let mut b = Batches::default();
+        let mut sent = http::HeaderMap::new();
+        sent.insert("webhook-id", http::HeaderValue::from_static("e0"));
+        sent.insert("content-type", http::HeaderValue::from_static("application/json"));
+        let headers = RecordedHeaders::of(&sent);
+        let attempts: Vec<_> = (0..3).map(|n| attempt("a", n)).collect();
+        attempts.iter().for_each(|a| assert!(b.push(a, &headers).is_none()));
+        let (key, batch) = b.take_all().pop().expect("one batch");
+        assert_eq!(key, "a");
+        let with_headers: Vec<_> = attempts
+            .into_iter()
+            .map(|mut a| {
+                a.request_headers = [("webhook-id", "e0"), ("content-type", "application/json")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
+                a
+            })
+            .collect();
+        // The same attempts as prost's own AttemptBatch (its headers' bytes come in the
+        // request's order, where prost's come sorted).
+        assert_eq!(decoded(&batch), with_headers);
+    }
+
     #[test]
     fn batches_are_per_endpoint_and_keep_the_order_of_attempts() {
         let mut b = Batches::default();
         for n in 0..5 {
-            assert!(b.push(attempt("a", n)).is_none());
-            assert!(b.push(attempt("b", n)).is_none());
+            assert!(b.push(&attempt("a", n), &RecordedHeaders::default()).is_none());
+            assert!(b.push(&attempt("b", n), &RecordedHeaders::default()).is_none());
         }
         let mut all = b.take_all();
         all.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(all.len(), 2);
         for (key, batch) in all {
-            assert!(batch.attempts.iter().all(|a| a.endpoint_id == key));
-            let ids: Vec<_> = batch.attempts.iter().map(|a| a.event_id.as_str()).collect();
+            let attempts = decoded(&batch);
+            assert!(attempts.iter().all(|a| a.endpoint_id == key));
+            let ids: Vec<_> = attempts.iter().map(|a| a.event_id.as_str()).collect();
             assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4"]);
         }
         assert!(b.is_empty());
@@ -228,7 +275,7 @@ mod tests {
         let mut state = State::default();
         let add = |state: &mut State, endpoint: &str, n: usize| {
             state.held += 1;
-            if let Some(full) = state.batches.push(attempt(endpoint, n)) {
+            if let Some(full) = state.batches.push(&attempt(endpoint, n), &RecordedHeaders::default()) {
                 state.full.push(full);
             }
         };
@@ -239,11 +286,11 @@ mod tests {
         assert_eq!(state.held, MAX_ATTEMPTS + 4);
         let full = state.take(false);
         assert_eq!(full.len(), 1, "only a's full batch");
-        assert_eq!(full[0].1.attempts.len(), MAX_ATTEMPTS);
+        assert_eq!(decoded(&full[0].1).len(), MAX_ATTEMPTS);
         assert_eq!(state.held, 4, "a's three after the full batch and b's one");
         let mut rest = state.take(true);
         rest.sort_by(|x, y| x.0.cmp(&y.0));
-        let sizes: Vec<(&str, usize)> = rest.iter().map(|(k, b)| (k.as_str(), b.attempts.len())).collect();
+        let sizes: Vec<(&str, usize)> = rest.iter().map(|(k, b)| (k.as_str(), decoded(b).len())).collect();
         assert_eq!(sizes, [("a", 3), ("b", 1)]);
         assert_eq!(state.held, 0);
         assert!(state.take(true).is_empty());
@@ -252,13 +299,13 @@ mod tests {
     #[test]
     fn a_full_batch_comes_out_at_once_by_count_or_by_size() {
         let mut b = Batches::default();
-        let full = (0..MAX_ATTEMPTS).find_map(|n| b.push(attempt("a", n))).expect("full at the count");
-        assert_eq!(full.1.attempts.len(), MAX_ATTEMPTS);
+        let full = (0..MAX_ATTEMPTS).find_map(|n| b.push(&attempt("a", n), &RecordedHeaders::default())).expect("full at the count");
+        assert_eq!(decoded(&full.1).len(), MAX_ATTEMPTS);
         assert!(b.is_empty());
 
         let big = |n| v1::Attempt { response_excerpt: vec![b'x'; 64 * 1024], ..attempt("big", n) };
-        let full = (0..10).find_map(|n| b.push(big(n))).expect("full by size");
-        assert_eq!(full.1.attempts.len(), 4);
-        assert!(full.1.encoded_len() < 1_000_000);
+        let full = (0..10).find_map(|n| b.push(&big(n), &RecordedHeaders::default())).expect("full by size");
+        assert_eq!(decoded(&full.1).len(), 4);
+        assert!(full.1.record.len() < 1_000_000);
     }
 }

@@ -283,8 +283,12 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
     };
     let attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &mut report) };
     // The dead letter carries the last attempt; everything else only writes it.
-    let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| attempt.clone());
-    shared.attempts.record(attempt).await;
+    let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| {
+        let mut last = attempt.clone();
+        report.request_headers.apply_to(&mut last);
+        last
+    });
+    shared.attempts.record(attempt, &report.request_headers).await;
 
     let (reason, detail) = match after {
         _ if ordered && matches!(report.class, Class::Retryable { .. }) => {
@@ -342,7 +346,7 @@ async fn defer(
     }
     let last_attempt = matches!(after, AfterDeferral::Exhausted(_)).then(|| attempt.clone());
     let attempt_due = attempt.next_attempt_at_ms;
-    shared.attempts.record(attempt).await;
+    shared.attempts.record(attempt, &report.request_headers).await;
     match after {
         AfterDeferral::Forward { attempt: next, tier } => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
@@ -487,7 +491,8 @@ fn attempt_record(delivery: &v1::Delivery, report: &mut AttemptReport) -> v1::At
         response_excerpt: std::mem::take(&mut report.excerpt),
         url: String::new(),
         next_attempt_at_ms: 0,
-        request_headers: std::mem::take(&mut report.request_headers),
+        // Recorded encoded, apart ([`crate::attempt::RecordedHeaders`]).
+        request_headers: Default::default(),
     }
 }
 
