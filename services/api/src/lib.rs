@@ -179,7 +179,7 @@ pub fn state(config: Config, registry: Arc<EndpointRegistry>, auth: Auth, shutdo
 /// Serves the API on `api.listen` until `shutdown`; returns the bound address at once.
 pub async fn serve(state: Arc<AppState>, shutdown: Shutdown) -> anyhow::Result<SocketAddr> {
     let listen: SocketAddr = state.config.api.listen;
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("api on {listen}: {e}"))?;
+    let listener = hookline_runtime::net::listen(listen).map_err(|e| anyhow::anyhow!("api on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let app = app(state);
     tokio::spawn(async move {

@@ -77,7 +77,7 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = crate::net::listen(listen)?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "admin listening (/healthz /readyz /metrics)");
     tokio::spawn(async move {

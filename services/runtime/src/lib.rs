@@ -7,6 +7,7 @@
 //! - [`consume`]: consume errors counted, readiness, unreadable records dead-lettered and skipped.
 //! - [`intake`]: the consuming loop the router and the sender share.
 //! - [`kafka`]: rdkafka producers and consumers with Hookline's durability settings.
+//! - [`net`]: TCP listeners with a listen queue sized for bursts of connections.
 //! - [`metric_catalog`]: every metric exported (name, kind, help, unit, labels, buckets), recorded through it.
 //! - [`ops`]: operational webhooks published to the events topic (sender and API).
 //! - [`offsets`]: store offsets only for the finished prefix of each partition.
@@ -26,6 +27,7 @@ pub mod health;
 pub mod intake;
 pub mod kafka;
 pub mod metric_catalog;
+pub mod net;
 pub mod offsets;
 pub mod ops;
 pub mod preflight;

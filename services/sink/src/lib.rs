@@ -295,20 +295,6 @@ pub enum SinkError {
     Tls(anyhow::Error),
 }
 
-/// Connections the kernel holds for the sink before it accepts them (capped by
-/// `net.core.somaxconn`), as Go's and nginx's servers ask, not tokio's 1,024: a sender
-/// that starts with a backlog for many endpoints on this one listener opens about 2,000
-/// connections within a second, and each one the queue drops waits for the client's SYN
-/// retransmission, a whole second (docs/performance.md, "The receiver's listen queue").
-const LISTEN_BACKLOG: u32 = 4096;
-
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
 impl Sink {
     pub async fn bind(addr: SocketAddr, config: SinkConfig) -> Result<Self, SinkError> {
         let keys = config
@@ -321,7 +307,7 @@ impl Sink {
             Some(files) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(server_tls(files).map_err(SinkError::Tls)?))),
             None => None,
         };
-        let listener = listen(addr).map_err(|error| SinkError::Bind { addr, error })?;
+        let listener = hookline_runtime::net::listen(addr).map_err(|error| SinkError::Bind { addr, error })?;
         Ok(Self { listener, inner: Arc::new(Inner { keys, config, ledger: Arc::default() }), tls })
     }
 
