@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// An attempt as the history holds it: its head, and its encoded record (a slice of the
-/// attempts-topic record it came in, shared with the others of that record). A record is
-/// one endpoint's batch (at most 256 KiB), freed when the views have dropped all of its
-/// attempts: so an endpoint's last batch may outlive its attempts the views still hold.
+/// attempts-topic record it came in, shared with the others of that record). A record, one
+/// endpoint's batch of at most 256 KiB, is freed when no view holds any of its attempts: so
+/// memory holds, per endpoint, about one batch more than the views show.
 pub struct Held {
     head: AttemptHead,
     raw: Bytes,

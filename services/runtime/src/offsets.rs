@@ -12,8 +12,47 @@ use std::sync::Arc;
 /// workers (which complete them in any order).
 pub struct OffsetTracker {
     consumer: Arc<GroupConsumer>,
-    partitions: Mutex<HashMap<(String, i32), Partition>>,
+    partitions: Mutex<Partitions>,
     last_recorded_ms: std::sync::atomic::AtomicI64,
+}
+
+/// Partitions by topic, then number: looked up by `&str` on every record, with no key to
+/// build.
+#[derive(Default)]
+struct Partitions(HashMap<String, HashMap<i32, Partition>>);
+
+impl Partitions {
+    fn get(&self, topic: &str, partition: i32) -> Option<&Partition> {
+        self.0.get(topic)?.get(&partition)
+    }
+
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        self.0.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn insert(&mut self, topic: &str, partition: i32, p: Partition) -> &mut Partition {
+        if !self.0.contains_key(topic) {
+            self.0.insert(topic.to_owned(), HashMap::new());
+        }
+        self.0.get_mut(topic).expect("inserted above").entry(partition).or_insert(p)
+    }
+
+    fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some(of_topic) = self.0.get_mut(topic) {
+            of_topic.remove(&partition);
+            if of_topic.is_empty() {
+                self.0.remove(topic);
+            }
+        }
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, i32, &mut Partition)> {
+        self.0.iter_mut().flat_map(|(topic, of_topic)| of_topic.iter_mut().map(move |(n, p)| (topic.as_str(), *n, p)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Partition> {
+        self.0.values().flat_map(HashMap::values)
+    }
 }
 
 #[derive(Default)]
@@ -34,7 +73,7 @@ const HAND_OVER_STALLED: std::time::Duration = std::time::Duration::from_millis(
 
 impl OffsetTracker {
     pub fn new(consumer: Arc<GroupConsumer>) -> Self {
-        Self { consumer, partitions: Mutex::new(HashMap::new()), last_recorded_ms: Default::default() }
+        Self { consumer, partitions: Mutex::default(), last_recorded_ms: Default::default() }
     }
 
     pub fn begin(&self, topic: &str, partition: i32, offset: i64) {
@@ -57,12 +96,11 @@ impl OffsetTracker {
 
     fn partition<T>(&self, topic: &str, partition: i32, f: impl FnOnce(&mut Partition) -> T) -> T {
         let mut partitions = self.partitions.lock();
-        if let Some(p) = partitions.get_mut(&(topic.to_owned(), partition)) {
+        if let Some(p) = partitions.get_mut(topic, partition) {
             return f(p);
         }
         let inherited = self.consumer.context().take_inherited(topic, partition).unwrap_or_default();
-        let p = partitions.entry((topic.to_owned(), partition)).or_insert(Partition { inherited, ..Default::default() });
-        f(p)
+        f(partitions.insert(topic, partition, Partition { inherited, ..Default::default() }))
     }
 
     /// Marks a record finished; stores the new commit position when it advanced, with what
@@ -71,7 +109,7 @@ impl OffsetTracker {
     pub fn complete(&self, topic: &str, partition: i32, offset: i64) {
         let stored = {
             let mut partitions = self.partitions.lock();
-            let Some(p) = partitions.get_mut(&(topic.to_owned(), partition)) else { return };
+            let Some(p) = partitions.get_mut(topic, partition) else { return };
             match p.watermark.complete(offset) {
                 Ok(Some(next)) => {
                     p.unrecorded = false;
@@ -110,10 +148,10 @@ impl OffsetTracker {
     /// or only those with something new).
     fn commit_heads(&self, all: bool, mode: rdkafka::consumer::CommitMode) {
         let mut tpl = rdkafka::TopicPartitionList::new();
-        for ((topic, partition), p) in self.partitions.lock().iter_mut() {
+        for (topic, partition, p) in self.partitions.lock().iter_mut() {
             let Some(head) = p.watermark.head().filter(|_| all || p.unrecorded) else { continue };
             p.unrecorded = false;
-            let mut elem = tpl.add_partition(topic, *partition);
+            let mut elem = tpl.add_partition(topic, partition);
             elem.set_metadata(encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES));
             let _ = elem.set_offset(rdkafka::Offset::Offset(head));
         }
@@ -138,7 +176,7 @@ impl OffsetTracker {
     pub fn hand_over(&self, parts: &[(String, i32)]) {
         let unfinished = || -> usize {
             let partitions = self.partitions.lock();
-            parts.iter().filter_map(|tp| partitions.get(tp)).map(|p| p.watermark.unfinished()).sum()
+            parts.iter().filter_map(|(topic, n)| partitions.get(topic, *n)).map(|p| p.watermark.unfinished()).sum()
         };
         let started = std::time::Instant::now();
         let (mut left, mut progress_at) = (unfinished(), started);
@@ -151,9 +189,9 @@ impl OffsetTracker {
             left = now_left;
         }
         let mut tpl = rdkafka::TopicPartitionList::new();
-        for tp @ (topic, partition) in parts {
+        for (topic, partition) in parts {
             let partitions = self.partitions.lock();
-            let Some(p) = partitions.get(tp) else { continue };
+            let Some(p) = partitions.get(topic, *partition) else { continue };
             let (at, metadata) = match (p.watermark.head(), p.watermark.committed_to()) {
                 (Some(head), _) => (head, encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES)),
                 (None, Some(next)) => (next, String::new()),
@@ -188,8 +226,8 @@ impl OffsetTracker {
     /// Drops the bookkeeping of `parts` (revoked by hand).
     pub fn forget(&self, parts: &[(String, i32)]) {
         let mut partitions = self.partitions.lock();
-        for tp in parts {
-            partitions.remove(tp);
+        for (topic, partition) in parts {
+            partitions.remove(topic, *partition);
         }
     }
 
