@@ -382,8 +382,8 @@ impl TestPipeline {
         timeout: Duration,
         items: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> Vec<T>,
     ) -> Vec<T> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
+        let consumer: StreamConsumer = self
+            .client()
             .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .create()
@@ -431,10 +431,16 @@ impl TestPipeline {
         self.record_count(&self.config.topics().dlq, self.config.kafka.partitions.dlq)
     }
 
+    /// A client of the test broker, for the reads and counts below.
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.config.kafka.bootstrap_servers);
+        config
+    }
+
     /// Records ever written to the first `partitions` of `topic` (their high watermarks).
     pub fn record_count(&self, topic: &str, partitions: i32) -> i64 {
-        let consumer: StreamConsumer =
-            ClientConfig::new().set("bootstrap.servers", &self.config.kafka.bootstrap_servers).create().expect("consumer");
+        let consumer: StreamConsumer = self.client().create().expect("consumer");
         (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1).sum()
     }
 
@@ -443,8 +449,8 @@ impl TestPipeline {
     /// after this gets none of them from the router.
     pub async fn routed(&self) {
         let topics = self.config.topics();
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.config.kafka.bootstrap_servers)
+        let consumer: StreamConsumer = self
+            .client()
             .set("group.id", topics.group("router"))
             .create()
             .expect("consumer");
