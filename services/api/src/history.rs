@@ -29,7 +29,7 @@ pub struct Held {
 }
 
 impl Held {
-    pub fn decode(raw: Bytes) -> Result<Self, prost::DecodeError> {
+    fn decode(raw: Bytes) -> Result<Self, prost::DecodeError> {
         Ok(Self { head: AttemptHead::decode(raw.clone())?, raw })
     }
 

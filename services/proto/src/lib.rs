@@ -58,6 +58,33 @@ pub fn encoded_attempts(record: &bytes::Bytes) -> Result<Vec<bytes::Bytes>, pros
     Ok(vec![record.clone()])
 }
 
+/// Appends `attempt` to an [`v1::AttemptBatch`] record being built in `record`, with
+/// `fields` after it: more fields of the same attempt, already encoded (its request
+/// headers, [`push_request_header`]). The record decodes as the batch of the attempts
+/// appended, each with its `fields` merged in.
+pub fn append_attempt(record: &mut Vec<u8>, attempt: &v1::Attempt, fields: &[u8]) {
+    // AttemptBatch.attempts: field 15, length-delimited.
+    record.push((15 << 3) | 2);
+    prost::encode_length_delimiter(attempt.encoded_len() + fields.len(), record).expect("a Vec grows as needed");
+    attempt.encode(record).expect("a Vec grows as needed");
+    record.extend_from_slice(fields);
+}
+
+/// Appends one entry of [`v1::Attempt::request_headers`] to `fields`, encoded as it is in
+/// an attempt (field 14, a map entry of two strings): for [`append_attempt`], or for
+/// [`Message::merge`] into an `Attempt`. Costs no allocation beyond `fields` growing.
+pub fn push_request_header(fields: &mut Vec<u8>, name: &str, value: &str) {
+    let string_len = |s: &str| 1 + prost::length_delimiter_len(s.len()) + s.len();
+    fields.push((14 << 3) | 2);
+    prost::encode_length_delimiter(string_len(name) + string_len(value), fields).expect("a Vec grows as needed");
+    // The entry's key is field 1, its value field 2, both length-delimited strings.
+    for (key, s) in [((1 << 3) | 2, name), ((2 << 3) | 2, value)] {
+        fields.push(key);
+        prost::encode_length_delimiter(s.len(), fields).expect("a Vec grows as needed");
+        fields.extend_from_slice(s.as_bytes());
+    }
+}
+
 /// [`v1::AttemptBatch`] with its attempts left encoded.
 #[derive(Clone, PartialEq, prost::Message)]
 struct EncodedAttemptBatch {
@@ -96,7 +123,7 @@ pub struct AttemptHead {
 #[cfg(test)]
 mod tests {
     use super::v1::{self, DeadLetterReason};
-    use super::{attempts_in, encoded_attempts, AttemptHead, Message as _};
+    use super::{append_attempt, attempts_in, encoded_attempts, push_request_header, AttemptHead, Message as _};
 
     fn attempt(id: &str) -> v1::Attempt {
         v1::Attempt { event_id: id.into(), endpoint_id: "ep".into(), attempt: 2, status: 503, ..Default::default() }
@@ -105,10 +132,28 @@ mod tests {
     #[test]
     fn a_record_holds_a_batch_or_one_bare_attempt() {
         let batch = v1::AttemptBatch { attempts: vec![attempt("a"), attempt("b")] };
-        assert_eq!(attempts_in(&batch.encode_to_vec()).unwrap(), batch.attempts);
-        assert_eq!(attempts_in(&attempt("old").encode_to_vec()).unwrap(), vec![attempt("old")]);
-        assert_eq!(attempts_in(&[]).unwrap(), vec![]);
+        assert_eq!(attempts_in(&batch.encode_to_vec()).expect("decodes"), batch.attempts);
+        assert_eq!(attempts_in(&attempt("old").encode_to_vec()).expect("decodes"), vec![attempt("old")]);
+        assert_eq!(attempts_in(&[]).expect("decodes"), vec![]);
         assert!(attempts_in(b"\xff\xff not protobuf").is_err());
+    }
+
+    #[test]
+    fn appended_attempts_and_their_headers_decode_as_prosts_own_batch() {
+        let mut headers = Vec::new();
+        for (name, value) in [("webhook-id", "a"), ("x-empty", ""), ("x-long", &"v".repeat(300))] {
+            push_request_header(&mut headers, name, value);
+        }
+        let mut record = Vec::new();
+        append_attempt(&mut record, &attempt("a"), &headers);
+        append_attempt(&mut record, &attempt("b"), &[]);
+        let mut with_headers = attempt("a");
+        with_headers.request_headers =
+            [("webhook-id", "a".to_owned()), ("x-empty", String::new()), ("x-long", "v".repeat(300))].map(|(k, v)| (k.to_owned(), v)).into();
+        assert_eq!(attempts_in(&record).expect("decodes"), vec![with_headers.clone(), attempt("b")]);
+        let mut merged = attempt("a");
+        merged.merge(headers.as_slice()).expect("decodes");
+        assert_eq!(merged, with_headers, "the headers merge into an attempt on their own too");
     }
 
     #[test]
@@ -130,11 +175,11 @@ mod tests {
             request_headers: [("webhook-id".to_owned(), "evt".to_owned())].into(),
         };
         let record = bytes::Bytes::from(v1::AttemptBatch { attempts: vec![attempt("a"), full.clone()] }.encode_to_vec());
-        let encoded = encoded_attempts(&record).unwrap();
+        let encoded = encoded_attempts(&record).expect("decodes");
         assert_eq!(encoded.len(), 2);
         assert!(record.as_ptr_range().contains(&encoded[1].as_ptr()), "a slice of the record, not a copy");
-        assert_eq!(v1::Attempt::decode(encoded[1].clone()).unwrap(), full);
-        let head = AttemptHead::decode(encoded[1].clone()).unwrap();
+        assert_eq!(v1::Attempt::decode(encoded[1].clone()).expect("decodes"), full);
+        let head = AttemptHead::decode(encoded[1].clone()).expect("decodes");
         let expected = AttemptHead {
             event_id: full.event_id.clone(),
             endpoint_id: full.endpoint_id.clone(),
@@ -150,7 +195,7 @@ mod tests {
         assert_eq!(head, expected);
         assert_eq!(head.outcome(), v1::Outcome::Retryable);
         let bare = bytes::Bytes::from(attempt("old").encode_to_vec());
-        assert_eq!(encoded_attempts(&bare).unwrap(), vec![bare.clone()], "a bare attempt is the record itself");
+        assert_eq!(encoded_attempts(&bare).expect("decodes"), vec![bare.clone()], "a bare attempt is the record itself");
     }
 
     #[test]

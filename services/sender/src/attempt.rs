@@ -268,45 +268,29 @@ pub fn signed_headers(
 
 /// The headers of a request as an attempt record keeps them: every header, except that an
 /// `authorization` value keeps only its scheme (`Bearer [redacted]`), so the record shows
-/// that credentials were sent and never what they were. Kept encoded, as the
-/// `request_headers` field of an `Attempt` (field 14, one map entry per header), so that
-/// recording them allocates once, not twice per header: appended to an encoded attempt
-/// they are its headers, and [`Self::apply_to`] puts them in an `Attempt` value.
+/// that credentials were sent and never what they were. Kept encoded, as the attempt's
+/// `request_headers` field ([`hookline_proto::push_request_header`]), so that recording them
+/// allocates once, not twice per header; [`Self::apply_to`] puts them in an `Attempt` value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordedHeaders(Vec<u8>);
 
-/// The key of `Attempt.request_headers` (field 14, length-delimited), and of a map entry's
-/// key (1) and value (2), both strings.
-const HEADERS_KEY: u8 = (14 << 3) | 2;
-const ENTRY_KEY: u8 = (1 << 3) | 2;
-const ENTRY_VALUE: u8 = (2 << 3) | 2;
-
 impl RecordedHeaders {
     pub fn of(headers: &http::HeaderMap) -> Self {
-        let mut out = Vec::with_capacity(headers.len() * 64);
+        let mut fields = Vec::with_capacity(headers.len() * 64);
         for (name, value) in headers {
             // Protobuf strings are UTF-8; a header value need not be.
             let text = String::from_utf8_lossy(value.as_bytes());
-            let redacted;
-            let shown: &str = if name == AUTHORIZATION {
-                redacted = match text.split_once(' ') {
+            if name == AUTHORIZATION {
+                let redacted = match text.split_once(' ') {
                     Some((scheme, _)) => format!("{scheme} [redacted]"),
                     None => "[redacted]".to_owned(),
                 };
-                &redacted
+                hookline_proto::push_request_header(&mut fields, name.as_str(), &redacted);
             } else {
-                &text
-            };
-            let field = |s: &str| 1 + prost::length_delimiter_len(s.len()) + s.len();
-            out.push(HEADERS_KEY);
-            prost::encode_length_delimiter(field(name.as_str()) + field(shown), &mut out).expect("a Vec grows as needed");
-            for (key, s) in [(ENTRY_KEY, name.as_str()), (ENTRY_VALUE, shown)] {
-                out.push(key);
-                prost::encode_length_delimiter(s.len(), &mut out).expect("a Vec grows as needed");
-                out.extend_from_slice(s.as_bytes());
+                hookline_proto::push_request_header(&mut fields, name.as_str(), &text);
             }
         }
-        Self(out)
+        Self(fields)
     }
 
     /// The encoded field, to append to an encoded attempt.

@@ -13,7 +13,6 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use crate::attempt::RecordedHeaders;
 use hookline_proto::v1;
-use hookline_proto::Message as _;
 use hookline_runtime::kafka::{self, FutureProducer};
 use rdkafka::error::KafkaResult;
 use std::collections::HashMap;
@@ -29,10 +28,6 @@ const MAX_BYTES: usize = 256 * 1024;
 /// Attempts waiting for the writer before `record` waits (back-pressure, as a full
 /// producer queue would be).
 const QUEUE: usize = 8_192;
-
-/// The key of `AttemptBatch.attempts` (field 15, length-delimited): in a record, each
-/// attempt is this byte, then the attempt length-delimited.
-const ATTEMPTS_KEY: u8 = (15 << 3) | 2;
 
 /// One endpoint's attempts so far, already encoded as the `AttemptBatch` record they are
 /// written as: an attempt is encoded once, when it is added, and dropped then.
@@ -56,11 +51,7 @@ impl Batches {
             self.pending.insert(attempt.endpoint_id.clone(), Batch::default());
         }
         let batch = self.pending.get_mut(&attempt.endpoint_id).expect("inserted above");
-        let headers = headers.as_bytes();
-        batch.record.push(ATTEMPTS_KEY);
-        prost::encode_length_delimiter(attempt.encoded_len() + headers.len(), &mut batch.record).expect("a Vec grows as needed");
-        attempt.encode(&mut batch.record).expect("a Vec grows as needed");
-        batch.record.extend_from_slice(headers);
+        hookline_proto::append_attempt(&mut batch.record, attempt, headers.as_bytes());
         batch.attempts += 1;
         if batch.attempts < MAX_ATTEMPTS && batch.record.len() < MAX_BYTES {
             return None;
