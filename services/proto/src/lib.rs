@@ -156,6 +156,35 @@ mod tests {
         assert_eq!(merged, with_headers, "the headers merge into an attempt on their own too");
     }
 
+    proptest::proptest! {
+        /// Whatever the attempts and headers, a record built by `append_attempt` with
+        /// `push_request_header` decodes to them, as prost's own encoding does.
+        #[test]
+        fn any_appended_attempts_decode_to_themselves(
+            attempts in proptest::collection::vec(
+                (
+                    ".{0,12}", ".{0,12}", proptest::num::u32::ANY, -3i32..9, proptest::num::u32::ANY, proptest::num::i64::ANY, ".{0,40}",
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                    proptest::collection::btree_map("[a-z-]{0,12}", ".{0,80}", 0..6),
+                ),
+                0..5,
+            ),
+        ) {
+            let mut record = Vec::new();
+            let mut expected = Vec::new();
+            for (event_id, endpoint_id, status, outcome, latency_ms, at_ms, error, response_excerpt, headers) in attempts {
+                let attempt = v1::Attempt { event_id, endpoint_id, status, outcome, latency_ms, at_ms, error, response_excerpt, ..Default::default() };
+                let mut fields = Vec::new();
+                for (name, value) in &headers {
+                    push_request_header(&mut fields, name, value);
+                }
+                append_attempt(&mut record, &attempt, &fields);
+                expected.push(v1::Attempt { request_headers: headers, ..attempt });
+            }
+            proptest::prop_assert_eq!(attempts_in(&record).expect("decodes"), expected);
+        }
+    }
+
     #[test]
     fn encoded_attempts_are_slices_of_the_record_and_their_head_reads_the_same_fields() {
         let full = v1::Attempt {
