@@ -117,7 +117,7 @@ impl AttemptLog {
     }
 
     /// Adds one attempt to its batch; waits only while the writer is that far behind.
-    pub async fn record(&self, attempt: v1::Attempt, headers: &RecordedHeaders) {
+    pub async fn record(&self, attempt: &v1::Attempt, headers: &RecordedHeaders) {
         loop {
             // Made before the check, so the writer's wake-up between the two is not lost.
             let room = self.pending.room.notified();
@@ -129,7 +129,7 @@ impl AttemptLog {
                 }
                 if state.held < QUEUE {
                     state.held += 1;
-                    if let Some(full) = state.batches.push(&attempt, headers) {
+                    if let Some(full) = state.batches.push(attempt, headers) {
                         state.full.push(full);
                         self.pending.full.notify_one();
                     }

@@ -281,14 +281,14 @@ async fn handle(shared: &Shared, record: &OwnedRecord, delivery: v1::Delivery) -
         AfterAttempt::Retry { tier, .. } if !ordered => due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>()),
         _ => 0,
     };
-    let attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &mut report) };
-    // The dead letter carries the last attempt; everything else only writes it.
+    let mut attempt = v1::Attempt { url: url.to_owned(), next_attempt_at_ms, ..attempt_record(&delivery, &mut report) };
+    shared.attempts.record(&attempt, &report.request_headers).await;
+    // The dead letter carries the last attempt, its headers included; everything else only
+    // writes it.
     let last_attempt = (ordered || matches!(after, AfterAttempt::DeadLetter { .. })).then(|| {
-        let mut last = attempt.clone();
-        report.request_headers.apply_to(&mut last);
-        last
+        report.request_headers.apply_to(&mut attempt);
+        attempt
     });
-    shared.attempts.record(attempt, &report.request_headers).await;
 
     let (reason, detail) = match after {
         _ if ordered && matches!(report.class, Class::Retryable { .. }) => {
@@ -344,17 +344,15 @@ async fn defer(
     if let AfterDeferral::Forward { tier, .. } = after {
         attempt.next_attempt_at_ms = due_at_ms(now_ms(), tier, shared.jitter, rand::random::<f64>());
     }
-    let last_attempt = matches!(after, AfterDeferral::Exhausted(_)).then(|| attempt.clone());
-    let attempt_due = attempt.next_attempt_at_ms;
-    shared.attempts.record(attempt, &report.request_headers).await;
+    shared.attempts.record(&attempt, &report.request_headers).await;
     match after {
         AfterDeferral::Forward { attempt: next, tier } => {
             let last_error = if delivery.last_error.is_empty() { why.to_owned() } else { delivery.last_error.clone() };
-            forward(shared, record, delivery, next, (tier, attempt_due), last_error).await?;
+            forward(shared, record, delivery, next, (tier, attempt.next_attempt_at_ms), last_error).await?;
             Ok(Done::Finished)
         }
         AfterDeferral::Exhausted(detail) => {
-            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, last_attempt).await
+            dead_letter(shared, record, Some(delivery), DeadLetterReason::Exhausted, detail, Some(attempt)).await
         }
     }
 }

@@ -455,12 +455,12 @@ impl TestPipeline {
             .create()
             .expect("consumer");
         let partitions = self.config.kafka.partitions.events;
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..partitions {
+            wanted.add_partition(&topics.events, p);
+        }
         eventually("the router committed every published event", Duration::from_secs(30), || {
-            let mut wanted = TopicPartitionList::new();
-            for p in 0..partitions {
-                wanted.add_partition(&topics.events, p);
-            }
-            let Ok(committed) = consumer.committed_offsets(wanted, Duration::from_secs(5)) else { return false };
+            let Ok(committed) = consumer.committed_offsets(wanted.clone(), Duration::from_secs(5)) else { return false };
             (0..partitions).all(|p| {
                 let high = consumer.fetch_watermarks(&topics.events, p, Duration::from_secs(5)).map_or(-1, |(_, high)| high);
                 let at = committed.find_partition(&topics.events, p).and_then(|e| e.offset().to_raw());
