@@ -120,6 +120,7 @@ grep -E "^helm: " "$log.helm" || echo "helm: no result (exit $helm_status)"
 grep -E "^fuzz: " "$log.fuzz" || echo "fuzz: no result (exit $fuzz_status)"
 echo "ingest.js (node --test, in the total): $node_passed passed, $node_failed failed"
 echo "console (browser tests, in the total): $console_passed passed, $console_failed failed"
+grep -E '^console e2e: failed ' "$log.console" || true
 grep -E "^image: (localhost|run-check passed)" "$log.image" || echo "image: no result (exit $image_status)"
 grep -E "^  accepted " "$log.smoke" | sed 's/^  /load smoke: /' || echo "load smoke: no result (exit $smoke_status)"
 grep -E "^  ledger: " "$log.cluster" | sed "s/^  ledger: /cluster (leader SIGKILL, ${cluster_s}s, exit $cluster_status): /" || echo "cluster: no result (exit $cluster_status)"
