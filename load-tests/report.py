@@ -26,7 +26,9 @@ procs = json.load(open(args.procs))
 before = json.load(open(args.procs_before))
 for name, pr in procs.items():
     if pr and before.get(name):
-        pr["cpu_seconds"] = round(pr["cpu_seconds"] - before[name]["cpu_seconds"], 2)
+        for key in ("cpu_seconds", "system_seconds", "context_switches", "jit_cpu_seconds"):
+            if key in pr and key in before[name]:
+                pr[key] = round(pr[key] - before[name][key], 2)
 procs["generator"] = json.load(open(args.generator_rusage))
 baselines = json.loads(args.baselines)
 accepted = int(gen["accepted_events"])
@@ -88,7 +90,8 @@ lines = [
 ]
 for name, pr in procs.items():
     if pr:
-        lines.append(f"  {name:13s} cpu {pr['cpu_seconds']:8.1f} s   peak rss {pr['peak_rss_mib']:8.1f} MiB")
+        jit = f" (JIT compilers {pr['jit_cpu_seconds']:.1f} s)" if "jit_cpu_seconds" in pr else ""
+        lines.append(f"  {name:13s} cpu {pr['cpu_seconds']:8.1f} s   peak rss {pr['peak_rss_mib']:8.1f} MiB{jit}")
 if "http" in baselines:
     lines.append(f"  raw HTTP ceiling {baselines['http']['per_second']:.0f} req/s (concurrency {baselines['http']['concurrency']}): Hookline at {report['ratio_to_raw_http']:.2f} of it")
 if "kafka" in baselines:

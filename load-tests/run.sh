@@ -15,7 +15,8 @@
 # ENDPOINT_IN_FLIGHT each endpoint's max_in_flight (128; a sender opens about as many
 # connections to each endpoint when its deliveries queue, as at a start with a backlog),
 # CONTRACTS=1 to enforce a schema and give every endpoint a filter and a mask (docs/contracts.md),
-# KEEP_TOPICS=1 to keep the run's topics afterwards (deleted by default), KAFKA_PORT (9092).
+# KEEP_TOPICS=1 to keep the run's topics afterwards (deleted by default), KAFKA_PORT (9092),
+# WARMUP (20s; 0 for none): the first run on a broker process runs this long first, unreported.
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
 # endpoints through the API; runs the generator (Hookline's own: the project never runs
@@ -45,10 +46,30 @@ SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_POR
 stamp=$(date +%Y%m%d-%H%M%S)
 out=load-tests/results; mkdir -p "$out"
 name="$SCENARIO-$stamp"; work=$(mktemp -d)
+# A warm-up run (below) reports into its own scratch folder, never into results/.
+[ "${LOAD_WARMING:-0}" = 1 ] && out=$work
 
 source scripts/bootstrap.sh
 bash scripts/kafka.sh start >&2
 [ -x "$BIN" ] || cargo build --release --locked -p hookline
+kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
+
+# A broker's first load meets a cold JVM: its JIT compilers take about half a core for the
+# first 15 s or so, and at 25,000 deliveries/s the first run on a fresh broker fell 18 s
+# behind where the next one held p99 under 200 ms (Kafka 20.2 against 11.7 CPU-s,
+# docs/performance.md). So the first run on each broker process first runs WARMUP (20s;
+# 0 for none, and smoke's default) of the same shape, not reported; the broker's state
+# folder remembers which process was warmed.
+WARMUP=${WARMUP:-$([ "$SCENARIO" = smoke ] && echo 0 || echo 20s)}
+warmed=".cache/kafka-state/$KAFKA_PORT/warmed-pid"
+if [ "$WARMUP" != 0 ] && [ "${LOAD_WARMING:-0}" != 1 ] && [ "$(cat "$warmed" 2>/dev/null)" != "$kafka_pid" ]; then
+  echo "== warm-up: broker pid $kafka_pid has carried no load run yet: $WARMUP of the same shape first, not reported" >&2
+  if LOAD_WARMING=1 DURATION=$WARMUP BASELINES=0 TRACED=0 HOOKLINE_BIN="$BIN" load-tests/run.sh "$SCENARIO" >"$work/warmup.log" 2>&1; then
+    echo "$kafka_pid" >"$warmed"
+  else
+    echo "== warm-up failed (kept in $work/warmup.log); measuring anyway" >&2; tail -n 5 "$work/warmup.log" >&2
+  fi
+fi
 
 secret=$(python3 -c 'import base64,os;print("whsec_"+base64.b64encode(os.urandom(32)).decode())')
 export HOOKLINE_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" HOOKLINE_KAFKA__TOPIC_PREFIX="load$(date +%s)"
@@ -107,7 +128,6 @@ for i in $(seq 1 "$FANOUT"); do
     -d "{\"url\": \"$scheme://127.0.0.1:$SINK_PORT/ep$i\", \"event_types\": [\"load.*\"], \"secret\": \"$secret\", \"max_in_flight\": ${ENDPOINT_IN_FLIGHT:-128}, \"ordering\": \"$ORDERING\"$contract}" >/dev/null
 done
 
-kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0)
 python3 load-tests/measure.py --procs "$work/procs.before.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
 shape=steady; [ "$SCENARIO" = burst ] && shape=burst
 traced=(); [ "$TRACED" = 1 ] && traced=(--traced)

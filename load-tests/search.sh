@@ -29,10 +29,10 @@
 # table row per run, then writes load-tests/results/search-<fanout>-<time>.{json,txt} with
 # every run, the highest sustainable rate in events/s and deliveries/s and why the search
 # stopped. Starts Kafka if it is not running (and then stops it at the end; KEEP_KAFKA=1
-# leaves it up); a broker it starts is warmed first by a run at START events/s for WARMUP
-# (60s; 0 skips it) that is not judged, since a freshly started broker is slow for its first
-# minutes (docs/performance.md). Exits non-zero when no rate was sustainable or a run wrote
-# no report.
+# leaves it up); a broker that has carried no run yet is warmed first, by run.sh, with a run
+# at START events/s for WARMUP (60s here; 0 skips it) that is not judged, since a freshly
+# started broker is slow for its first minutes (docs/performance.md). Exits non-zero when no
+# rate was sustainable or a run wrote no report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FANOUT=${FANOUT:-1} SOURCE=${SOURCE:-kafka} START=${START:-5000} DURATION=${DURATION:-20s} MAX_RUNS=${MAX_RUNS:-7}
@@ -70,11 +70,8 @@ steady_run() {
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start >&2; started_kafka=1
 fi
-WARMUP=${WARMUP:-60s}
-if [ "$started_kafka" = 1 ] && [ "$WARMUP" != 0 ]; then
-  echo "== warming the new broker: $START events/s for $WARMUP, not judged (WARMUP=0 skips it)" >&2
-  steady_run "$START" "$WARMUP" "$work/warmup.log"
-fi
+# run.sh warms a broker that has carried no run yet, before the first run (at START).
+export WARMUP=${WARMUP:-60s}
 
 echo "== search: fan-out $FANOUT, source $SOURCE, runs of $DURATION from $START events/s, at most $MAX_RUNS runs" >&2
 status=0
