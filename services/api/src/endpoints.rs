@@ -251,7 +251,7 @@ pub async fn update(
             // Re-enabled by a person: its failing period starts over.
             e.failing_since_ms = 0;
         }
-        if e.disabled != !enabled {
+        if e.disabled == enabled {
             // A person changed it: the sender's reason, if any, no longer applies.
             e.disabled_reason.clear();
         }
