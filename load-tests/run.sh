@@ -56,8 +56,8 @@ kafka_pid=$(cat ".cache/kafka-state/$KAFKA_PORT/kafka.pid" 2>/dev/null || echo 0
 
 # A broker's first load meets a cold JVM: its JIT compilers take about half a core for the
 # first 15 s or so, and at 25,000 deliveries/s the first run on a fresh broker fell 18 s
-# behind where the next one held p99 under 200 ms (Kafka 20.2 against 11.7 CPU-s,
-# docs/performance.md). So the first run on each broker process first runs WARMUP (20s;
+# behind where the next one held p99 at 188 ms (Kafka 20.2 CPU-s against 11.7, and 8.4 to
+# 8.8 later; docs/performance.md). So the first run on each broker process first runs WARMUP (20s;
 # 0 for none, and smoke's default) of the same shape, not reported; the broker's state
 # folder remembers which process was warmed.
 WARMUP=${WARMUP:-$([ "$SCENARIO" = smoke ] && echo 0 || echo 20s)}
