@@ -20,23 +20,19 @@ def times_of(stat_path):
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
-def cpu_of(stat_path):
-    return sum(times_of(stat_path))
-
-
-def jit_seconds(pid):
-    """CPU of a JVM's JIT compiler threads ("C1/C2 CompilerThread"), None for other processes:
-    a broker still compiling during a run is a broker still warming up."""
-    total, found = 0.0, False
+def threads(pid):
+    """Per live thread: (switches, voluntary and not; the CPU seconds of a JVM's JIT compiler
+    thread ("C1/C2 CompilerThread"), else None). One pass over /proc/PID/task."""
     for tid in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{tid}"
         try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if "CompilerThre" not in f.read():
-                    continue
-            total, found = total + cpu_of(f"/proc/{pid}/task/{tid}/stat"), True
+            with open(f"{base}/status") as f:
+                lines = f.readlines()
+            switches = sum(int(l.split()[1]) for l in lines if l.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+            name = next((l.split(None, 1)[1] for l in lines if l.startswith("Name:")), "")
+            yield switches, (sum(times_of(f"{base}/stat")) if "CompilerThre" in name else None)
         except OSError:
-            continue
-    return round(total, 2) if found else None
+            continue  # the thread ended
 
 
 def proc(pid):
@@ -46,19 +42,13 @@ def proc(pid):
             if line.startswith("VmHWM:"):
                 peak_kib = int(line.split()[1])
     user, system = times_of(f"/proc/{pid}/stat")
-    # Every live thread's switches, voluntary (it waited) and not (it was preempted).
-    switches = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                switches += sum(int(l.split()[1]) for l in f if l.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
-        except OSError:
-            continue
+    seen = list(threads(pid))
     out = {"cpu_seconds": round(user + system, 2), "system_seconds": round(system, 2),
-           "context_switches": switches, "peak_rss_mib": round(peak_kib / 1024, 1)}
-    jit = jit_seconds(pid)
-    if jit is not None:
-        out["jit_cpu_seconds"] = jit
+           "context_switches": sum(s for s, _ in seen), "peak_rss_mib": round(peak_kib / 1024, 1)}
+    # A broker still compiling during a run is a broker still warming up.
+    jit = [j for _, j in seen if j is not None]
+    if jit:
+        out["jit_cpu_seconds"] = round(sum(jit), 2)
     return out
 
 

@@ -91,16 +91,16 @@ run_tests() {
   node -e '
     const report = require(process.argv[1]);
     const walk = (s) => [...(s.specs || []).flatMap((sp) => sp.tests.map((t) => ({ title: sp.title, t }))), ...(s.suites || []).flatMap(walk)];
-    for (const { title, t } of report.suites.flatMap(walk))
+    for (const { title, t } of report.suites.flatMap(walk)) {
       for (const line of new Set([...(t.annotations || []), ...t.results.flatMap((x) => x.annotations || [])].map((a) =>
         a.type === "skip" ? `console e2e: skipped "${title}": ${a.description}` : a.type === "measurement" ? `console e2e: measured: ${a.description}` : "")))
         if (line) console.log(line);
-    // A failure names itself and its first error line, so the CI summary says which test it was.
-    for (const { title, t } of report.suites.flatMap(walk))
+      // A failure names itself and its first error line, so the CI summary says which test it was.
       for (const x of t.results.filter((x) => x.status !== "passed" && x.status !== "skipped")) {
         const first = (x.errors?.[0]?.message ?? x.status).replace(/\x1b\[[0-9;]*m/g, "").split("\n").find((l) => l.trim()) ?? x.status;
         console.log(`console e2e: failed "${title}" after ${(x.duration / 1000).toFixed(1)} s: ${first.trim().slice(0, 300)}`);
       }
+    }
     const r = report.stats;
     console.log(`console e2e: ${r.expected} passed, ${r.unexpected + (r.flaky || 0)} failed, ${r.skipped} skipped`);
   ' "$APP/test-results/results.json" || log "no results (the runner failed before the tests)"

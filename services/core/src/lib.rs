@@ -20,6 +20,7 @@
 //! - [`recent`]: the (event, endpoint) pairs a sender delivered recently, to drop re-routed copies.
 //! - [`endpoint_auth`]: basic, bearer and OAuth2 endpoint auth: rules, the token cache, a 401's retry.
 //! - [`client_cert`]: an endpoint's mTLS client certificate, checked and fingerprinted.
+//! - [`keyed`]: `String`-keyed maps reached with a `&str`.
 
 pub mod address;
 pub mod breaker;
@@ -32,6 +33,7 @@ pub mod endpoint_rules;
 pub mod event;
 pub mod failover;
 pub mod framing;
+pub mod keyed;
 pub mod lane;
 pub mod matching;
 pub mod ops;

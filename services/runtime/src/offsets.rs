@@ -31,10 +31,7 @@ impl Partitions {
     }
 
     fn insert(&mut self, topic: &str, partition: i32, p: Partition) -> &mut Partition {
-        if !self.0.contains_key(topic) {
-            self.0.insert(topic.to_owned(), HashMap::new());
-        }
-        self.0.get_mut(topic).expect("inserted above").entry(partition).or_insert(p)
+        hookline_core::keyed::get_or_default(&mut self.0, topic).entry(partition).or_insert(p)
     }
 
     fn remove(&mut self, topic: &str, partition: i32) {

@@ -279,16 +279,15 @@ impl RecordedHeaders {
         let mut fields = Vec::with_capacity(headers.len() * 64);
         for (name, value) in headers {
             // Protobuf strings are UTF-8; a header value need not be.
-            let text = String::from_utf8_lossy(value.as_bytes());
+            let mut shown = String::from_utf8_lossy(value.as_bytes());
             if name == AUTHORIZATION {
-                let redacted = match text.split_once(' ') {
+                shown = match shown.split_once(' ') {
                     Some((scheme, _)) => format!("{scheme} [redacted]"),
                     None => "[redacted]".to_owned(),
-                };
-                hookline_proto::push_request_header(&mut fields, name.as_str(), &redacted);
-            } else {
-                hookline_proto::push_request_header(&mut fields, name.as_str(), &text);
+                }
+                .into();
             }
+            hookline_proto::push_request_header(&mut fields, name.as_str(), &shown);
         }
         Self(fields)
     }

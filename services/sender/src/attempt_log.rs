@@ -47,10 +47,7 @@ impl Batches {
     /// Adds one attempt, with its request headers; returns its endpoint's batch when that is
     /// now full.
     pub fn push(&mut self, attempt: &v1::Attempt, headers: &RecordedHeaders) -> Option<(String, Batch)> {
-        if !self.pending.contains_key(&attempt.endpoint_id) {
-            self.pending.insert(attempt.endpoint_id.clone(), Batch::default());
-        }
-        let batch = self.pending.get_mut(&attempt.endpoint_id).expect("inserted above");
+        let batch = hookline_core::keyed::get_or_default(&mut self.pending, &attempt.endpoint_id);
         hookline_proto::append_attempt(&mut batch.record, attempt, headers.as_bytes());
         batch.attempts += 1;
         if batch.attempts < MAX_ATTEMPTS && batch.record.len() < MAX_BYTES {
