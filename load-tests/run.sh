@@ -16,7 +16,9 @@
 # connections to each endpoint when its deliveries queue, as at a start with a backlog),
 # CONTRACTS=1 to enforce a schema and give every endpoint a filter and a mask (docs/contracts.md),
 # KEEP_TOPICS=1 to keep the run's topics afterwards (deleted by default), KAFKA_PORT (9092),
-# WARMUP (20s; 0 for none): the first run on a broker process runs this long first, unreported.
+# WARMUP (20s; 0 for none): the first run on a broker process runs this long first, unreported,
+# INSTRUCTIONS=1 to run `hookline dev` under callgrind and count its instructions per delivery
+# (load-tests/instructions.py; repeatable where CPU seconds are not).
 #
 # Starts (or reuses) Kafka, a `hookline sink` ledger, `hookline dev`; registers FANOUT
 # endpoints through the API; runs the generator (Hookline's own: the project never runs
@@ -46,6 +48,10 @@ SINK_PORT=${SINK_PORT:-9200}; API_PORT=${API_PORT:-8090}; ADMIN_PORT=${ADMIN_POR
 stamp=$(date +%Y%m%d-%H%M%S)
 out=load-tests/results; mkdir -p "$out"
 name="$SCENARIO-$stamp"; work=$(mktemp -d)
+# Under callgrind `hookline dev` runs some 50 times slower: no warm-up (instructions do not
+# depend on the broker's JIT) and longer waits for readiness and the drain.
+INSTRUCTIONS=${INSTRUCTIONS:-0}; polls=1
+if [ "$INSTRUCTIONS" = 1 ]; then name="instructions-$stamp"; WARMUP=0; polls=10; fi
 # A warm-up run (below) reports into its own scratch folder, never into results/.
 [ "${LOAD_WARMING:-0}" = 1 ] && out=$work
 
@@ -109,8 +115,10 @@ if [ "$HTTPS" = 1 ]; then
   export HOOKLINE_SENDER__CA_FILE="$work/tls/ca.pem"
 fi
 "$BIN" sink --listen "127.0.0.1:$SINK_PORT" --secret "$secret" --latency-field occurred_at --summary-every 0 "${sink_tls[@]}" >"$work/sink.log" 2>&1 & sink_pid=$!; pids+=("$sink_pid")
-"$BIN" dev >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
-for _ in $(seq 150); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
+dev=("$BIN" dev)
+[ "$INSTRUCTIONS" = 1 ] && dev=(valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$work/callgrind.out" "${dev[@]}")
+"${dev[@]}" >"$work/dev.log" 2>&1 & dev_pid=$!; pids+=("$dev_pid")
+for _ in $(seq $((150 * polls))); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "hookline dev did not become ready" >&2; tail "$work/dev.log" >&2; exit 1; }
 # CONTRACTS=1: the event contracts on the hot path (docs/contracts.md): load.created's schema
 # enforced (ingest and router validate every event), and on every endpoint a CEL filter
@@ -136,6 +144,13 @@ if [ "$SOURCE" = kafka ]; then
 else
   generator=("$BIN" bench ingest --api "http://127.0.0.1:$API_PORT" --batch "$BATCH" --max-in-flight "$MAX_IN_FLIGHT")
 fi
+# Counting: an idle window first (what the process does with no load: timers, statistics,
+# polls), then the load from here until the drain ends, each dumped on its own.
+count() { callgrind_control "$@" "$dev_pid" >/dev/null; date +%s%N; }
+if [ "$INSTRUCTIONS" = 1 ]; then
+  idle_from=$(count --zero); sleep 20; idle_to=$(count --dump=idle)
+  load_from=$(count --zero)
+fi
 set +e
 python3 load-tests/measure.py "$work/generator.rusage.json" "${generator[@]}" --shape "$shape" --rate "$RATE" \
   --duration "$DURATION" --payload-bytes "$PAYLOAD_BYTES" "${traced[@]}" --summary "$work/generator.json" >/dev/null
@@ -149,15 +164,20 @@ accepted=${BASH_REMATCH[1]}
 expected=$((accepted * FANOUT))
 echo "== draining: $expected deliveries expected" >&2
 last=-1; still=0; unique=0; drain_ms=none
-for _ in $(seq 600); do
+for _ in $(seq $((600 * polls))); do
   # Read without a Python start (a fifth of a second on a busy machine): the drain time is measured here.
   [[ $(curl -sf "${sink_curl[@]}" "$scheme://127.0.0.1:$SINK_PORT/stats") =~ \"unique\":([0-9]+) ]] && unique=${BASH_REMATCH[1]}
   if [ "$unique" -ge "$expected" ]; then drain_ms=$((($(date +%s%N) - generator_ended_ns) / 1000000)); break; fi
   if [ "$unique" = "$last" ]; then still=$((still + 1)); else still=0; fi
-  [ "$still" -ge 100 ] && break   # nothing new for 10 s
+  [ "$still" -ge $((100 * polls)) ] && break   # nothing new for 10 s (100 s under callgrind)
   last=$unique; sleep 0.1
 done
 curl -sf "${sink_curl[@]}" "$scheme://127.0.0.1:$SINK_PORT/stats?timeline=true" >"$work/sink.json"
+if [ "$INSTRUCTIONS" = 1 ]; then
+  load_to=$(count --dump=load)
+  python3 load-tests/instructions.py --dir "$work" --idle-ns $((idle_to - idle_from)) --load-ns $((load_to - load_from)) \
+    --deliveries "$unique" --fanout "$FANOUT" --source "$SOURCE" | tee "$out/$name.instructions.txt" >&2
+fi
 python3 load-tests/measure.py --procs "$work/procs.json" "kafka=$kafka_pid" "hookline-dev=$dev_pid" "sink=$sink_pid"
 
 python3 load-tests/report.py --name "$name" --out "$out" --scenario "$SCENARIO" --rate "$RATE" --duration "$DURATION" \
