@@ -6,6 +6,7 @@
 //! when it is shown: a sender's every attempt passes through here, few are ever looked at.
 
 use bytes::Bytes;
+use hookline_core::keyed::{get_or_default, KeyedMap};
 use hookline_proto::{v1, AttemptHead};
 use hookline_proto::Message as _;
 use hookline_runtime::shutdown::Shutdown;
@@ -58,7 +59,7 @@ type Recent = VecDeque<(u64, Arc<Held>)>;
 
 pub struct History {
     // Every view shares each attempt.
-    per_endpoint: Mutex<HashMap<String, Recent>>,
+    per_endpoint: Mutex<KeyedMap<Recent>>,
     per_event: Mutex<EventIndex>,
     dead: Mutex<DeadLetters>,
     charts: Mutex<Charts>,
@@ -71,7 +72,7 @@ pub struct History {
 /// Attempts by event id; the oldest event is forgotten first, when either the events or
 /// the attempts held pass their cap (at fan-out 10, 100,000 events are 1,000,000 attempts).
 struct EventIndex {
-    map: HashMap<String, Vec<Arc<Held>>>,
+    map: KeyedMap<Vec<Arc<Held>>>,
     /// Event ids by first arrival, with their cursor.
     order: VecDeque<(u64, String)>,
     cap: usize,
@@ -81,10 +82,15 @@ struct EventIndex {
 
 impl EventIndex {
     fn push(&mut self, seq: u64, attempt: Arc<Held>) {
-        if !self.map.contains_key(&attempt.event_id) {
-            self.order.push_back((seq, attempt.event_id.clone()));
+        // The event's id is copied only for an event not seen before (fan-out 10: one
+        // attempt in ten), not for each attempt.
+        match self.map.get_mut(&attempt.event_id) {
+            Some(attempts) => attempts.push(attempt),
+            None => {
+                self.order.push_back((seq, attempt.event_id.clone()));
+                self.map.insert(attempt.event_id.clone(), vec![attempt]);
+            }
         }
-        self.map.entry(attempt.event_id.clone()).or_default().push(attempt);
         self.attempts += 1;
         // The newest event always stays, however many attempts it has.
         while (self.order.len() > self.cap || self.attempts > self.attempts_cap) && self.order.len() > 1 {
@@ -109,15 +115,60 @@ fn dead_pair(d: &v1::DeadLetter) -> Option<(String, String)> {
 /// Per-minute charts, and the event types seen (per tenant), bounded.
 #[derive(Default)]
 struct Charts {
-    endpoints: HashMap<String, Series>,
+    endpoints: KeyedMap<Series>,
     pipeline: Series,
-    types: HashMap<(String, String), TypeSeen>,
+    types: TypesSeen,
 }
 
 const TYPES_KEPT: usize = 10_000;
 
+/// The event types seen, by tenant then type: an attempt of a type already seen is counted
+/// without building a key. At most `TYPES_KEPT`; the type seen longest ago makes room.
+#[derive(Default)]
+struct TypesSeen {
+    by_tenant: KeyedMap<KeyedMap<TypeSeen>>,
+    len: usize,
+}
+
+impl TypesSeen {
+    fn record(&mut self, tenant: &str, event_type: &str, at_ms: i64) {
+        let known = self.by_tenant.get(tenant).is_some_and(|types| types.contains_key(event_type));
+        if !known {
+            if self.len >= TYPES_KEPT {
+                self.forget_oldest();
+            }
+            self.len += 1;
+        }
+        let seen = get_or_default(get_or_default(&mut self.by_tenant, tenant), event_type);
+        if !known {
+            (seen.tenant, seen.event_type) = (tenant.to_owned(), event_type.to_owned());
+        }
+        seen.attempts += 1;
+        seen.last_seen_ms = seen.last_seen_ms.max(at_ms);
+    }
+
+    fn forget_oldest(&mut self) {
+        let Some((tenant, event_type)) =
+            self.values().min_by_key(|t| t.last_seen_ms).map(|t| (t.tenant.clone(), t.event_type.clone()))
+        else {
+            return;
+        };
+        if let Some(types) = self.by_tenant.get_mut(&tenant) {
+            types.remove(&event_type);
+            if types.is_empty() {
+                self.by_tenant.remove(&tenant);
+            }
+        }
+        self.len -= 1;
+    }
+
+    fn values(&self) -> impl Iterator<Item = &TypeSeen> {
+        self.by_tenant.values().flat_map(KeyedMap::values)
+    }
+}
+
 /// An event type as the attempts show it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TypeSeen {
     pub tenant: String,
     pub event_type: String,
@@ -242,7 +293,7 @@ fn page_newest_first<'a, T: 'a, R>(
 
 impl History {
     pub fn new(per_endpoint: usize, events: usize, attempts: usize, dead: usize) -> Self {
-        let index = EventIndex { map: HashMap::new(), order: VecDeque::new(), cap: events, attempts: 0, attempts_cap: attempts };
+        let index = EventIndex { map: KeyedMap::default(), order: VecDeque::new(), cap: events, attempts: 0, attempts_cap: attempts };
         Self {
             per_endpoint: Mutex::default(),
             per_event: Mutex::new(index),
@@ -259,7 +310,7 @@ impl History {
         let attempt = Arc::new(attempt);
         {
             let mut per = self.per_endpoint.lock();
-            let list = per.entry(attempt.endpoint_id.clone()).or_default();
+            let list = get_or_default(&mut per, &attempt.endpoint_id);
             if list.len() == self.per_endpoint_cap {
                 list.pop_front();
             }
@@ -269,22 +320,8 @@ impl History {
             let mut charts = self.charts.lock();
             let success = attempt.outcome() == v1::Outcome::Success;
             charts.pipeline.record(attempt.at_ms, success, attempt.latency_ms);
-            charts.endpoints.entry(attempt.endpoint_id.clone()).or_default().record(attempt.at_ms, success, attempt.latency_ms);
-            let key = (attempt.tenant.clone(), attempt.event_type.clone());
-            if charts.types.len() >= TYPES_KEPT && !charts.types.contains_key(&key) {
-                // Full: the type seen longest ago makes room.
-                if let Some(oldest) = charts.types.iter().min_by_key(|(_, t)| t.last_seen_ms).map(|(k, _)| k.clone()) {
-                    charts.types.remove(&oldest);
-                }
-            }
-            let seen = charts.types.entry(key).or_insert_with(|| TypeSeen {
-                tenant: attempt.tenant.clone(),
-                event_type: attempt.event_type.clone(),
-                attempts: 0,
-                last_seen_ms: 0,
-            });
-            seen.attempts += 1;
-            seen.last_seen_ms = seen.last_seen_ms.max(attempt.at_ms);
+            get_or_default(&mut charts.endpoints, &attempt.endpoint_id).record(attempt.at_ms, success, attempt.latency_ms);
+            charts.types.record(&attempt.tenant, &attempt.event_type, attempt.at_ms);
         }
         self.per_event.lock().push(seq, attempt);
     }
@@ -700,5 +737,19 @@ mod tests {
         assert_eq!(seen[1].attempts, 2);
         assert!(!seen.iter().any(|t| t.event_type == "type.1"), "the type seen longest ago made room");
         assert_eq!(h.types_seen(Some("t1")).iter().filter(|t| t.event_type == "new.one").count(), 1);
+    }
+
+    #[test]
+    fn a_type_seen_again_is_counted_once_and_a_tenant_without_types_goes() {
+        let mut types = TypesSeen::default();
+        types.record("t1", "a.b", 5);
+        types.record("t1", "a.b", 3);
+        types.record("t2", "a.b", 7);
+        assert_eq!(types.len, 2);
+        let t1 = &types.by_tenant["t1"]["a.b"];
+        assert_eq!((t1.tenant.as_str(), t1.event_type.as_str(), t1.attempts, t1.last_seen_ms), ("t1", "a.b", 2, 5));
+        types.forget_oldest();
+        assert!(!types.by_tenant.contains_key("t1"), "t1's only type was seen longest ago");
+        assert_eq!((types.len, types.values().count()), (1, 1));
     }
 }

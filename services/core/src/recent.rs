@@ -7,7 +7,7 @@
 //! way (first attempts, not replays, which mean to deliver again); a miss (forgotten, or a
 //! sender that restarted too) only means the duplicate is sent, as before.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 /// The key of an (event, endpoint) pair.
@@ -22,13 +22,14 @@ pub fn pair_key(event_id: &str, endpoint_id: &str) -> u64 {
 pub struct RecentDeliveries {
     capacity: usize,
     order: VecDeque<u64>,
-    set: HashSet<u64>,
+    /// Keys are SipHash values already: hashed again with foldhash, not SipHash.
+    set: hashbrown::HashSet<u64>,
 }
 
 impl RecentDeliveries {
     /// Remembers at most `capacity` pairs (0: nothing).
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, order: VecDeque::new(), set: HashSet::new() }
+        Self { capacity, order: VecDeque::new(), set: hashbrown::HashSet::default() }
     }
 
     pub fn insert(&mut self, key: u64) {

@@ -425,23 +425,12 @@ pub enum Moved {
     Assigned,
 }
 
-/// Stores `next` (the offset after the last finished record) for the next auto-commit, with
-/// `metadata` (what finished beyond it). A partition that is no longer assigned refuses the
-/// store; that is expected after a rebalance and only logged.
-pub fn store_next_offset<C: ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-    topic: &str,
-    partition: i32,
-    next: i64,
-    metadata: &str,
-) {
-    let mut tpl = TopicPartitionList::new();
-    let mut elem = tpl.add_partition(topic, partition);
-    elem.set_metadata(metadata);
-    if elem.set_offset(Offset::Offset(next)).is_ok() {
-        if let Err(error) = consumer.store_offsets(&tpl) {
-            tracing::debug!(topic, partition, next, %error, "offset not stored (partition revoked?)");
-        }
+/// Stores the positions of `tpl` (each the offset after the last finished record, with
+/// what finished beyond it as metadata) for the next auto-commit. A partition that is no
+/// longer assigned refuses the store; that is expected after a rebalance and only logged.
+pub fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, tpl: &TopicPartitionList) {
+    if let Err(error) = consumer.store_offsets(tpl) {
+        tracing::debug!(partitions = tpl.count(), %error, "offsets not stored (partition revoked?)");
     }
 }
 

@@ -1,7 +1,8 @@
 //! Stores a consumer's offsets only for finished work: each partition's contiguous
 //! finished prefix ([`CommitWatermark`]), handed to librdkafka's auto-commit.
 
-use crate::kafka::{store_next_offset, GroupConsumer};
+use crate::kafka::{store_offsets, GroupConsumer};
+use hookline_core::keyed::KeyedMap;
 use hookline_core::watermark::{encode_done, CommitWatermark, DONE_MAX_BYTES};
 use parking_lot::Mutex;
 use rdkafka::consumer::Consumer as _;
@@ -13,13 +14,33 @@ use std::sync::Arc;
 pub struct OffsetTracker {
     consumer: Arc<GroupConsumer>,
     partitions: Mutex<Partitions>,
-    last_recorded_ms: std::sync::atomic::AtomicI64,
+    recording: Every,
+    storing: Every,
+}
+
+/// Lets one caller at a time through, at most once per `ms` (any thread may ask).
+struct Every {
+    ms: i64,
+    last_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Every {
+    const fn new(ms: i64) -> Self {
+        Self { ms, last_ms: std::sync::atomic::AtomicI64::new(i64::MIN) }
+    }
+
+    /// Whether it is due at `now_ms`; if so, the next is due `ms` later.
+    fn due(&self, now_ms: i64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_ms.load(Relaxed);
+        now_ms.saturating_sub(last) >= self.ms && self.last_ms.compare_exchange(last, now_ms, Relaxed, Relaxed).is_ok()
+    }
 }
 
 /// Partitions by topic, then number: looked up by `&str` on every record, with no key to
 /// build.
 #[derive(Default)]
-struct Partitions(HashMap<String, HashMap<i32, Partition>>);
+struct Partitions(KeyedMap<HashMap<i32, Partition>>);
 
 impl Partitions {
     fn get(&self, topic: &str, partition: i32) -> Option<&Partition> {
@@ -59,10 +80,16 @@ struct Partition {
     inherited: std::collections::BTreeSet<i64>,
     /// Work finished beyond the watermark since the last commit that recorded it.
     unrecorded: bool,
+    /// The watermark advanced since its position was last stored.
+    unstored: bool,
 }
 
 /// How often work finished behind a stuck head is committed (as commit metadata).
 const RECORD_EVERY_MS: i64 = 200;
+/// How often a partition's advanced position is stored for librdkafka's next auto-commit
+/// (every 200 ms). Storing on each completion encoded the commit metadata and stored an
+/// offset for about every other delivery: 5,000 instructions of each (docs/performance.md).
+const STORE_EVERY_MS: i64 = 10;
 /// A revocation waits at most this long for the revoked partitions' work in flight...
 const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// ...and stops waiting when none of it finished for this long.
@@ -70,7 +97,7 @@ const HAND_OVER_STALLED: std::time::Duration = std::time::Duration::from_millis(
 
 impl OffsetTracker {
     pub fn new(consumer: Arc<GroupConsumer>) -> Self {
-        Self { consumer, partitions: Mutex::default(), last_recorded_ms: Default::default() }
+        Self { consumer, partitions: Mutex::default(), recording: Every::new(RECORD_EVERY_MS), storing: Every::new(STORE_EVERY_MS) }
     }
 
     pub fn begin(&self, topic: &str, partition: i32, offset: i64) {
@@ -100,30 +127,48 @@ impl OffsetTracker {
         f(partitions.insert(topic, partition, Partition { inherited, ..Default::default() }))
     }
 
-    /// Marks a record finished; stores the new commit position when it advanced, with what
-    /// finished beyond it as the commit's metadata. A record of a partition revoked
-    /// meanwhile is ignored: its new owner reads it again.
+    /// Marks a record finished. When the commit position advanced it is stored (with what
+    /// finished beyond it as the commit's metadata) at once if no store was made in the last
+    /// [`STORE_EVERY_MS`], or else by the next completion or housekeeping after that
+    /// ([`Self::store_advanced`]); a crash in between redoes that work, as it redoes what
+    /// finished since the last auto-commit. A record of a partition revoked meanwhile is
+    /// ignored: its new owner reads it again.
     pub fn complete(&self, topic: &str, partition: i32, offset: i64) {
-        let stored = {
+        {
             let mut partitions = self.partitions.lock();
             let Some(p) = partitions.get_mut(topic, partition) else { return };
             match p.watermark.complete(offset) {
-                Ok(Some(next)) => {
+                Ok(Some(_)) => {
                     p.unrecorded = false;
-                    Some((next, encode_done(next, p.watermark.done_beyond(), DONE_MAX_BYTES)))
+                    p.unstored = true;
                 }
-                Ok(None) => {
-                    p.unrecorded = true;
-                    None
-                }
+                Ok(None) => p.unrecorded = true,
                 Err(error) => {
                     tracing::debug!(topic, partition, %error, "completion of an unknown offset ignored");
-                    None
+                    return;
                 }
             }
-        };
-        if let Some((next, metadata)) = stored {
-            store_next_offset(&self.consumer, topic, partition, next, &metadata);
+        }
+        if self.storing.due(crate::time::now_ms()) {
+            self.store_advanced();
+        }
+    }
+
+    /// Stores the commit position of every partition whose position advanced since it was
+    /// last stored, with what finished beyond it.
+    pub fn store_advanced(&self) {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (topic, partition, p) in self.partitions.lock().iter_mut() {
+            if !std::mem::take(&mut p.unstored) {
+                continue;
+            }
+            let Some(next) = p.watermark.committed_to() else { continue };
+            let mut elem = tpl.add_partition(topic, partition);
+            elem.set_metadata(encode_done(next, p.watermark.done_beyond(), DONE_MAX_BYTES));
+            let _ = elem.set_offset(rdkafka::Offset::Offset(next));
+        }
+        if tpl.count() > 0 {
+            store_offsets(&self.consumer, &tpl);
         }
     }
 
@@ -132,13 +177,13 @@ impl OffsetTracker {
     /// the head, work finished after it would otherwise never be recorded: a crash would do
     /// it all again. Call it from the consuming loop (it returns at once when not due).
     pub fn record_finished_beyond(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
         let now = crate::time::now_ms();
-        let last = self.last_recorded_ms.load(Relaxed);
-        if now - last < RECORD_EVERY_MS || self.last_recorded_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
-            return;
+        if self.storing.due(now) {
+            self.store_advanced();
         }
-        self.commit_heads(false, rdkafka::consumer::CommitMode::Async);
+        if self.recording.due(now) {
+            self.commit_heads(false, rdkafka::consumer::CommitMode::Async);
+        }
     }
 
     /// Commits each partition's unfinished head with what finished beyond it (all of them,
@@ -244,6 +289,7 @@ impl OffsetTracker {
         if tokio::time::timeout(timeout, window.acquire_many(all)).await.is_err() {
             tracing::warn!(in_flight = self.in_flight(), "shutdown: work still in flight; it will be done again");
         }
+        self.store_advanced();
         if let Err(error) = self.consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
             tracing::debug!(%error, "final commit");
         }
@@ -255,5 +301,22 @@ impl OffsetTracker {
     /// Records begun and not yet committable, over all partitions.
     pub fn in_flight(&self) -> usize {
         self.partitions.lock().values().map(|p| p.watermark.in_flight()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Every;
+
+    #[test]
+    fn every_lets_the_first_call_through_then_one_per_interval() {
+        let every = Every::new(10);
+        assert!(every.due(1_000), "the first call is due");
+        assert!(!every.due(1_000) && !every.due(1_009), "not again within the interval");
+        assert!(every.due(1_010), "due once the interval has passed");
+        assert!(!every.due(1_015));
+        assert!(every.due(5_000), "and after a long pause");
+        // A clock that steps back never makes it due early.
+        assert!(!every.due(4_000));
     }
 }

@@ -315,7 +315,7 @@ pub enum Applied {
 
 /// The in-memory view of the endpoints topic, shared by every task of a process.
 pub struct EndpointRegistry {
-    endpoints: DashMap<String, Arc<EndpointEntry>>,
+    endpoints: DashMap<String, Arc<EndpointEntry>, hookline_core::keyed::FastHasher>,
     index: RwLock<SubscriptionIndex>,
     /// Opens the secrets of the records applied; writers seal with the same keys.
     keys: SecretKeys,
@@ -326,7 +326,7 @@ pub struct EndpointRegistry {
 impl Default for EndpointRegistry {
     fn default() -> Self {
         Self {
-            endpoints: DashMap::new(),
+            endpoints: DashMap::default(),
             index: RwLock::new(SubscriptionIndex::default()),
             keys: SecretKeys::clear(),
             position: Default::default(),

@@ -15,7 +15,6 @@ use crate::attempt::RecordedHeaders;
 use hookline_proto::v1;
 use hookline_runtime::kafka::{self, FutureProducer};
 use rdkafka::error::KafkaResult;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Notify};
@@ -40,7 +39,7 @@ pub struct Batch {
 /// Collects attempts per endpoint until a batch is full or the window ends. No IO.
 #[derive(Default)]
 pub struct Batches {
-    pending: HashMap<String, Batch>,
+    pending: hookline_core::keyed::KeyedMap<Batch>,
 }
 
 impl Batches {

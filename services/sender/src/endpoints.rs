@@ -161,7 +161,7 @@ impl EndpointRuntime {
 }
 
 pub struct EndpointRuntimes {
-    map: DashMap<String, Arc<EndpointRuntime>>,
+    map: DashMap<String, Arc<EndpointRuntime>, hookline_core::keyed::FastHasher>,
     default_in_flight: usize,
     max_queued: usize,
     breaker: BreakerSettings,
@@ -175,7 +175,7 @@ impl EndpointRuntimes {
     pub fn new(default_in_flight: usize, max_queued: usize, breaker: BreakerSettings, global: RetrySchedule) -> Self {
         let tiers = global.tiers();
         let failover_probe = Duration::from_secs(30);
-        Self { map: DashMap::new(), default_in_flight, max_queued, breaker, global, tiers, failover_probe }
+        Self { map: DashMap::default(), default_in_flight, max_queued, breaker, global, tiers, failover_probe }
     }
 
     /// Sets how often a primary is probed while its endpoint is on its failover URL.

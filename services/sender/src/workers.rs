@@ -74,7 +74,7 @@ pub struct Workers {
     lane_of: LaneOf,
     idle_exit: Duration,
     spill: Option<(Arc<dyn Spill>, usize)>,
-    by_endpoint: HashMap<Vec<u8>, Worker>,
+    by_endpoint: HashMap<Vec<u8>, Worker, hookline_core::keyed::FastHasher>,
 }
 
 struct Worker {
@@ -84,7 +84,7 @@ struct Worker {
 
 impl Workers {
     pub fn new(handler: Handler, lane_of: LaneOf, idle_exit: Duration) -> Self {
-        Self { handler, lane_of, idle_exit, spill: None, by_endpoint: HashMap::new() }
+        Self { handler, lane_of, idle_exit, spill: None, by_endpoint: HashMap::default() }
     }
 
     /// Parks lanes through `spill`; an endpoint's worker holds at most `limit` lane records
