@@ -223,6 +223,41 @@ pub struct EndpointEntry {
     /// The payload transformation, compiled, and the key of its hashed masks (the sender
     /// applies it before signing).
     pub transform: Option<(Transform, Option<MaskKey>)>,
+    /// Its `url` and `failover_url`, parsed once.
+    targets: Vec<Target>,
+}
+
+/// One of an endpoint's URLs, parsed: its URI, and for `http` the `Host` header of a request
+/// to it, which hyper would otherwise format and validate for every request (about 2% of a
+/// delivery's instructions, docs/performance.md). Not for `https`: a TLS connection may
+/// speak HTTP/2, where the authority travels as `:authority` and hyper sets no `Host`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub uri: http::Uri,
+    pub host: Option<http::HeaderValue>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Option<Self> {
+        let uri: http::Uri = url.parse().ok()?;
+        let host = if uri.scheme_str() == Some("http") { host_header(&uri) } else { None };
+        Some(Self { url: url.to_owned(), uri, host })
+    }
+}
+
+/// The `Host` header of a request to `uri`, as hyper-util's client writes it: the host, and
+/// the port unless it is the scheme's default.
+pub fn host_header(uri: &http::Uri) -> Option<http::HeaderValue> {
+    let host = uri.host()?;
+    let secure = matches!(uri.scheme_str(), Some("https" | "wss"));
+    let value = match uri.port_u16() {
+        Some(443) if secure => host.to_owned(),
+        Some(80) if !secure => host.to_owned(),
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    http::HeaderValue::from_str(&value).ok()
 }
 
 impl std::fmt::Debug for EndpointEntry {
@@ -252,7 +287,8 @@ impl EndpointEntry {
             .map_err(RuleError::BadCertificate)?;
         let contract = contract(&endpoint)?;
         let transform = contract.transform.map(|t| (t, (!endpoint.mask_key.is_empty()).then(|| MaskKey::new(endpoint.mask_key.as_bytes()))));
-        Ok((Self { endpoint, keys, client_identity, filter: contract.filter, transform }, subscription))
+        let targets = [&endpoint.url, &endpoint.failover_url].into_iter().filter(|u| !u.is_empty()).filter_map(|u| Target::parse(u)).collect();
+        Ok((Self { endpoint, keys, client_identity, filter: contract.filter, transform, targets }, subscription))
     }
 
     /// Whether the endpoint's contract takes `event` (of `version`): its version pin, then
@@ -283,6 +319,11 @@ impl EndpointEntry {
                 Ok(Some(v1::Event { payload: body.into(), content_type: "application/json".into(), ..event.clone() }))
             }
         }
+    }
+
+    /// `url` (its `url` or `failover_url`) parsed, when it parses.
+    pub fn target(&self, url: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.url == url)
     }
 
     /// Keys that sign a request made at `now_ms` (several during a rotation window).
@@ -514,6 +555,32 @@ mod tests {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
     const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_the_schemes_default() {
+        let host = |url: &str| host_header(&url.parse().expect("uri")).map(|h| h.to_str().expect("ascii").to_owned());
+        assert_eq!(host("https://hooks.example.com/in").as_deref(), Some("hooks.example.com"));
+        assert_eq!(host("https://hooks.example.com:443/in").as_deref(), Some("hooks.example.com"));
+        assert_eq!(host("http://hooks.example.com:80/in").as_deref(), Some("hooks.example.com"));
+        assert_eq!(host("http://hooks.example.com:443/in").as_deref(), Some("hooks.example.com:443"));
+        assert_eq!(host("https://hooks.example.com:8443/in").as_deref(), Some("hooks.example.com:8443"));
+        assert_eq!(host("http://[::1]:9200/ep1").as_deref(), Some("[::1]:9200"));
+        assert_eq!(host("http://user:pw@127.0.0.1:9200/x").as_deref(), Some("127.0.0.1:9200"), "never the userinfo");
+        assert_eq!(host("/relative"), None);
+    }
+
+    #[test]
+    fn an_endpoints_urls_are_parsed_once() {
+        let mut e = endpoint("ep", &["*"]);
+        e.url = "https://a.example.com/in".into();
+        e.failover_url = "http://b.example.com:8080/in".into();
+        let (entry, _) = EndpointEntry::new(e).expect("valid");
+        let target = entry.target("http://b.example.com:8080/in").expect("the failover url");
+        assert_eq!((target.uri.path(), target.host.as_ref().map(|h| h.as_bytes())), ("/in", Some(&b"b.example.com:8080"[..])));
+        let https = entry.target("https://a.example.com/in").expect("the url");
+        assert!(https.host.is_none(), "https may be HTTP/2: hyper sets the authority there");
+        assert!(entry.target("https://elsewhere.example.com/").is_none());
+    }
 
     fn endpoint(id: &str, types: &[&str]) -> v1::Endpoint {
         v1::Endpoint {

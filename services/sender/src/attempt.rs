@@ -12,7 +12,7 @@ use hookline_core::outcome::{classify_status, parse_retry_after_secs, Class};
 use hookline_core::signing::signature_header;
 use hookline_proto::v1;
 use hookline_runtime::registry::EndpointEntry;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::IpAddr;
@@ -117,7 +117,8 @@ impl Attempter {
                 Ok(r) => r,
                 Err(report) => return report,
             };
-            let report = self.send(entry, request, &credential, started).await;
+            let host = entry.target(url).and_then(|t| t.host.as_ref());
+            let report = self.send(entry, request, host, &credential, started).await;
             match credential.oauth2_token() {
                 Some(token) if after_response(report.status, retried) == AfterResponse::RefreshAndRetry => {
                     tracing::debug!(endpoint_id = %entry.endpoint.id, "endpoint answered 401: fetching a new oauth2 token");
@@ -134,6 +135,7 @@ impl Attempter {
         &self,
         entry: &EndpointEntry,
         mut request: Request<Full<Bytes>>,
+        host: Option<&HeaderValue>,
         credential: &Credential,
         started: Instant,
     ) -> AttemptReport {
@@ -147,6 +149,10 @@ impl Attempter {
         };
         let client = own_client.as_ref().unwrap_or(&self.client);
         let request_headers = RecordedHeaders::of(request.headers());
+        // After the recording, which shows the headers Hookline chose, as before.
+        if let Some(host) = host {
+            request.headers_mut().insert(HOST, host.clone());
+        }
         let timeout = match endpoint.limits.as_ref().map(|l| l.timeout_ms) {
             Some(ms) if ms > 0 => Duration::from_millis(u64::from(ms)),
             _ => self.default_timeout,
@@ -197,7 +203,10 @@ impl Attempter {
         extra: &[(&'static str, String)],
     ) -> Result<Request<Full<Bytes>>, AttemptReport> {
         let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
-        let uri: Uri = url.parse().map_err(|e| permanent(format!("url {url:?}: {e}")))?;
+        let uri: Uri = match entry.target(url) {
+            Some(target) => target.uri.clone(),
+            None => url.parse().map_err(|e| permanent(format!("url {url:?}: {e}")))?,
+        };
         // Literal IPs never reach the resolver, so they are checked here.
         if let Some(ip) = uri.host().and_then(literal_ip) {
             if let Err(blocked) = self.policy.check(ip) {
@@ -278,8 +287,12 @@ impl RecordedHeaders {
     pub fn of(headers: &http::HeaderMap) -> Self {
         let mut fields = Vec::with_capacity(headers.len() * 64);
         for (name, value) in headers {
-            // Protobuf strings are UTF-8; a header value need not be.
-            let mut shown = String::from_utf8_lossy(value.as_bytes());
+            // Protobuf strings are UTF-8; a header value need not be. `from_utf8` checks the
+            // usual all-ASCII value a word at a time; the lossy copy is for the rest.
+            let mut shown = match std::str::from_utf8(value.as_bytes()) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(value.as_bytes()),
+            };
             if name == AUTHORIZATION {
                 shown = match shown.split_once(' ') {
                     Some((scheme, _)) => format!("{scheme} [redacted]"),
