@@ -89,18 +89,17 @@ def main():
     net = load_total - background
     per = lambda n: n / a.deliveries
     inclusive = functions(dumps["load"][0], True)
-    signing = max((n for n, f in inclusive if re.search(PARTS[2][1], f)), default=0)
+    parts = [(label, max((n for n, f in inclusive if re.search(pattern, f)), default=0)) for label, pattern in PARTS]
+    tokio, signing = parts[0][1], parts[2][1]
     print(f"instructions (callgrind) of hookline dev: fan-out {a.fanout}, source {a.source}, {a.deliveries} deliveries")
     print(f"  load window {load_s:.1f} s: {load_total:,} instructions; idle rate {idle_rate:,.0f}/s "
           f"({dumps['idle'][1]:,} in {idle_s:.1f} s), so {background:,.0f} of the window is background")
-    tokio = max((n for n, f in inclusive if re.search(PARTS[0][1], f)), default=0)
     print(f"  per delivery: {per(net):,.0f} instructions; without signing {per(net - signing):,.0f} "
           f"(signing {per(signing):,.0f}, software SHA-256 under valgrind)")
     print(f"  Hookline's own async code (the tokio threads) per delivery: {per(tokio):,.0f}; "
           f"without signing {per(tokio - signing):,.0f}")
     print("  parts, inclusive, per delivery (parts nest; time-driven parts include the background):")
-    for label, pattern in PARTS:
-        n = max((n for n, f in inclusive if re.search(pattern, f)), default=0)
+    for label, n in parts:
         print(f"    {per(n):>9,.0f}  {label}")
     print("  most instructions by function (self), per delivery:")
     # Thread entry frames show the whole thread's cost as their own: not a function's.

@@ -163,9 +163,7 @@ impl OffsetTracker {
                 continue;
             }
             let Some(next) = p.watermark.committed_to() else { continue };
-            let mut elem = tpl.add_partition(topic, partition);
-            elem.set_metadata(encode_done(next, p.watermark.done_beyond(), DONE_MAX_BYTES));
-            let _ = elem.set_offset(rdkafka::Offset::Offset(next));
+            add_position(&mut tpl, topic, partition, next, &p.watermark);
         }
         if tpl.count() > 0 {
             store_offsets(&self.consumer, &tpl);
@@ -193,9 +191,7 @@ impl OffsetTracker {
         for (topic, partition, p) in self.partitions.lock().iter_mut() {
             let Some(head) = p.watermark.head().filter(|_| all || p.unrecorded) else { continue };
             p.unrecorded = false;
-            let mut elem = tpl.add_partition(topic, partition);
-            elem.set_metadata(encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES));
-            let _ = elem.set_offset(rdkafka::Offset::Offset(head));
+            add_position(&mut tpl, topic, partition, head, &p.watermark);
         }
         self.commit(&tpl, mode);
     }
@@ -234,14 +230,9 @@ impl OffsetTracker {
         for (topic, partition) in parts {
             let partitions = self.partitions.lock();
             let Some(p) = partitions.get(topic, *partition) else { continue };
-            let (at, metadata) = match (p.watermark.head(), p.watermark.committed_to()) {
-                (Some(head), _) => (head, encode_done(head, p.watermark.done_beyond(), DONE_MAX_BYTES)),
-                (None, Some(next)) => (next, String::new()),
-                (None, None) => continue,
-            };
-            let mut elem = tpl.add_partition(topic, *partition);
-            elem.set_metadata(metadata);
-            let _ = elem.set_offset(rdkafka::Offset::Offset(at));
+            // Its unfinished head, or where it stands when all is finished (nothing beyond).
+            let Some(at) = p.watermark.head().or(p.watermark.committed_to()) else { continue };
+            add_position(&mut tpl, topic, *partition, at, &p.watermark);
         }
         self.commit(&tpl, rdkafka::consumer::CommitMode::Sync);
         tracing::info!(
@@ -302,6 +293,13 @@ impl OffsetTracker {
     pub fn in_flight(&self) -> usize {
         self.partitions.lock().values().map(|p| p.watermark.in_flight()).sum()
     }
+}
+
+/// Adds a partition's position `at` to `tpl`, with what finished beyond it as the metadata.
+fn add_position(tpl: &mut rdkafka::TopicPartitionList, topic: &str, partition: i32, at: i64, watermark: &CommitWatermark) {
+    let mut elem = tpl.add_partition(topic, partition);
+    elem.set_metadata(encode_done(at, watermark.done_beyond(), DONE_MAX_BYTES));
+    let _ = elem.set_offset(rdkafka::Offset::Offset(at));
 }
 
 #[cfg(test)]

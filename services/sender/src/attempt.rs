@@ -11,7 +11,7 @@ use hookline_core::address::AddressPolicy;
 use hookline_core::outcome::{classify_status, parse_retry_after_secs, Class};
 use hookline_core::signing::signature_header;
 use hookline_proto::v1;
-use hookline_runtime::registry::EndpointEntry;
+use hookline_runtime::registry::{EndpointEntry, Target};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -108,17 +108,18 @@ impl Attempter {
     ) -> AttemptReport {
         let started = Instant::now();
         let mut retried = false;
+        // The URL as the registry parsed it, once for the attempt.
+        let target = entry.target(url);
         loop {
             let credential = match self.auth.credential(&entry.endpoint).await {
                 Ok(c) => c,
                 Err(e) => return AttemptReport::failed(e.class(), started.elapsed(), e.to_string()),
             };
-            let request = match self.request(entry, url, event, now_ms, traceparent, extra) {
+            let request = match self.request(entry, url, target, event, now_ms, traceparent, extra) {
                 Ok(r) => r,
                 Err(report) => return report,
             };
-            let host = entry.target(url).and_then(|t| t.host.as_ref());
-            let report = self.send(entry, request, host, &credential, started).await;
+            let report = self.send(entry, request, target.and_then(|t| t.host.as_ref()), &credential, started).await;
             match credential.oauth2_token() {
                 Some(token) if after_response(report.status, retried) == AfterResponse::RefreshAndRetry => {
                     tracing::debug!(endpoint_id = %entry.endpoint.id, "endpoint answered 401: fetching a new oauth2 token");
@@ -193,17 +194,19 @@ impl Attempter {
         AttemptReport { request_headers, ..report }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         entry: &EndpointEntry,
         url: &str,
+        target: Option<&Target>,
         event: &v1::Event,
         now_ms: i64,
         traceparent: Option<&str>,
         extra: &[(&'static str, String)],
     ) -> Result<Request<Full<Bytes>>, AttemptReport> {
         let permanent = |error: String| AttemptReport::failed(Class::Permanent, Duration::ZERO, error);
-        let uri: Uri = match entry.target(url) {
+        let uri: Uri = match target {
             Some(target) => target.uri.clone(),
             None => url.parse().map_err(|e| permanent(format!("url {url:?}: {e}")))?,
         };
@@ -393,7 +396,8 @@ mod tests {
     async fn the_request_is_signed_and_custom_headers_cannot_override_ours() {
         let a = attempter(AddressPolicy::default());
         let event = v1::Event { id: "evt_1".into(), payload: bytes::Bytes::from_static(b"{\"a\":1}"), ..Default::default() };
-        let request = a.request(&entry("https://example.com/hook"), "https://example.com/hook", &event, 1_700_000_000_123, None, &[]).expect("request");
+        let e = entry("https://example.com/hook");
+        let request = a.request(&e, "https://example.com/hook", e.target("https://example.com/hook"), &event, 1_700_000_000_123, None, &[]).expect("request");
         let h = request.headers();
         assert_eq!(h["webhook-id"], "evt_1");
         assert_eq!(h["webhook-timestamp"], "1700000000");
