@@ -22,9 +22,11 @@ import subprocess
 PARTS = [
     ("tokio threads: Hookline's own async code", r"tokio::runtime::blocking::pool::Inner::run$"),
     ("sender: a record's delivery, to its end", r"hookline_sender::workers::delivery::\{\{closure\}\}"),
-    ("  signing (software SHA-256 here)", r"hookline_core::signing::signature_header"),
+    # The HMAC itself: the function around it (`signature_header`) is inlined in some builds.
+    ("  signing (software SHA-256 here)", r"hookline_core::signing::SigningKey::sign$"),
     ("  HTTP request and response (hyper)", r"hyper_util::client::legacy::client::Client<C,B>::send_request::\{\{closure\}\}"),
-    ("  attempt record (into its batch)", r"hookline_sender::attempt_log::AttemptLog::record"),
+    # Adding to the batch: `AttemptLog::record` around it is inlined in some builds.
+    ("  attempt record (into its batch)", r"hookline_sender::attempt_log::Batches::push$"),
     ("attempt batches written", r"hookline_sender::attempt_log::write"),
     ("offset tracking (complete)", r"hookline_runtime::offsets::OffsetTracker::complete"),
     ("router: consume, route, produce", r"hookline_router::run::\{\{closure\}\}"),
