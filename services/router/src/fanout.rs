@@ -118,7 +118,7 @@ pub fn source(record: &OwnedRecord, keep_value: bool) -> v1::SourceRecord {
         offset: record.offset,
         timestamp_ms: record.timestamp_ms,
         key: record.key.clone(),
-        raw_value: if keep_value { record.value.clone().unwrap_or_default() } else { Vec::new() },
+        raw_value: if keep_value { record.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default() } else { Vec::new() },
     }
 }
 
@@ -176,7 +176,7 @@ mod tests {
             offset: 7,
             timestamp_ms: 1,
             key: b"k".to_vec(),
-            value,
+            value: value.map(Into::into),
             headers: Vec::new(),
         }
     }

@@ -7,6 +7,7 @@ use hookline_core::consume::LogFold;
 use hookline_core::watermark::decode_done;
 use std::collections::BTreeSet;
 use parking_lot::Mutex;
+use bytes::Bytes;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -442,7 +443,10 @@ pub struct OwnedRecord {
     pub offset: i64,
     pub timestamp_ms: i64,
     pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
+    /// Copied once from librdkafka's buffer; a message decoded from it with
+    /// `decode(value.clone())` holds its `bytes` fields (an event's payload) as slices of
+    /// it, not as copies.
+    pub value: Option<Bytes>,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -458,7 +462,7 @@ impl OwnedRecord {
             offset: m.offset(),
             timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
-            value: m.payload().map(<[u8]>::to_vec),
+            value: m.payload().map(Bytes::copy_from_slice),
             headers,
         }
     }
@@ -546,6 +550,20 @@ pub async fn acked(ack: DeliveryFuture) -> KafkaResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_decoded_from_a_record_holds_the_payload_as_a_slice_of_it() {
+        use hookline_proto::{v1, Message as _};
+        let event = v1::Event { id: "evt_1".into(), payload: Bytes::from_static(&[7; 300]), ..Default::default() };
+        let delivery = v1::Delivery { event: Some(event), endpoint_id: "ep".into(), ..Default::default() };
+        let record = OwnedRecord { value: Some(delivery.encode_to_vec().into()), ..Default::default() };
+        let value = record.value.clone().expect("value");
+        let decoded = v1::Delivery::decode(value.clone()).expect("decodes");
+        let payload = &decoded.event.as_ref().expect("event").payload;
+        assert_eq!(payload.as_ref(), [7; 300]);
+        let within = value.as_ptr_range();
+        assert!(within.contains(&payload.as_ptr()), "the payload points into the record's bytes: no copy");
+    }
 
     #[test]
     fn lag_is_reported_for_known_partitions_only() {

@@ -108,7 +108,8 @@ pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRec
     if lane.is_some() && !ours() {
         return Ended::Abandoned;
     }
-    let mut result = match v1::Delivery::decode(record.value.as_deref().unwrap_or_default()) {
+    // From the record's `Bytes`: the event's payload is a slice of it, not a copy.
+    let mut result = match v1::Delivery::decode(record.value.clone().unwrap_or_default()) {
         // A parked head comes back with its next attempt's time: it keeps its schedule.
         Ok(delivery) if delivery.event.is_some() && shared.parking.is_parked_record(record) && delivery.next_attempt_at_ms > now_ms() => {
             let wait = Duration::from_millis((delivery.next_attempt_at_ms - now_ms()).max(0) as u64);
@@ -140,7 +141,7 @@ pub async fn deliver(shared: &Shared, tracker: &OffsetTracker, record: &OwnedRec
                 (false, _) => Ok(Done::Abandoned),
                 // Unless the lane was parked behind it meanwhile (its endpoint held too many).
                 (true, Some((lane, _))) if !shared.parking.lane_is_parked(record, lane) => Ok(Done::Park(Box::new(OwnedRecord {
-                    value: Some(delivery.encode_to_vec()),
+                    value: Some(delivery.encode_to_vec().into()),
                     ..record.clone()
                 }))),
                 (true, _) => handle(shared, record, *delivery).await,
@@ -518,7 +519,7 @@ async fn dead_letter(
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
             key: record.key.clone(),
-            raw_value: if keep_raw { record.value.clone().unwrap_or_default() } else { Vec::new() },
+            raw_value: if keep_raw { record.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default() } else { Vec::new() },
         }),
         dead_at_ms: now_ms(),
     };
