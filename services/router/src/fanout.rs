@@ -43,7 +43,7 @@ pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, catalog: &Catalo
             return Routed::Dead(Box::new(v1::DeadLetter {
                 reason: DeadLetterReason::InvalidEvent as i32,
                 detail: format!("attributes.version: {e}"),
-                source: Some(source(record, true)),
+                source: Some(record.source(true)),
                 dead_at_ms: now_ms,
                 ..Default::default()
             }))
@@ -53,7 +53,7 @@ pub fn route(record: &OwnedRecord, registry: &EndpointRegistry, catalog: &Catalo
         return Routed::Dead(Box::new(v1::DeadLetter {
             reason: DeadLetterReason::SchemaViolation as i32,
             detail: violation,
-            source: Some(source(record, true)),
+            source: Some(record.source(true)),
             dead_at_ms: now_ms,
             ..Default::default()
         }));
@@ -104,21 +104,9 @@ fn dead_letter(record: &OwnedRecord, rejection: &Rejection, now_ms: i64) -> v1::
     v1::DeadLetter {
         reason: reason as i32,
         detail: rejection.to_string(),
-        source: Some(source(record, keep_value)),
+        source: Some(record.source(keep_value)),
         dead_at_ms: now_ms,
         ..Default::default()
-    }
-}
-
-/// The coordinates of `record`, with its raw value when it could not be decoded.
-pub fn source(record: &OwnedRecord, keep_value: bool) -> v1::SourceRecord {
-    v1::SourceRecord {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-        timestamp_ms: record.timestamp_ms,
-        key: record.key.clone(),
-        raw_value: if keep_value { record.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default() } else { Vec::new() },
     }
 }
 

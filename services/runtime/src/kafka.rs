@@ -467,6 +467,20 @@ impl OwnedRecord {
         }
     }
 
+    /// The record's coordinates for a dead letter, with its raw value when `keep_value` (a
+    /// record that could not be decoded is kept whole; one that was is in the dead letter
+    /// already).
+    pub fn source(&self, keep_value: bool) -> hookline_proto::v1::SourceRecord {
+        hookline_proto::v1::SourceRecord {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.clone(),
+            raw_value: if keep_value { self.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default() } else { Vec::new() },
+        }
+    }
+
     /// The first header named `name` (case-insensitive), as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -513,14 +513,7 @@ async fn dead_letter(
         reason: reason as i32,
         detail,
         last_attempt,
-        source: Some(v1::SourceRecord {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            key: record.key.clone(),
-            raw_value: if keep_raw { record.value.as_deref().map(<[u8]>::to_vec).unwrap_or_default() } else { Vec::new() },
-        }),
+        source: Some(record.source(keep_raw)),
         dead_at_ms: now_ms(),
     };
     metric_catalog::SENDER_DEAD_LETTERS.with([reason.label()]).increment(1);
